@@ -1,0 +1,1 @@
+"""Offline indexing pipeline for sae-search: corpus -> embeddings -> SAE -> codes -> names -> families -> FAISS."""

@@ -1,0 +1,225 @@
+"""The on-disk index: one directory per build, written beside its destination and moved into place by
+rename, with a manifest that records provenance and a checksum of every file.
+
+Layout: manifest.json, docs.parquet, embeddings.npy, dense.faiss, sae/sae.{safetensors,json},
+codes.parquet (top-k per document), inverted.npz (feature -> documents), features.parquet, families.parquet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import pyarrow as pa
+
+from indexer.codes import FeatureStats, InvertedLists, SparseCodes, feature_stats
+from indexer.corpus import Corpus, corpus_from_table
+from indexer.errors import CorruptIndex, IndexNotReady
+from indexer.families import Families
+from indexer.index import load_faiss, save_faiss
+from indexer.names import FeatureNames
+from indexer.sae import TopKSae, load_sae, save_sae
+from indexer.tables import read_parquet, write_parquet
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class IndexData:
+    """Everything a search needs, in memory. Built by the pipeline or read back by `load_index`."""
+
+    corpus: Corpus
+    embeddings: np.ndarray
+    """(n_docs, d) float32 unit rows."""
+    faiss_index: faiss.Index
+    sae: TopKSae
+    codes: SparseCodes
+    inv: InvertedLists
+    stats: FeatureStats
+    names: FeatureNames
+    families: Families
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _features_table(names: FeatureNames, stats: FeatureStats, fam: Families) -> pa.Table:
+    n = len(names.names)
+    return pa.table(
+        {
+            "id": pa.array(np.arange(n, dtype=np.int32)),
+            "name": names.names,
+            "description": names.descriptions,
+            "terms": pa.array(names.terms, type=pa.list_(pa.string())),
+            "trust": pa.array(names.trust.astype(np.float32)),
+            "status": names.status,
+            "density": pa.array(stats.density),
+            "p90": pa.array(stats.p90),
+            "max_activation": pa.array(stats.max_activation),
+            "family": pa.array(fam.feature_family.astype(np.int32)),
+            "neighbors": pa.array(list(fam.neighbors.astype(np.int32)), type=pa.list_(pa.int32())),
+            "neighbor_sims": pa.array(list(fam.neighbor_sims.astype(np.float32)), type=pa.list_(pa.float32())),
+            "cooccurring": pa.array(list(fam.cooccurring.astype(np.int32)), type=pa.list_(pa.int32())),
+            "cooccur_counts": pa.array(list(fam.cooccur_counts.astype(np.int32)), type=pa.list_(pa.int32())),
+        }
+    )
+
+
+def _families_table(fam: Families) -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array(np.arange(len(fam.names), dtype=np.int32)),
+            "name": fam.names,
+            "parent": pa.array(fam.parent.astype(np.int32)),
+            "children": pa.array([c.astype(np.int32) for c in fam.children], type=pa.list_(pa.int32())),
+        }
+    )
+
+
+def _codes_table(corpus: Corpus, codes: SparseCodes) -> pa.Table:
+    return pa.table(
+        {
+            "id": corpus.ids,
+            "features": pa.array(list(codes.indices), type=pa.list_(pa.int32())),
+            "activations": pa.array(list(codes.values), type=pa.list_(pa.float32())),
+        }
+    )
+
+
+def _stack(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
+    """A list column of equal-length lists -> (rows, width) array."""
+    flat = column.combine_chunks()
+    width = len(flat[0]) if len(flat) else 0
+    return flat.values.to_numpy(zero_copy_only=False).astype(dtype).reshape(len(flat), width)
+
+
+def write_index(data: IndexData, out: str | Path, info: dict[str, Any]) -> Path:
+    """Write `data` to a fresh sibling directory, then rename it onto `out` (replacing an old build).
+    A reader never sees a half-written index: the manifest is written last and verified on load."""
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        write_parquet(data.corpus.to_table(), tmp / "docs.parquet")
+        np.save(tmp / "embeddings.npy", np.ascontiguousarray(data.embeddings, dtype=np.float32))
+        save_faiss(data.faiss_index, tmp / "dense.faiss")
+        save_sae(data.sae, tmp / "sae", data.manifest.get("sae", {}).get("metrics"))
+        write_parquet(_codes_table(data.corpus, data.codes), tmp / "codes.parquet")
+        np.savez(tmp / "inverted.npz", indptr=data.inv.indptr, doc_ids=data.inv.doc_ids, values=data.inv.values)
+        write_parquet(_features_table(data.names, data.stats, data.families), tmp / "features.parquet")
+        write_parquet(_families_table(data.families), tmp / "families.parquet")
+        files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **info,
+            "files": files,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    data.manifest = manifest
+    log.info("index written path=%s documents=%d files=%d", out, len(data.corpus), len(files))
+    return out
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest of an index directory; IndexNotReady when there is none."""
+    p = Path(path) / MANIFEST
+    if not p.is_file():
+        raise IndexNotReady(f"no index at {Path(path)} (no {MANIFEST}); build one with `sae-search build`")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise CorruptIndex(f"{p} is not valid JSON: {exc}") from None
+
+
+def verify_index(path: str | Path) -> dict[str, Any]:
+    """Check format version and every file's checksum; returns the manifest."""
+    root = Path(path)
+    manifest = read_manifest(root)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise CorruptIndex(f"index at {root} has format {manifest.get('format_version')}, expected {FORMAT_VERSION}; rebuild it")
+    for name, digest in manifest.get("files", {}).items():
+        f = root / name
+        if not f.is_file():
+            raise CorruptIndex(f"index at {root} is missing {name}; rebuild it")
+        if sha256_file(f) != digest:
+            raise CorruptIndex(f"index at {root}: {name} does not match its checksum; rebuild it")
+    return manifest
+
+
+def load_index(path: str | Path, verify: bool = True) -> IndexData:
+    """Read an index directory written by `write_index`."""
+    root = Path(path)
+    manifest = verify_index(root) if verify else read_manifest(root)
+    corpus = corpus_from_table(read_parquet(root / "docs.parquet"))
+    embeddings = np.load(root / "embeddings.npy")
+    sae, _ = load_sae(root / "sae")
+    codes_t = read_parquet(root / "codes.parquet", columns=["features", "activations"])
+    codes = SparseCodes(
+        indices=_stack(codes_t["features"], np.int32), values=_stack(codes_t["activations"], np.float32), n_features=sae.n
+    )
+    with np.load(root / "inverted.npz") as z:
+        inv = InvertedLists(indptr=z["indptr"], doc_ids=z["doc_ids"], values=z["values"])
+    ft = read_parquet(root / "features.parquet")
+    stats = feature_stats(inv, len(corpus))
+    names = FeatureNames(
+        names=ft["name"].to_pylist(),
+        descriptions=ft["description"].to_pylist(),
+        terms=ft["terms"].to_pylist(),
+        trust=ft["trust"].to_numpy().astype(np.float32),
+        status=ft["status"].to_pylist(),
+    )
+    fmt = read_parquet(root / "families.parquet")
+    families = Families(
+        parent=fmt["parent"].to_numpy().astype(np.int32),
+        children=[np.asarray(c, dtype=np.int32) for c in fmt["children"].to_pylist()],
+        names=fmt["name"].to_pylist(),
+        feature_family=ft["family"].to_numpy().astype(np.int32),
+        neighbors=_stack(ft["neighbors"], np.int32),
+        neighbor_sims=_stack(ft["neighbor_sims"], np.float32),
+        cooccurring=_stack(ft["cooccurring"], np.int32),
+        cooccur_counts=_stack(ft["cooccur_counts"], np.int32),
+    )
+    return IndexData(
+        corpus=corpus, embeddings=embeddings, faiss_index=load_faiss(root / "dense.faiss"), sae=sae, codes=codes,
+        inv=inv, stats=stats, names=names, families=families, manifest=manifest,
+    )

@@ -1,0 +1,52 @@
+"""`sae-search build`: argument parsing for the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from indexer.config import BuildConfig
+from indexer.pipeline import build_index, is_current
+
+log = logging.getLogger(__name__)
+
+
+def add_build_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build", help="build an index directory from a corpus file")
+    p.add_argument("--corpus", required=True, help="Parquet, JSONL (also the arXiv snapshot) or CSV file")
+    p.add_argument("--out", required=True, help="index directory to create or replace atomically")
+    p.add_argument("--embeddings", help="precomputed .npy aligned with the corpus file's rows (spot-checked)")
+    p.add_argument("--model", help="sentence-transformers model directory (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--k", type=int, default=32, help="active SAE latents per document (default 32)")
+    p.add_argument("--latents", type=int, help="SAE latents (default: from corpus size, 256..6144)")
+    p.add_argument("--epochs", type=int, help="SAE training epochs (default: the trainer's)")
+    p.add_argument("--time-budget", type=float, help="seconds allowed for SAE training")
+    p.add_argument("--faiss", default="Flat", help="FAISS index_factory string, inner product (default Flat = exact)")
+    p.add_argument("--limit", type=int, help="use only the first N usable rows")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--if-stale", action="store_true", help="skip the build when OUT is current for these inputs")
+    p.set_defaults(handler=run_build)
+
+
+def config_from_args(args: argparse.Namespace) -> BuildConfig:
+    return BuildConfig(
+        corpus=args.corpus, out=args.out, embeddings=args.embeddings, model=args.model, k=args.k,
+        latents=args.latents, epochs=args.epochs, time_budget=args.time_budget, faiss_factory=args.faiss,
+        limit=args.limit, seed=args.seed, device=args.device,
+    )
+
+
+def run_build(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if args.if_stale and is_current(cfg):
+        log.info("index is current, nothing to do path=%s", cfg.out)
+        return 0
+    data = build_index(cfg)
+    m = data.manifest
+    log.info(
+        "built path=%s documents=%d features=%d live=%d families=%d sae_nmse=%.4f",
+        cfg.out, m["documents"], m["features"]["total"], m["features"]["live"], m["features"]["families"],
+        m["sae"]["metrics"].get("train_nmse", float("nan")),
+    )
+    return 0

@@ -1,0 +1,237 @@
+"""Feature and family lookups over a loaded index: resolve a reference (id or name), search names and
+terms, and describe a feature or family. Read-only; built once per loaded index."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from indexer.artifacts import IndexData
+from indexer.errors import UnknownFamily, UnknownFeature
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A feature or family as the API shows it in lists."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class FeatureMatch:
+    """One hit of a feature search."""
+
+    id: int
+    name: str
+    density: float
+    trust: float
+    status: str
+    score: float
+
+
+class Catalog:
+    """Name tables of one index."""
+
+    def __init__(self, data: IndexData) -> None:
+        self.data = data
+        names = data.names
+        self.n_features = len(names.names)
+        self._by_name = {}
+        for i, name in enumerate(names.names):
+            # First (lowest id) wins when two features share a name; the API shows ids beside names.
+            self._by_name.setdefault(name.lower(), i)
+        self._family_by_name = {}
+        for i, name in enumerate(data.families.names):
+            self._family_by_name.setdefault(name.lower(), i)
+        self._name_words = [set(_words(n)) for n in names.names]
+        self._term_words = [[set(_words(t)) for t in terms] for terms in names.terms]
+
+    # -- resolving references -------------------------------------------------------------
+    def feature_id(self, ref: int | str) -> int:
+        """Feature id from an id (int or digit string) or an exact name (case-insensitive)."""
+        if isinstance(ref, str):
+            hit = self._by_name.get(ref.strip().lower())
+            if hit is not None:
+                return hit
+            if ref.strip().isdigit():
+                ref = int(ref.strip())
+            else:
+                close = difflib.get_close_matches(ref.lower(), list(self._by_name), n=5, cutoff=0.5)
+                close = close or [m.name for m in self.search(ref, limit=5)]
+                hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+                raise UnknownFeature(f"no feature named {ref!r}{hint}", suggestions=close)
+        if not 0 <= ref < self.n_features:
+            raise UnknownFeature(f"no feature with id {ref}; ids run from 0 to {self.n_features - 1}")
+        return int(ref)
+
+    def family_id(self, ref: int | str) -> int:
+        """Family id from an id or an exact family name (case-insensitive)."""
+        n = len(self.data.families.names)
+        if isinstance(ref, str):
+            hit = self._family_by_name.get(ref.strip().lower())
+            if hit is not None:
+                return hit
+            if not ref.strip().isdigit():
+                close = difflib.get_close_matches(ref.lower(), list(self._family_by_name), n=5, cutoff=0.5)
+                hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+                raise UnknownFamily(f"no family named {ref!r}{hint}", suggestions=close)
+            ref = int(ref.strip())
+        if not 0 <= ref < n:
+            raise UnknownFamily(f"no family with id {ref}; ids run from 0 to {n - 1}")
+        return int(ref)
+
+    def family_members(self, fam: int) -> np.ndarray:
+        """(m,) int32 parent first, then children."""
+        f = self.data.families
+        return np.concatenate([[f.parent[fam]], f.children[fam]]).astype(np.int32)
+
+    def ref(self, feature: int) -> Ref:
+        return Ref(int(feature), self.data.names.names[feature])
+
+    def family_ref(self, fam: int) -> Ref:
+        return Ref(int(fam), self.data.families.names[fam])
+
+    # -- searching names -------------------------------------------------------------------
+    def search(self, text: str, limit: int = 10) -> list[FeatureMatch]:
+        """Features whose name or distinctive terms match `text`, best first: exact name, then the share of the
+        query's words found in the name, then in the top terms (earlier terms count more); ties go to the
+        more trusted, then the broader feature. Dead features are left out."""
+        q = set(_words(text))
+        if not q:
+            return []
+        names, stats = self.data.names, self.data.stats
+        exact = text.strip().lower()
+        scored = []
+        for i in range(self.n_features):
+            if names.status[i] == "dead":
+                continue
+            score = 3.0 if names.names[i].lower() == exact else 0.0
+            score += 2.0 * len(q & self._name_words[i]) / len(q)
+            for rank, words in enumerate(self._term_words[i]):
+                if q & words:
+                    score += len(q & words) / len(q) / (1.0 + 0.3 * rank)
+            if score > 0:
+                scored.append((score, float(names.trust[i]), float(stats.density[i]), i))
+        scored.sort(reverse=True)
+        return [
+            FeatureMatch(i, names.names[i], density, trust, names.status[i], round(score, 4))
+            for score, trust, density, i in scored[:limit]
+        ]
+
+
+@dataclass(frozen=True)
+class DocActivation:
+    id: str
+    title: str
+    activation: float
+
+
+@dataclass(frozen=True)
+class Related:
+    id: int
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
+class FeatureDetail:
+    id: int
+    name: str
+    description: str
+    density: float
+    trust: float
+    status: str
+    p90: float
+    terms: list[str]
+    top_documents: list[DocActivation]
+    family: Ref | None
+    neighbors: list[Related]
+    cooccurring: list[Related]
+
+
+@dataclass(frozen=True)
+class FamilySummary:
+    id: int
+    name: str
+    parent: Ref
+    children: list[Ref]
+    size: int
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    id: int
+    name: str
+    family: int | None
+    children: list["TreeNode"]
+
+
+def _related(catalog: Catalog, ids: np.ndarray, values: np.ndarray) -> list[Related]:
+    return [Related(int(i), catalog.data.names.names[i], round(float(v), 4)) for i, v in zip(ids, values) if i >= 0]
+
+
+def feature_detail(catalog: Catalog, ref: int | str, top: int = 10) -> FeatureDetail:
+    """Everything the API shows about one feature."""
+    f = catalog.feature_id(ref)
+    data = catalog.data
+    docs, acts = data.inv.postings(f)
+    fam = int(data.families.feature_family[f])
+    return FeatureDetail(
+        id=f, name=data.names.names[f], description=data.names.descriptions[f],
+        density=float(data.stats.density[f]), trust=float(data.names.trust[f]), status=data.names.status[f],
+        p90=float(data.stats.p90[f]), terms=list(data.names.terms[f]),
+        top_documents=[
+            DocActivation(data.corpus.ids[d], data.corpus.titles[d], round(float(a), 5)) for d, a in zip(docs[:top], acts[:top])
+        ],
+        family=catalog.family_ref(fam) if fam >= 0 else None,
+        neighbors=_related(catalog, data.families.neighbors[f], data.families.neighbor_sims[f]),
+        cooccurring=_related(catalog, data.families.cooccurring[f], data.families.cooccur_counts[f]),
+    )
+
+
+def list_families(catalog: Catalog, offset: int = 0, limit: int = 50) -> tuple[int, list[FamilySummary]]:
+    """Families, largest first (ties by id): (total count, one page)."""
+    fam = catalog.data.families
+    sizes = np.array([1 + len(c) for c in fam.children], dtype=np.int64)
+    order = np.lexsort((np.arange(len(sizes)), -sizes))
+    page = [family_summary(catalog, int(i)) for i in order[offset : offset + limit]]
+    return len(sizes), page
+
+
+def family_summary(catalog: Catalog, ref: int | str) -> FamilySummary:
+    i = catalog.family_id(ref)
+    fam = catalog.data.families
+    return FamilySummary(
+        id=i, name=fam.names[i], parent=catalog.ref(int(fam.parent[i])),
+        children=[catalog.ref(int(c)) for c in fam.children[i]], size=1 + len(fam.children[i]),
+    )
+
+
+def family_tree(catalog: Catalog, ref: int | str, max_depth: int = 6) -> TreeNode:
+    """The family as a tree: its parent at the root, children below, and each child's own family nested."""
+    i = catalog.family_id(ref)
+    fam = catalog.data.families
+    headed = {int(p): j for j, p in enumerate(fam.parent)}
+    seen: set[int] = set()
+
+    def node(feature: int, fam_id: int | None, depth: int) -> TreeNode:
+        seen.add(feature)
+        kids: list[TreeNode] = []
+        if fam_id is not None and depth < max_depth:
+            for c in fam.children[fam_id]:
+                c = int(c)
+                if c not in seen:
+                    kids.append(node(c, headed.get(c), depth + 1))
+        return TreeNode(feature, catalog.data.names.names[feature], fam_id, kids)
+
+    return node(int(fam.parent[i]), i, 0)

@@ -1,0 +1,98 @@
+"""Sparse codes of every document and the inverted lists feature -> documents (CSR), with per-feature
+statistics. Pure numpy: arrays in, arrays out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SparseCodes:
+    """Top-k SAE code of each document."""
+
+    indices: np.ndarray
+    """(n_docs, k) int32 feature ids, each row strongest first."""
+    values: np.ndarray
+    """(n_docs, k) float32 activations >= 0 (0 means the slot did not fire)."""
+    n_features: int
+    """Number of SAE latents."""
+
+    @property
+    def n_docs(self) -> int:
+        return int(self.indices.shape[0])
+
+
+@dataclass(frozen=True)
+class InvertedLists:
+    """Feature -> documents where it fires, CSR. Feature f's postings are
+    `doc_ids[indptr[f]:indptr[f+1]]`, sorted by activation, strongest first."""
+
+    indptr: np.ndarray
+    """(n_features + 1,) int64 offsets."""
+    doc_ids: np.ndarray
+    """(nnz,) int32 document rows."""
+    values: np.ndarray
+    """(nnz,) float32 activations > 0."""
+
+    @property
+    def n_features(self) -> int:
+        return int(len(self.indptr) - 1)
+
+    def postings(self, feature: int) -> tuple[np.ndarray, np.ndarray]:
+        """Documents (int32) and activations (float32) of one feature, strongest first."""
+        lo, hi = self.indptr[feature], self.indptr[feature + 1]
+        return self.doc_ids[lo:hi], self.values[lo:hi]
+
+    def counts(self) -> np.ndarray:
+        """(n_features,) int64 number of documents each feature fires on."""
+        return np.diff(self.indptr)
+
+
+def invert(codes: SparseCodes) -> InvertedLists:
+    """Build the inverted lists of `codes`, dropping slots that did not fire."""
+    n_docs, k = codes.indices.shape
+    feats = codes.indices.ravel()
+    vals = codes.values.ravel()
+    docs = np.repeat(np.arange(n_docs, dtype=np.int32), k)
+    live = vals > 0
+    feats, vals, docs = feats[live], vals[live], docs[live]
+    # Sort by feature, then by activation descending (lexsort: last key is primary).
+    order = np.lexsort((-vals, feats))
+    counts = np.bincount(feats, minlength=codes.n_features)
+    indptr = np.zeros(codes.n_features + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return InvertedLists(indptr=indptr, doc_ids=docs[order], values=vals[order].astype(np.float32))
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """Per-feature firing statistics over the corpus."""
+
+    density: np.ndarray
+    """(n_features,) float32 share of documents where the feature fires."""
+    p90: np.ndarray
+    """(n_features,) float32 90th-percentile activation where it fires (0 for dead features)."""
+    max_activation: np.ndarray
+    """(n_features,) float32 strongest activation (0 for dead features)."""
+
+
+def feature_stats(inv: InvertedLists, n_docs: int) -> FeatureStats:
+    """Density, p90 and max activation of every feature, from its postings."""
+    counts = inv.counts()
+    p90 = np.zeros(inv.n_features, dtype=np.float32)
+    mx = np.zeros(inv.n_features, dtype=np.float32)
+    for f in np.flatnonzero(counts):
+        _, vals = inv.postings(int(f))
+        mx[f] = vals[0]
+        # Postings are sorted descending, so the 90th percentile sits 10% of the way in.
+        p90[f] = vals[int(np.floor(0.1 * (len(vals) - 1)))]
+    return FeatureStats(density=(counts / max(n_docs, 1)).astype(np.float32), p90=p90, max_activation=mx)
+
+
+def dense_rows(codes: SparseCodes, rows: np.ndarray) -> np.ndarray:
+    """Dense (len(rows), n_features) float32 codes of a few documents (for tests and explanations)."""
+    out = np.zeros((len(rows), codes.n_features), dtype=np.float32)
+    np.put_along_axis(out, codes.indices[rows].astype(np.int64), codes.values[rows], axis=1)
+    return out

@@ -1,0 +1,67 @@
+"""Flat configuration of an index build (`sae-search build`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer.errors import InvalidArgument
+
+
+@dataclass
+class BuildConfig:
+    """Everything a build needs; the CLI and the rebuild endpoint fill it."""
+
+    corpus: Path
+    """Corpus file: Parquet, JSONL (also the arXiv snapshot) or CSV."""
+    out: Path
+    """Index directory to create or replace atomically."""
+    embeddings: Path | None = None
+    """Optional precomputed (rows, d) .npy aligned with the corpus file's rows; spot-checked against the model."""
+    model: str | None = None
+    """Sentence-transformers model directory; None = the packaged all-MiniLM-L6-v2."""
+    k: int = 32
+    """Active SAE latents per document."""
+    latents: int | None = None
+    """SAE latents; None picks one from the corpus size (about rows / 4, a power of two in 256..6144)."""
+    epochs: int | None = None
+    """SAE training epochs; None uses the trainer's default."""
+    time_budget: float | None = None
+    """Seconds allowed for SAE training; None means no limit."""
+    faiss_factory: str = "Flat"
+    """FAISS index_factory string (inner product metric); "Flat" is exact search."""
+    limit: int | None = None
+    """Use only the first `limit` usable corpus rows (for quick builds)."""
+    check_rows: int = 8
+    """Rows of precomputed embeddings re-embedded and compared with the model."""
+    seed: int = 0
+    """Seed for SAE training and sampling."""
+    device: str = "auto"
+    """'auto', 'cpu' or 'cuda' for embedding and training."""
+
+    def __post_init__(self) -> None:
+        self.corpus, self.out = Path(self.corpus), Path(self.out)
+        if self.embeddings is not None:
+            self.embeddings = Path(self.embeddings)
+        if self.k < 1:
+            raise InvalidArgument(f"k must be >= 1, got {self.k}")
+        if self.latents is not None and self.latents <= self.k:
+            raise InvalidArgument(f"latents must be greater than k, got latents={self.latents}, k={self.k}")
+        if self.epochs is not None and self.epochs < 1:
+            raise InvalidArgument(f"epochs must be >= 1, got {self.epochs}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise InvalidArgument(f"time budget must be > 0 seconds, got {self.time_budget}")
+        if self.limit is not None and self.limit < 1:
+            raise InvalidArgument(f"limit must be >= 1, got {self.limit}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InvalidArgument(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+    def latents_for(self, n_docs: int) -> int:
+        """Dictionary size for a corpus of `n_docs` rows."""
+        if self.latents is not None:
+            return self.latents
+        size = 256
+        while size * 2 <= n_docs / 4 and size < 4096:
+            size *= 2
+        size = 6144 if n_docs >= 60_000 else size
+        return max(size, 2 * self.k)

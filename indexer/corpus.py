@@ -1,0 +1,343 @@
+"""Load a corpus of paper abstracts from Parquet, JSONL (including the arXiv metadata snapshot) or CSV
+into one normalised in-memory form, skipping incomplete rows and reporting duplicates.
+
+Every failure a person can cause (missing file, unknown format, malformed line, nothing usable) is a
+one-line `CorpusError` / `EmptyCorpus`; nothing here lets a raw parser traceback escape."""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from indexer.errors import CorpusError, EmptyCorpus, InvalidArgument
+from indexer.tables import read_parquet, read_parquet_schema
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("id", "title", "abstract")
+OPTIONAL = ("categories", "authors")
+COLUMNS = REQUIRED + OPTIONAL
+SCHEMA = pa.schema([(c, pa.string()) for c in REQUIRED] + [(c, pa.list_(pa.string())) for c in OPTIONAL])
+_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+_BATCH_ROWS = 8192
+_MAX_DUP_EXAMPLES = 5
+_CATEGORY_SPLIT = re.compile(r"[\s,;]+")
+# arXiv author strings look like "A, B, and C" or "A and B"; the optional "and" after a comma is the Oxford comma.
+_AUTHOR_SPLIT = re.compile(r"\s*[,;]\s*(?:and\s+)?|\s+and\s+")
+
+RawRow = tuple[int, Any, Any, Any, Any, Any]
+"""(source row, id, title, abstract, categories, authors) as read, before normalisation."""
+
+
+@dataclass(frozen=True, eq=False)
+class Corpus:
+    """Documents in input order, with parallel per-document lists."""
+
+    ids: list[str]
+    """Unique document ids (arXiv ids without version for arXiv data)."""
+    titles: list[str]
+    """Titles, whitespace collapsed."""
+    abstracts: list[str]
+    """Abstracts, whitespace collapsed."""
+    categories: list[list[str]]
+    """Categories of each document, primary first; may be empty."""
+    authors: list[list[str]]
+    """Author names of each document; may be empty."""
+    source_rows: np.ndarray
+    """(n,) int64 0-based record number in the input file of each kept row (aligns precomputed embeddings)."""
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        lengths = {len(self.titles), len(self.abstracts), len(self.categories), len(self.authors), len(self.source_rows)}
+        if lengths != {n}:
+            raise InvalidArgument(f"corpus columns have different lengths: ids {n}, others {sorted(lengths)}")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def texts(self) -> list[str]:
+        """The text each document is embedded from: title + ". " + abstract."""
+        return [f"{t}. {a}" for t, a in zip(self.titles, self.abstracts)]
+
+    def to_table(self) -> pa.Table:
+        """Columns id, title, abstract (string), categories, authors (list<string>)."""
+        return pa.table([self.ids, self.titles, self.abstracts, self.categories, self.authors], schema=SCHEMA)
+
+
+@dataclass(frozen=True)
+class CorpusReport:
+    """What loading a corpus file did."""
+
+    path: str
+    """The file read."""
+    format: str
+    """'parquet', 'jsonl' or 'csv'."""
+    rows_read: int
+    """Records read from the file (all of them, or up to where `limit` stopped reading)."""
+    rows_used: int
+    """Records kept in the corpus."""
+    skipped_missing: int
+    """Records skipped for a missing or empty id, title or abstract."""
+    duplicate_ids: int
+    """Records skipped because an earlier record had the same id."""
+    duplicate_examples: list[str] = field(default_factory=list)
+    """A few of the duplicated ids."""
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        text = (
+            f"corpus {self.path} ({self.format}): {self.rows_read} rows read, {self.rows_used} used, "
+            f"{self.skipped_missing} skipped for missing id/title/abstract, {self.duplicate_ids} duplicate ids"
+        )
+        if self.duplicate_examples:
+            text += f" (e.g. {', '.join(self.duplicate_examples)}; first occurrence kept)"
+        return text
+
+
+def load_corpus(path: str | Path, limit: int | None = None) -> tuple[Corpus, CorpusReport]:
+    """Read a corpus file; the format follows the extension (.parquet/.pq, .jsonl/.json/.ndjson[.gz],
+    .csv[.gz]). `limit` keeps at most that many usable rows and stops reading there."""
+    if limit is not None and limit < 1:
+        raise InvalidArgument(f"limit must be at least 1, got {limit}")
+    path = Path(path)
+    fmt = _detect_format(path)
+    if not path.exists():
+        raise CorpusError(f"corpus file not found: {path}")
+    if not path.is_file():
+        raise CorpusError(f"corpus path is not a file: {path}")
+    builder = _Builder(limit)
+    if fmt == "parquet":
+        rows = _parquet_rows(path)
+    elif fmt == "csv":
+        rows = _csv_rows(path)
+    else:
+        rows = _jsonl_rows(path, builder.first_keys)
+    try:
+        for row in rows:
+            if builder.add(row):
+                break
+    except (OSError, EOFError, UnicodeDecodeError, pa.ArrowException) as exc:
+        raise CorpusError(f"cannot read corpus {path} as {fmt}: {_one_line(exc)}") from None
+    report = builder.report(str(path), fmt)
+    if report.rows_used == 0:
+        raise EmptyCorpus(
+            f"no usable rows in {path}: {report.rows_read} read, {report.skipped_missing} without id/title/abstract"
+            f"{builder.keys_hint()}"
+        )
+    log.info(report.summary())
+    return builder.corpus(), report
+
+
+def corpus_from_table(table: pa.Table) -> Corpus:
+    """A corpus from a table written by `Corpus.to_table` (a built index's documents); rows are kept as is."""
+    missing = [c for c in REQUIRED if c not in table.column_names]
+    if missing:
+        raise CorpusError(f"document table lacks column(s) {', '.join(missing)} (has {', '.join(table.column_names)})")
+    nulls = [c for c in REQUIRED if table.column(c).null_count]
+    if nulls:
+        raise CorpusError(f"document table has empty values in column(s) {', '.join(nulls)}")
+    n = table.num_rows
+
+    def lists(name: str) -> list[list[str]]:
+        values = table.column(name).to_pylist() if name in table.column_names else [None] * n
+        return [v if v is not None else [] for v in values]
+
+    cols = [[str(v) for v in table.column(c).to_pylist()] for c in REQUIRED]
+    return Corpus(*cols, lists("categories"), lists("authors"), np.arange(n, dtype=np.int64))
+
+
+class _Builder:
+    """Normalises raw rows one at a time, skipping incomplete ones and duplicates."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.kept: list[tuple[str, str, str, list[str], list[str], int]] = []
+        self.seen: set[str] = set()
+        self.rows_read = self.skipped = self.duplicates = 0
+        self.dup_examples: list[str] = []
+        self.first_keys: list[str] = []
+        """Keys of the first JSON record, to explain an empty corpus caused by misnamed keys."""
+
+    def add(self, row: RawRow) -> bool:
+        """Take one raw row; True once `limit` rows are kept."""
+        src, raw_id, raw_title, raw_abstract, raw_cats, raw_authors = row
+        self.rows_read += 1
+        doc_id, title, abstract = _clean(raw_id), _clean(raw_title), _clean(raw_abstract)
+        if not (doc_id and title and abstract):
+            self.skipped += 1
+        elif doc_id in self.seen:
+            self.duplicates += 1
+            if len(self.dup_examples) < _MAX_DUP_EXAMPLES and doc_id not in self.dup_examples:
+                self.dup_examples.append(doc_id)
+        else:
+            self.seen.add(doc_id)
+            cats, authors = _as_list(raw_cats, _CATEGORY_SPLIT.split), _as_list(raw_authors, _split_authors)
+            self.kept.append((doc_id, title, abstract, cats, authors, src))
+        return self.limit is not None and len(self.kept) >= self.limit
+
+    def keys_hint(self) -> str:
+        if not self.first_keys or all(k in self.first_keys for k in REQUIRED):
+            return ""
+        return f" (expected keys {', '.join(REQUIRED)}; the first record has {', '.join(self.first_keys)})"
+
+    def report(self, path: str, fmt: str) -> CorpusReport:
+        return CorpusReport(path, fmt, self.rows_read, len(self.kept), self.skipped, self.duplicates, self.dup_examples)
+
+    def corpus(self) -> Corpus:
+        ids, titles, abstracts, cats, authors, src = (list(c) for c in zip(*self.kept))
+        return Corpus(ids, titles, abstracts, cats, authors, np.asarray(src, dtype=np.int64))
+
+
+def _detect_format(path: Path) -> str:
+    name = path.name.lower()
+    gz = name.endswith(".gz")
+    fmt = _SUFFIXES.get(Path(name[:-3] if gz else name).suffix)
+    if fmt is None or (gz and fmt == "parquet"):
+        raise CorpusError(
+            f"unknown corpus format for {path.name!r}: use .parquet/.pq, .jsonl/.json/.ndjson or .csv "
+            f"(JSONL and CSV may be .gz)"
+        )
+    return fmt
+
+
+def _arrow_rows(table: pa.Table) -> Iterator[RawRow]:
+    """Rows of an Arrow table, converted to Python a batch at a time so `limit` stops early cheaply."""
+    names = table.column_names
+    start = 0
+    for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
+        n = batch.num_rows
+        cols = [batch.column(c).to_pylist() if c in names else [None] * n for c in COLUMNS]
+        yield from zip(range(start, start + n), *cols)
+        start += n
+
+
+def _check_columns(path: Path, names: list[str]) -> None:
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise CorpusError(f"{path} lacks column(s) {', '.join(missing)} (has {', '.join(names) or 'none'})")
+
+
+def _parquet_rows(path: Path) -> Iterator[RawRow]:
+    try:
+        names = read_parquet_schema(path).names
+        _check_columns(path, names)
+        table = read_parquet(path, columns=[c for c in COLUMNS if c in names])
+    except (OSError, pa.ArrowException) as exc:
+        raise CorpusError(f"cannot read {path} as Parquet: {_one_line(exc)}") from None
+    return _arrow_rows(table)
+
+
+def _csv_rows(path: Path) -> Iterator[RawRow]:
+    # Ids such as 2506.09040 must stay strings (type inference would make them floats and drop the zero),
+    # and abstracts span lines inside quotes.
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS})
+    parse = pacsv.ParseOptions(newlines_in_values=True)
+    try:
+        table = pacsv.read_csv(path, parse_options=parse, convert_options=convert)
+    except (OSError, pa.ArrowException) as exc:
+        raise CorpusError(f"cannot read {path} as CSV: {_one_line(exc)}") from None
+    _check_columns(path, table.column_names)
+    return _arrow_rows(table)
+
+
+def _open_text(path: Path) -> TextIO:
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _jsonl_rows(path: Path, first_keys: list[str]) -> Iterator[RawRow]:
+    """Records of a JSON Lines file (one object per line), or of a .json file holding one array of objects.
+    The first record's keys are appended to `first_keys`."""
+    with _open_text(path) as fh:
+        head = fh.read(4096).lstrip()
+        fh.seek(0)
+        if head.startswith("["):
+            yield from _json_array_rows(path, fh, first_keys)
+            return
+        record = 0
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CorpusError(f"{path}: line {line_no} is not valid JSON ({exc.msg} at column {exc.colno})") from None
+            if record == 0 and isinstance(obj, dict):
+                first_keys.extend(str(k) for k in obj)
+            yield _record(path, obj, record, f"line {line_no}")
+            record += 1
+
+
+def _json_array_rows(path: Path, fh: TextIO, first_keys: list[str]) -> Iterator[RawRow]:
+    try:
+        data = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise CorpusError(f"{path}: line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if data and isinstance(data[0], dict):
+        first_keys.extend(str(k) for k in data[0])
+    for i, obj in enumerate(data):
+        yield _record(path, obj, i, f"element {i}")
+
+
+def _record(path: Path, obj: Any, record: int, where: str) -> RawRow:
+    if not isinstance(obj, dict):
+        raise CorpusError(f"{path}: {where} is a JSON {type(obj).__name__}, expected an object with id, title, abstract")
+    return (record, obj.get("id"), obj.get("title"), obj.get("abstract"), obj.get("categories"), obj.get("authors"))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _missing(value: Any) -> bool:
+    # Parquet written from pandas stores missing strings as NaN.
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _clean(value: Any) -> str:
+    if isinstance(value, str):
+        return " ".join(value.split())
+    return "" if _missing(value) else " ".join(str(value).split())
+
+
+def _split_authors(text: str) -> list[str]:
+    return _AUTHOR_SPLIT.split(" ".join(text.split()))
+
+
+def _as_list(value: Any, split: Callable[[str], list[str]]) -> list[str]:
+    """A list of non-empty stripped strings from a list, a delimited string, or a list literal in a string."""
+    if _missing(value):
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        # CSV files written from data frames often hold lists as "['a', 'b']".
+        if text.startswith("[") and text.endswith("]"):
+            try:
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError, RecursionError, MemoryError):
+                parsed = None
+            if isinstance(parsed, list):
+                return _clean_items(parsed)
+        return _clean_items(split(text))
+    if isinstance(value, Iterable):
+        return _clean_items(value)
+    return _clean_items([value])
+
+
+def _clean_items(items: Iterable[Any]) -> list[str]:
+    # Inlined for str items: author lists make this the hottest loop when loading 100k+ rows.
+    cleaned = (" ".join(item.split()) if isinstance(item, str) else _clean(item) for item in items)
+    return [text for text in cleaned if text]

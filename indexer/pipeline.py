@@ -1,0 +1,137 @@
+"""`sae-search build`: corpus -> embeddings -> SAE -> codes -> names -> families -> FAISS -> artifacts."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.artifacts import FORMAT_VERSION, IndexData, read_manifest, sha256_file, write_index
+from indexer.codes import SparseCodes, feature_stats, invert
+from indexer.config import BuildConfig
+from indexer.corpus import load_corpus
+from indexer.embed import Embedder, check_precomputed, load_embeddings_file
+from indexer.errors import IndexNotReady, InvalidArgument
+from indexer.families import FamilyConfig, build_families
+from indexer.index import build_faiss
+from indexer.names import NamingConfig, name_features
+from indexer.sae import encode_array
+from indexer.train import TrainConfig, train_sae
+
+log = logging.getLogger(__name__)
+
+StageCallback = Callable[[str], None]
+
+
+def _fingerprint(cfg: BuildConfig, corpus_sha: str) -> dict[str, Any]:
+    """What decides whether an existing index is still current."""
+    emb_sha = sha256_file(cfg.embeddings) if cfg.embeddings else None
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("corpus", "out", "embeddings", "device")}
+    return {"corpus_sha256": corpus_sha, "embeddings_sha256": emb_sha, "settings": settings}
+
+
+def is_current(cfg: BuildConfig) -> bool:
+    """True when `cfg.out` holds an index of this format built from the same corpus, embeddings and settings."""
+    try:
+        manifest = read_manifest(cfg.out)
+    except IndexNotReady:
+        return False
+    corpus_sha = sha256_file(cfg.corpus) if cfg.corpus.is_file() else None
+    return manifest.get("format_version") == FORMAT_VERSION and manifest.get("fingerprint") == _fingerprint(
+        cfg, corpus_sha or ""
+    )
+
+
+def _embeddings(cfg: BuildConfig, embedder: Embedder, texts: list[str], source_rows: np.ndarray) -> tuple[np.ndarray, dict]:
+    if cfg.embeddings is None:
+        emb = embedder.embed(texts, progress=True)
+        return emb, {"source": "computed"}
+    raw = load_embeddings_file(cfg.embeddings)
+    if raw.ndim != 2:
+        raise InvalidArgument(f"{cfg.embeddings}: embeddings must be 2-D (rows, dim), got shape {raw.shape}")
+    if len(raw) <= int(source_rows.max(initial=0)):
+        raise InvalidArgument(
+            f"{cfg.embeddings} has {len(raw)} rows but the corpus file has at least {int(source_rows.max()) + 1}; "
+            "embeddings must be aligned with the corpus file's rows"
+        )
+    emb = np.asarray(raw[source_rows], dtype=np.float32)
+    min_cos = check_precomputed(embedder, texts, emb, n_check=cfg.check_rows, seed=cfg.seed)
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    emb /= np.maximum(norms, 1e-12)
+    return emb, {"source": str(cfg.embeddings), "checked_rows": cfg.check_rows, "min_cosine": round(min_cos, 5)}
+
+
+def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: StageCallback | None = None) -> IndexData:
+    """Run every stage and write the index to `cfg.out` atomically. `on_stage` hears each stage's name."""
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        if timings:
+            timings[list(timings)[-1]] = round(now - clock, 3)
+        clock = now
+        timings[name] = 0.0
+        log.info("build stage=%s", name)
+        if on_stage:
+            on_stage(name)
+
+    stage("corpus")
+    corpus, report = load_corpus(cfg.corpus, limit=cfg.limit)
+    log.info("corpus %s", report.summary())
+    corpus_sha = sha256_file(cfg.corpus)
+
+    stage("embeddings")
+    embedder = embedder or Embedder(cfg.model, device=cfg.device)
+    texts = corpus.texts()
+    emb, emb_info = _embeddings(cfg, embedder, texts, corpus.source_rows)
+
+    stage("sae")
+    latents = cfg.latents_for(len(corpus))
+    tcfg = TrainConfig(k=cfg.k, latents=latents, seed=cfg.seed, time_budget=cfg.time_budget, device=cfg.device)
+    if cfg.epochs is not None:
+        tcfg.epochs = cfg.epochs
+    trained = train_sae(emb, tcfg)
+    sae = trained.sae
+
+    stage("codes")
+    idx, val = encode_array(sae, emb)
+    codes = SparseCodes(indices=idx, values=val, n_features=sae.n)
+    inv = invert(codes)
+    stats = feature_stats(inv, len(corpus))
+
+    stage("names")
+    names = name_features(texts, inv, stats, NamingConfig(seed=cfg.seed))
+
+    stage("families")
+    families = build_families(codes, stats, sae.weights_numpy()["W_dec"], names, FamilyConfig())
+
+    stage("faiss")
+    faiss_index = build_faiss(emb, cfg.faiss_factory)
+
+    stage("write")
+    timings.pop("write")  # the manifest is part of the write, so it cannot time it
+    live = int((stats.density > 0).sum())
+    info = {
+        "corpus": {"path": str(cfg.corpus), "sha256": corpus_sha, **{k: v for k, v in vars(report).items() if k != "path"}},
+        "documents": len(corpus),
+        "model": {"name": embedder.name, "dim": int(emb.shape[1])},
+        "embeddings": emb_info,
+        "sae": {"k": sae.k, "d": sae.d, "n": sae.n, "metrics": trained.metrics},
+        "features": {"total": sae.n, "live": live, "families": len(families.names)},
+        "faiss": {"type": cfg.faiss_factory, "metric": "inner_product", "ntotal": int(faiss_index.ntotal)},
+        "fingerprint": _fingerprint(cfg, corpus_sha),
+        "timings_s": timings,
+    }
+    data = IndexData(
+        corpus=corpus, embeddings=emb, faiss_index=faiss_index, sae=sae, codes=codes, inv=inv, stats=stats,
+        names=names, families=families, manifest={"sae": info["sae"]},
+    )
+    write_index(data, cfg.out, info)
+    return data

@@ -1,0 +1,44 @@
+"""`create_app`: settings -> state (embedder + index loaded in the lifespan) -> routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from indexer.embed import Embedder
+from service import errors
+from service.logs import configure_logging
+from service.routes import admin, catalog, health, search
+from service.settings import Settings
+from service.state import AppState
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Search arXiv abstracts by meaning and steer the query with named sparse-autoencoder features.
+
+Steering weights lie in [-2, 2]: 0 changes nothing, +1 adds a feature at twice its 90th-percentile
+activation, -1 takes the same amount away. Admin endpoints need `Authorization: Bearer <SAE_SEARCH_ADMIN_KEY>`."""
+
+
+def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
+    """Build the app. Heavy objects (the model and the index) load in the lifespan, not here."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = AppState(settings, embedder or Embedder(settings.model, device=settings.device))
+        state.load()
+        app.state.sae = state
+        log.info("service ready index_dir=%s", settings.index_dir)
+        yield
+        state.jobs.join(timeout=1.0)
+
+    app = FastAPI(title="sae-search", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    for module in (search, catalog, health, admin):
+        app.include_router(module.router)
+    return app

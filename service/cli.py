@@ -1,0 +1,105 @@
+"""The `sae-search` command: build, train-sae, serve, rebuild. Expected failures print one line and exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from indexer.build_cli import add_build_parser
+from indexer.errors import SaeSearchError
+from indexer.train_cli import add_train_parser
+from service.logs import configure_logging
+
+log = logging.getLogger("sae-search")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    overrides = {"index_dir": args.index} if args.index else {}
+    app = create_app(Settings(**overrides))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    return 0
+
+
+def _request(url: str, key: str, method: str = "GET", body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        detail = json.loads(exc.read() or b"{}").get("detail", exc.reason)
+        raise SaeSearchError(f"{method} {url} answered {exc.code}: {detail}") from None
+    except urllib.error.URLError as exc:
+        raise SaeSearchError(f"cannot reach {url}: {exc.reason}") from None
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    key = args.key or os.environ.get("SAE_SEARCH_ADMIN_KEY", "")
+    if not key:
+        raise SaeSearchError("no admin key: pass --key or set SAE_SEARCH_ADMIN_KEY")
+    base = args.url.rstrip("/")
+    body = {k: v for k, v in (("corpus", args.corpus), ("embeddings", args.embeddings)) if v}
+    job = _request(f"{base}/index/rebuild", key, "POST", body)["job_id"]
+    log.info("rebuild started job_id=%s", job)
+    if args.no_wait:
+        return 0
+    while True:
+        state = _request(f"{base}/jobs/{job}", key)
+        if state["state"] in ("succeeded", "failed"):
+            break
+        time.sleep(1.0)
+    if state["state"] == "failed":
+        raise SaeSearchError(f"rebuild {job} failed: {state['error']}")
+    log.info("rebuild succeeded job_id=%s", job)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sae-search", description=__doc__)
+    p.add_argument("--log-level", default=os.environ.get("SAE_SEARCH_LOG_LEVEL", "INFO"))
+    sub = p.add_subparsers(dest="command", required=True)
+    add_build_parser(sub)
+    add_train_parser(sub)
+    s = sub.add_parser("serve", help="serve an index over HTTP")
+    s.add_argument("--index", help="index directory (default: SAE_SEARCH_INDEX_DIR or data/index)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(handler=_serve)
+    r = sub.add_parser("rebuild", help="ask a running server to rebuild its index, and wait for it")
+    r.add_argument("--url", default="http://127.0.0.1:8000")
+    r.add_argument("--key", help="admin key (default: SAE_SEARCH_ADMIN_KEY)")
+    r.add_argument("--corpus", help="corpus file inside the server's data directory")
+    r.add_argument("--embeddings", help="embeddings file inside the server's data directory")
+    r.add_argument("--no-wait", action="store_true", help="return once the job is accepted")
+    r.set_defaults(handler=_rebuild)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return int(args.handler(args) or 0)
+    except SaeSearchError as exc:
+        sys.stderr.write(f"sae-search: error: {exc}\n")
+        return 1
+    except (OSError, MemoryError) as exc:
+        sys.stderr.write(f"sae-search: error: {type(exc).__name__}: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

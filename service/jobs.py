@@ -1,0 +1,84 @@
+"""Background index rebuilds: one worker thread, one job at a time, the old index served until the new one
+is loaded and swapped in."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from indexer.errors import JobConflict, SaeSearchError, UnknownJob
+
+log = logging.getLogger(__name__)
+
+JobFn = Callable[[Callable[[str], None]], None]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Job:
+    job_id: str
+    state: str = "queued"
+    stage: str | None = None
+    error: str | None = None
+    created_at: str = ""
+    finished_at: str | None = None
+
+
+class JobRunner:
+    """Runs one job at a time in a daemon thread; a second submit while one is active raises JobConflict."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._active: str | None = None
+        self._thread: threading.Thread | None = None
+
+    def submit(self, fn: JobFn) -> Job:
+        with self._lock:
+            if self._active is not None:
+                raise JobConflict(f"rebuild {self._active} is still {self._jobs[self._active].state}; wait for it to finish")
+            job = Job(job_id=uuid.uuid4().hex[:12], created_at=_now())
+            self._jobs[job.job_id] = job
+            self._active = job.job_id
+        self._thread = threading.Thread(target=self._run, args=(job, fn), name=f"job-{job.job_id}", daemon=True)
+        self._thread.start()
+        return job
+
+    def _run(self, job: Job, fn: JobFn) -> None:
+        def on_stage(stage: str) -> None:
+            job.stage = stage
+
+        job.state = "running"
+        log.info("job started job_id=%s", job.job_id)
+        try:
+            fn(on_stage)
+            job.state = "succeeded"
+        except SaeSearchError as exc:
+            job.state, job.error = "failed", str(exc)
+        except Exception as exc:  # a bug must not kill the worker or leak a traceback to clients
+            job.state, job.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
+            log.error("job crashed job_id=%s\n%s", job.job_id, traceback.format_exc())
+        finally:
+            job.finished_at = _now()
+            with self._lock:
+                self._active = None
+            log.info("job finished job_id=%s state=%s error=%s", job.job_id, job.state, job.error)
+
+    def get(self, job_id: str) -> Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise UnknownJob(f"no job with id {job_id!r}") from None
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the running job (used at shutdown and in tests)."""
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from indexer.catalog import family_summary, family_tree, feature_detail, list_families
+from service.deps import SearcherDep
+from service.schemas import FamilyPage, FamilyTreeOut, FeatureMatchOut, FeatureOut
+
+router = APIRouter(tags=["features"])
+
+
+@router.get("/features", response_model=list[FeatureMatchOut])
+def find_features(
+    searcher: SearcherDep,
+    q: Annotated[str, Query(min_length=1, max_length=200, description="Words to look for in names and terms.")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> list:
+    """Features whose names or distinctive terms match the text, best match first."""
+    return searcher.catalog.search(q, limit)
+
+
+@router.get("/features/{feature_id}", response_model=FeatureOut)
+def get_feature(feature_id: int, searcher: SearcherDep) -> object:
+    """One feature: name, description, density, trust, top documents, family, neighbours, co-firing features."""
+    return feature_detail(searcher.catalog, feature_id)
+
+
+@router.get("/families", response_model=FamilyPage)
+def get_families(
+    searcher: SearcherDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> FamilyPage:
+    """Feature families, largest first, paged."""
+    total, page = list_families(searcher.catalog, offset, limit)
+    return FamilyPage(total=total, offset=offset, limit=limit, families=page)
+
+
+@router.get("/families/{family_id}", response_model=FamilyTreeOut)
+def get_family(family_id: int, searcher: SearcherDep) -> FamilyTreeOut:
+    """One family as a tree of named features."""
+    return FamilyTreeOut(
+        family=family_summary(searcher.catalog, family_id), tree=family_tree(searcher.catalog, family_id)
+    )

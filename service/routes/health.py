@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from indexer.errors import IndexNotReady
+from service.deps import StateDep
+from service.schemas import HealthOut, IndexInfo
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthOut)
+def health(state: StateDep, response: Response) -> HealthOut:
+    """Liveness and the loaded index's size (503 while no index is loaded)."""
+    try:
+        data = state.searcher.data
+    except IndexNotReady:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return HealthOut(status="no_index", index=None)
+    info = IndexInfo(documents=len(data.corpus), features=data.sae.n, built_at=data.manifest.get("created_at", ""))
+    return HealthOut(status="ok", index=info)

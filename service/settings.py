@@ -1,0 +1,32 @@
+"""Service configuration: one pydantic-settings object read from `SAE_SEARCH_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Built once in `create_app` and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="SAE_SEARCH_", extra="ignore")
+
+    index_dir: Path = Path("data/index")
+    """Index directory to serve, and where rebuilds are written."""
+    data_dir: Path = Path("data")
+    """Corpus files named in a rebuild request must lie inside this directory."""
+    corpus: Path = Path("data/demo_abstracts.parquet")
+    """Corpus a rebuild uses when the request names none."""
+    embeddings: Path | None = Path("data/demo_embeddings.npy")
+    """Precomputed embeddings aligned with `corpus` (None: embed with the model)."""
+    model: str | None = None
+    """Sentence-transformers model directory; None = the packaged all-MiniLM-L6-v2."""
+    admin_key: SecretStr | None = None
+    """Bearer key for admin endpoints; with none set they answer 403."""
+    verify_checksums: bool = True
+    """Verify every index file's checksum when loading."""
+    device: str = "auto"
+    """'auto', 'cpu' or 'cuda' for the query embedder and rebuilds."""
+    log_level: str = "INFO"

@@ -1,0 +1,88 @@
+"""The application's state: settings, the query embedder, the one loaded index, and the rebuild jobs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from indexer.artifacts import load_index, read_manifest
+from indexer.config import BuildConfig
+from indexer.embed import Embedder
+from indexer.errors import IndexNotReady, InvalidArgument
+from indexer.pipeline import build_index
+from indexer.search import Searcher
+from service.jobs import JobRunner
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Build options a rebuild carries over from the index it replaces.
+_CARRIED = ("k", "latents", "epochs", "time_budget", "faiss_factory", "limit", "seed")
+
+
+class AppState:
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.jobs = JobRunner()
+        self._searcher: Searcher | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def searcher(self) -> Searcher:
+        s = self._searcher
+        if s is None:
+            raise IndexNotReady(f"no index loaded from {self.settings.index_dir}; build one or start a rebuild")
+        return s
+
+    def load(self) -> None:
+        """Load the index directory, if any; a missing index leaves the service up but not ready."""
+        try:
+            data = load_index(self.settings.index_dir, verify=self.settings.verify_checksums)
+        except IndexNotReady as exc:
+            log.warning("index not loaded: %s", exc)
+            return
+        self.swap(Searcher(data))
+
+    def swap(self, searcher: Searcher) -> None:
+        with self._lock:
+            self._searcher = searcher
+        log.info("index swapped in documents=%d features=%d", len(searcher.data.corpus), searcher.catalog.n_features)
+
+    def _inside_data_dir(self, name: str) -> Path:
+        root = self.settings.data_dir.resolve()
+        path = (root / name).resolve()
+        if not path.is_relative_to(root):
+            raise InvalidArgument(f"{name!r} must lie inside the data directory {self.settings.data_dir}")
+        if not path.is_file():
+            raise InvalidArgument(f"{name!r} is not a file inside the data directory {self.settings.data_dir}")
+        return path
+
+    def rebuild_config(self, corpus: str | None, embeddings: str | None) -> BuildConfig:
+        """Build settings for a rebuild: the request's files (checked to lie in the data directory) or the
+        configured ones, plus the options of the index being replaced."""
+        s = self.settings
+        corpus_path = self._inside_data_dir(corpus) if corpus else s.corpus
+        if embeddings:
+            emb_path: Path | None = self._inside_data_dir(embeddings)
+        else:
+            emb_path = s.embeddings if not corpus and s.embeddings and s.embeddings.is_file() else None
+        carried = {}
+        try:
+            previous = read_manifest(s.index_dir).get("fingerprint", {}).get("settings", {})
+            carried = {k: previous[k] for k in _CARRIED if k in previous}
+        except IndexNotReady:
+            pass
+        return BuildConfig(corpus=corpus_path, out=s.index_dir, embeddings=emb_path, model=s.model, device=s.device, **carried)
+
+    def start_rebuild(self, corpus: str | None = None, embeddings: str | None = None) -> str:
+        cfg = self.rebuild_config(corpus, embeddings)
+
+        def run(on_stage: Callable[[str], None]) -> None:
+            data = build_index(cfg, embedder=self.embedder, on_stage=on_stage)
+            on_stage("swap")
+            self.swap(Searcher(data))
+
+        return self.jobs.submit(run).job_id

@@ -1,0 +1,142 @@
+"""End to end: the real pipeline builds an index from 300 real abstracts, the app serves it with the real
+model, and a client uses it as a person would."""
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import DEMO_CORPUS, DEMO_EMBEDDINGS, ROOT
+
+pytestmark = pytest.mark.slow
+KEY = "test-admin-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture(scope="module")
+def client(demo_index, embedder):
+    settings = Settings(
+        index_dir=demo_index, data_dir=ROOT / "data", corpus=DEMO_CORPUS, embeddings=DEMO_EMBEDDINGS, admin_key=KEY
+    )
+    with TestClient(create_app(settings, embedder=embedder)) as c:
+        yield c
+
+
+def search(client, query="galaxy formation in the early universe", **body):
+    r = client.post("/search", json={"query": query, **body})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_health(client):
+    body = client.get("/health").json()
+    assert body["status"] == "ok" and body["index"]["documents"] == 300 and body["index"]["features"] == 256
+
+
+def test_plain_search_returns_sorted_explained_results(client):
+    body = search(client, k=7)
+    assert len(body["results"]) == 7
+    scores = [r["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    assert body["query_features"] and body["took_ms"] > 0
+    acts = [f["activation"] for f in body["query_features"]]
+    assert acts == sorted(acts, reverse=True)
+    assert all(r["id"] and r["title"] for r in body["results"])
+
+
+def test_suppressing_the_strongest_feature_changes_the_results(client):
+    plain = search(client, k=10)
+    strongest = plain["query_features"][0]
+    steered = search(client, k=10, steer=[{"feature": strongest["id"], "weight": -1.0}])
+    assert [r["id"] for r in steered["results"]] != [r["id"] for r in plain["results"]]
+    fired = lambda body: sum(strongest["id"] in {f["id"] for f in r["features"]} for r in body["results"])  # noqa: E731
+    assert fired(steered) < fired(plain)
+    # The same feature named by its exact name steers the same way.
+    by_name = search(client, k=10, steer=[{"feature": strongest["name"], "weight": -1.0}])
+    assert [r["id"] for r in by_name["results"]] == [r["id"] for r in steered["results"]]
+
+
+def test_weight_zero_is_a_no_op(client):
+    plain = search(client, k=10)
+    zero = search(client, k=10, steer=[{"feature": plain["query_features"][0]["id"], "weight": 0}])
+    assert [r["id"] for r in zero["results"]] == [r["id"] for r in plain["results"]]
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"query": ""}, "query"),
+        ({"query": "   "}, "empty"),
+        ({"query": "x" * 2001}, "2000"),
+        ({"query": "q", "k": 0}, "k"),
+        ({"query": "q", "k": 101}, "k"),
+        ({"query": "q", "steer": [{"feature": 1, "weight": 2.5}]}, "weight"),
+        ({"query": "q", "steer": [{"feature": 1, "weight": 1}] * 33}, "steer"),
+        ({"query": "q", "steer": [{"feature": 1, "family": 0, "weight": 1}]}, "exactly one"),
+        ({"query": "q", "steer": [{"feature": "no such feature name", "weight": 1}]}, "no feature named"),
+        ({"query": "q", "steer": [{"feature": 999999, "weight": 1}]}, "no feature with id"),
+        ({"query": "q", "surprise": 1}, "surprise"),
+    ],
+)
+def test_bad_search_input_gets_422_with_a_message(client, body, fragment):
+    r = client.post("/search", json=body)
+    assert r.status_code == 422
+    assert fragment in r.json()["detail"]
+
+
+def test_unknown_feature_name_suggests_close_names(client):
+    name = client.get("/features/0").json()["name"]
+    r = client.post("/search", json={"query": "q", "steer": [{"feature": name + "x", "weight": 1}]})
+    assert r.status_code == 422 and name in r.json()["suggestions"]
+
+
+def test_feature_browsing(client):
+    f = client.get("/features/3").json()
+    assert set(f) >= {"id", "name", "description", "density", "trust", "top_documents", "family", "neighbors", "cooccurring"}
+    word = f["name"].split()[0]
+    hits = client.get("/features", params={"q": word, "limit": 5}).json()
+    assert hits and all(word.lower() in (h["name"].lower()) or h["score"] > 0 for h in hits)
+    assert client.get("/features/99999").status_code == 404
+    assert client.get("/features", params={"q": ""}).status_code == 422
+
+
+def test_family_browsing(client):
+    page = client.get("/families", params={"limit": 5}).json()
+    sizes = [f["size"] for f in page["families"]]
+    assert sizes == sorted(sizes, reverse=True) and page["total"] >= len(sizes)
+    fam = page["families"][0]
+    tree = client.get(f"/families/{fam['id']}").json()
+    assert tree["tree"]["id"] == fam["parent"]["id"]
+    steered = search(client, steer=[{"family": fam["name"], "weight": 1}])
+    assert steered["steer"][0]["family"]["id"] == fam["id"]
+
+
+def test_admin_needs_the_key(client):
+    assert client.post("/index/rebuild").status_code == 401
+    assert client.post("/index/rebuild", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    r = client.post("/index/rebuild", json={"corpus": "../../etc/passwd"}, headers=AUTH)
+    assert r.status_code == 422 and "inside the data directory" in r.json()["detail"]
+
+
+def test_admin_disabled_without_a_key(demo_index, embedder):
+    with TestClient(create_app(Settings(index_dir=demo_index), embedder=embedder)) as c:
+        assert c.post("/index/rebuild", headers=AUTH).status_code == 403
+
+
+def test_rebuild_swaps_in_a_new_index_while_serving(client):
+    before = client.get("/health").json()["index"]["built_at"]
+    time.sleep(1.1)  # built_at has one-second resolution
+    r = client.post("/index/rebuild", headers=AUTH)
+    assert r.status_code == 202
+    job = r.json()["job_id"]
+    assert client.post("/index/rebuild", headers=AUTH).status_code == 409
+    search(client)  # the old index keeps answering meanwhile
+    deadline = time.time() + 300
+    while (state := client.get(f"/jobs/{job}", headers=AUTH).json())["state"] not in ("succeeded", "failed"):
+        assert time.time() < deadline
+        time.sleep(0.5)
+    assert state["state"] == "succeeded", state
+    assert client.get("/health").json()["index"]["built_at"] != before
+    assert client.get("/jobs/nope", headers=AUTH).status_code == 404

@@ -1,0 +1,61 @@
+import json
+
+import numpy as np
+import pytest
+
+import indexer.artifacts as artifacts
+from indexer.artifacts import MANIFEST, load_index, write_index
+from indexer.errors import CorruptIndex, IndexNotReady
+
+
+def leftovers(parent):
+    return [p.name for p in parent.iterdir() if p.name.startswith(".")]
+
+
+def test_round_trip_is_exact(tmp_path, tiny_index):
+    out = write_index(tiny_index, tmp_path / "idx", {"documents": len(tiny_index.corpus)})
+    back = load_index(out)
+    np.testing.assert_array_equal(back.embeddings, tiny_index.embeddings)
+    np.testing.assert_array_equal(back.codes.indices, tiny_index.codes.indices)
+    np.testing.assert_array_equal(back.codes.values, tiny_index.codes.values)
+    np.testing.assert_array_equal(back.inv.doc_ids, tiny_index.inv.doc_ids)
+    np.testing.assert_array_equal(back.stats.p90, tiny_index.stats.p90)
+    assert back.names.names == tiny_index.names.names
+    assert back.families.names == tiny_index.families.names
+    np.testing.assert_array_equal(back.families.neighbors, tiny_index.families.neighbors)
+    assert back.corpus.ids == tiny_index.corpus.ids
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["format_version"] == artifacts.FORMAT_VERSION
+    assert set(manifest["files"]) >= {"docs.parquet", "dense.faiss", "sae/sae.safetensors", "codes.parquet"}
+    assert leftovers(tmp_path) == []
+
+
+def test_missing_and_corrupt_indexes_are_refused(tmp_path, tiny_index):
+    with pytest.raises(IndexNotReady, match="no index"):
+        load_index(tmp_path / "nothing")
+    out = write_index(tiny_index, tmp_path / "idx", {})
+    with open(out / "codes.parquet", "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(CorruptIndex, match="codes.parquet"):
+        load_index(out)
+
+
+def test_failed_build_leaves_the_old_index_untouched(tmp_path, tiny_index, monkeypatch):
+    out = write_index(tiny_index, tmp_path / "idx", {"marker": "old"})
+
+    def boom(*_args, **_kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(artifacts, "_families_table", boom)
+    with pytest.raises(RuntimeError):
+        write_index(tiny_index, out, {"marker": "new"})
+    assert json.loads((out / MANIFEST).read_text())["marker"] == "old"
+    assert load_index(out).corpus.ids == tiny_index.corpus.ids
+    assert leftovers(tmp_path) == []
+
+
+def test_rebuild_replaces_in_one_step(tmp_path, tiny_index):
+    out = write_index(tiny_index, tmp_path / "idx", {"marker": "old"})
+    write_index(tiny_index, out, {"marker": "new"})
+    assert json.loads((out / MANIFEST).read_text())["marker"] == "new"
+    assert leftovers(tmp_path) == []

@@ -1,0 +1,40 @@
+import pytest
+
+from indexer.catalog import Catalog, family_summary, family_tree, feature_detail, list_families
+from indexer.errors import UnknownFeature
+
+
+@pytest.fixture(scope="module")
+def catalog(tiny_index):
+    return Catalog(tiny_index)
+
+
+def test_feature_references(catalog):
+    assert catalog.feature_id(5) == 5
+    assert catalog.feature_id("5") == 5
+    assert catalog.feature_id("Topic7 Words") == 7
+    with pytest.raises(UnknownFeature, match="did you mean"):
+        catalog.feature_id("topic7 wordz")
+
+
+def test_name_search_puts_exact_match_first(catalog):
+    hits = catalog.search("topic12 words", limit=5)
+    assert hits[0].id == 12
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    assert catalog.search("   ") == []
+
+
+def test_feature_detail(catalog, tiny_index):
+    d = feature_detail(catalog, 2)
+    acts = [doc.activation for doc in d.top_documents]
+    assert acts == sorted(acts, reverse=True) and len(acts) == min(10, tiny_index.inv.counts()[2])
+    assert d.family.id == 0 and d.family.name == "family zero"
+    assert 2 not in [n.id for n in d.neighbors]
+
+
+def test_families_largest_first_and_tree(catalog):
+    total, page = list_families(catalog)
+    assert total == 2 and [f.size for f in page] == [4, 3]
+    assert family_summary(catalog, "family four").parent.id == 4
+    tree = family_tree(catalog, 0)
+    assert tree.id == 0 and [c.id for c in tree.children] == [1, 2, 3]

@@ -1,0 +1,39 @@
+"""The command line: expected failures print one line and exit non-zero, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from service.cli import main
+from tests.conftest import DEMO_CORPUS, ROOT
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["build", "--corpus", "missing.parquet", "--out", "{tmp}/i"], "missing.parquet"),
+        (["build", "--corpus", "{tmp}/corpus.xml", "--out", "{tmp}/i"], "format"),
+        (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}/i", "--k", "0"], "k must"),
+        (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}/i", "--embeddings", "{tmp}/none.npy"], "none.npy"),
+        (["rebuild", "--url", "http://127.0.0.1:9", "--key", "k"], "cannot reach"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, capsys, args, fragment):
+    (tmp_path / "corpus.xml").write_text("<xml/>")
+    code = main([a.format(tmp=tmp_path) for a in args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith("sae-search: error:") and fragment in err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "i").exists()
+
+
+def test_console_entry_point_exits_non_zero_without_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "service", "build", "--corpus", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "i")],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("sae-search: error:")
