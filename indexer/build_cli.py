@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from indexer.config import BuildConfig
 from indexer.pipeline import build_index, is_current
@@ -34,6 +35,10 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         corpus=args.corpus, out=args.out, embeddings=args.embeddings, model=args.model, k=args.k,
         latents=args.latents, epochs=args.epochs, time_budget=args.time_budget, faiss_factory=args.faiss,
         limit=args.limit, seed=args.seed, device=args.device,
+        # Optional LLM naming is configured like the service, from the environment.
+        llm_base_url=os.environ.get("SAE_SEARCH_LLM_BASE_URL") or None,
+        llm_model=os.environ.get("SAE_SEARCH_LLM_MODEL") or None,
+        llm_api_key=os.environ.get("SAE_SEARCH_LLM_API_KEY", ""),
     )
 
 

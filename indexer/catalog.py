@@ -102,27 +102,32 @@ class Catalog:
         return Ref(int(fam), self.data.families.names[fam])
 
     # -- searching names -------------------------------------------------------------------
-    def search(self, text: str, limit: int = 10) -> list[FeatureMatch]:
+    def search(self, text: str | None, limit: int = 10, min_trust: float = 0.0, sort: str = "relevance") -> list[FeatureMatch]:
         """Features whose name or distinctive terms match `text`, best first: exact name, then the share of the
         query's words found in the name, then in the top terms (earlier terms count more); ties go to the
-        more trusted, then the broader feature. Dead features are left out."""
-        q = set(_words(text))
-        if not q:
+        more trusted, then the broader feature. Without `text`, every feature. Dead features and those
+        trusted less than `min_trust` are left out; `sort` = "trust" or "density" orders by that instead."""
+        q = set(_words(text or ""))
+        if text is not None and not q:
             return []
         names, stats = self.data.names, self.data.stats
-        exact = text.strip().lower()
+        exact = (text or "").strip().lower()
         scored = []
         for i in range(self.n_features):
-            if names.status[i] == "dead":
+            if names.status[i] == "dead" or names.trust[i] < min_trust:
                 continue
-            score = 3.0 if names.names[i].lower() == exact else 0.0
-            score += 2.0 * len(q & self._name_words[i]) / len(q)
-            for rank, words in enumerate(self._term_words[i]):
-                if q & words:
-                    score += len(q & words) / len(q) / (1.0 + 0.3 * rank)
-            if score > 0:
-                scored.append((score, float(names.trust[i]), float(stats.density[i]), i))
-        scored.sort(reverse=True)
+            score = 0.0
+            if q:
+                score = 3.0 if names.names[i].lower() == exact else 0.0
+                score += 2.0 * len(q & self._name_words[i]) / len(q)
+                for rank, words in enumerate(self._term_words[i]):
+                    if q & words:
+                        score += len(q & words) / len(q) / (1.0 + 0.3 * rank)
+                if score <= 0:
+                    continue
+            scored.append((score, float(names.trust[i]), float(stats.density[i]), i))
+        key = {"relevance": lambda t: t[:3], "trust": lambda t: (t[1], t[0]), "density": lambda t: (t[2], t[0])}[sort]
+        scored.sort(key=key, reverse=True)
         return [
             FeatureMatch(i, names.names[i], density, trust, names.status[i], round(score, 4))
             for score, trust, density, i in scored[:limit]

@@ -38,6 +38,12 @@ class BuildConfig:
     """Seed for SAE training and sampling."""
     device: str = "auto"
     """'auto', 'cpu' or 'cuda' for embedding and training."""
+    llm_base_url: str | None = None
+    """OpenAI-compatible endpoint that names features instead of TF-IDF terms; None (default) uses no LLM."""
+    llm_model: str | None = None
+    """Model asked at `llm_base_url`."""
+    llm_api_key: str = ""
+    """Bearer key for `llm_base_url` (never written to the manifest)."""
 
     def __post_init__(self) -> None:
         self.corpus, self.out = Path(self.corpus), Path(self.out)
@@ -53,6 +59,8 @@ class BuildConfig:
             raise InvalidArgument(f"time budget must be > 0 seconds, got {self.time_budget}")
         if self.limit is not None and self.limit < 1:
             raise InvalidArgument(f"limit must be >= 1, got {self.limit}")
+        if self.llm_base_url and not self.llm_model:
+            raise InvalidArgument("an LLM endpoint needs a model name (SAE_SEARCH_LLM_MODEL)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InvalidArgument(f"device must be auto, cpu or cuda, got {self.device!r}")
 

@@ -110,17 +110,16 @@ class Embedder:
     def __init__(self, model: str | None = None, device: str = "auto", query_threads: int | None = 1) -> None:
         """Load `model` (see `resolve_model`) on `device` ('auto': CUDA when present, else CPU).
         `query_threads` defaults to 1: for a ~10-token query the matrices are too small to gain much
-        from a second thread, and with other work on the cores (a rebuild, other requests) multi-threaded
-        OpenMP threads wait on each other: a short query measured ~750 ms with 2 threads against ~23 ms
-        with 1 on a loaded 2-core machine."""
-        import torch
-
+        from a second thread, and with other work on the cores (a rebuild, other requests) the OpenMP
+        threads wait on each other: a short query measured ~750 ms with 2 threads against ~23 ms with 1
+        on a loaded 2-core machine."""
         if query_threads is not None and query_threads < 1:
             raise InvalidArgument(f"query_threads must be at least 1 or None, got {query_threads}")
         self.query_threads = query_threads
-
         model = None if model is None else str(model)
         self.path = resolve_model(model)
+        import torch
+
         self.name = DEFAULT_MODEL if model is None or model.strip().lower() in _DEFAULT_NAMES else model
         self.device = _resolve_device(device)
         self._torch = torch

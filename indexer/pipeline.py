@@ -14,11 +14,12 @@ import numpy as np
 from indexer.artifacts import FORMAT_VERSION, IndexData, read_manifest, sha256_file, write_index
 from indexer.codes import SparseCodes, feature_stats, invert
 from indexer.config import BuildConfig
-from indexer.corpus import load_corpus
+from indexer.corpus import Corpus, load_corpus
 from indexer.embed import Embedder, check_precomputed, load_embeddings_file
 from indexer.errors import IndexNotReady, InvalidArgument
 from indexer.families import FamilyConfig, build_families
 from indexer.index import build_faiss
+from indexer.llm_names import LlmConfig, llm_name_features
 from indexer.names import NamingConfig, name_features
 from indexer.sae import encode_array
 from indexer.train import TrainConfig, train_sae
@@ -31,7 +32,8 @@ StageCallback = Callable[[str], None]
 def _fingerprint(cfg: BuildConfig, corpus_sha: str) -> dict[str, Any]:
     """What decides whether an existing index is still current."""
     emb_sha = sha256_file(cfg.embeddings) if cfg.embeddings else None
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("corpus", "out", "embeddings", "device")}
+    skip = ("corpus", "out", "embeddings", "device", "llm_api_key")
+    settings = {k: v for k, v in asdict(cfg).items() if k not in skip}
     return {"corpus_sha256": corpus_sha, "embeddings_sha256": emb_sha, "settings": settings}
 
 
@@ -47,7 +49,8 @@ def is_current(cfg: BuildConfig) -> bool:
     )
 
 
-def _embeddings(cfg: BuildConfig, embedder: Embedder, texts: list[str], source_rows: np.ndarray) -> tuple[np.ndarray, dict]:
+def _embeddings(cfg: BuildConfig, embedder: Embedder, corpus: Corpus) -> tuple[np.ndarray, dict]:
+    texts, source_rows = corpus.texts(), corpus.source_rows
     if cfg.embeddings is None:
         emb = embedder.embed(texts, progress=True)
         return emb, {"source": "computed"}
@@ -60,7 +63,7 @@ def _embeddings(cfg: BuildConfig, embedder: Embedder, texts: list[str], source_r
             "embeddings must be aligned with the corpus file's rows"
         )
     emb = np.asarray(raw[source_rows], dtype=np.float32)
-    min_cos = check_precomputed(embedder, texts, emb, n_check=cfg.check_rows, seed=cfg.seed)
+    min_cos = check_precomputed(embedder, texts, emb, n_check=cfg.check_rows, seed=cfg.seed, ids=corpus.ids)
     norms = np.linalg.norm(emb, axis=1, keepdims=True)
     emb /= np.maximum(norms, 1e-12)
     return emb, {"source": str(cfg.embeddings), "checked_rows": cfg.check_rows, "min_cosine": round(min_cos, 5)}
@@ -84,13 +87,12 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
 
     stage("corpus")
     corpus, report = load_corpus(cfg.corpus, limit=cfg.limit)
-    log.info("corpus %s", report.summary())
     corpus_sha = sha256_file(cfg.corpus)
 
     stage("embeddings")
     embedder = embedder or Embedder(cfg.model, device=cfg.device)
     texts = corpus.texts()
-    emb, emb_info = _embeddings(cfg, embedder, texts, corpus.source_rows)
+    emb, emb_info = _embeddings(cfg, embedder, corpus)
 
     stage("sae")
     latents = cfg.latents_for(len(corpus))
@@ -107,7 +109,14 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
     stats = feature_stats(inv, len(corpus))
 
     stage("names")
-    names = name_features(texts, inv, stats, NamingConfig(seed=cfg.seed))
+    naming = NamingConfig(seed=cfg.seed)
+    names = name_features(texts, inv, stats, naming)
+    if cfg.llm_base_url:
+        llm = LlmConfig(
+            base_url=cfg.llm_base_url, model=cfg.llm_model or "", api_key=cfg.llm_api_key,
+            cache_path=cfg.out.parent / f"{cfg.out.name}.llm-names.json", seed=cfg.seed,
+        )
+        names = llm_name_features(texts, inv, names, llm, naming)
 
     stage("families")
     families = build_families(codes, stats, sae.weights_numpy()["W_dec"], names, FamilyConfig())

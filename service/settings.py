@@ -29,4 +29,8 @@ class Settings(BaseSettings):
     """Verify every index file's checksum when loading."""
     device: str = "auto"
     """'auto', 'cpu' or 'cuda' for the query embedder and rebuilds."""
+    llm_base_url: str | None = None
+    """OpenAI-compatible endpoint that names features during rebuilds; None uses TF-IDF names only."""
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
     log_level: str = "INFO"

@@ -75,7 +75,11 @@ class AppState:
             carried = {k: previous[k] for k in _CARRIED if k in previous}
         except IndexNotReady:
             pass
-        return BuildConfig(corpus=corpus_path, out=s.index_dir, embeddings=emb_path, model=s.model, device=s.device, **carried)
+        return BuildConfig(
+            corpus=corpus_path, out=s.index_dir, embeddings=emb_path, model=s.model, device=s.device,
+            llm_base_url=s.llm_base_url, llm_model=s.llm_model,
+            llm_api_key=s.llm_api_key.get_secret_value() if s.llm_api_key else "", **carried,
+        )
 
     def start_rebuild(self, corpus: str | None = None, embeddings: str | None = None) -> str:
         cfg = self.rebuild_config(corpus, embeddings)

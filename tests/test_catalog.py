@@ -38,3 +38,18 @@ def test_families_largest_first_and_tree(catalog):
     assert family_summary(catalog, "family four").parent.id == 4
     tree = family_tree(catalog, 0)
     assert tree.id == 0 and [c.id for c in tree.children] == [1, 2, 3]
+
+
+def test_filter_and_sort_by_trust(tiny_index):
+    import numpy as np
+
+    from indexer.artifacts import IndexData
+
+    trust = np.linspace(0, 1, tiny_index.sae.n).astype(np.float32)
+    names = type(tiny_index.names)(**{**vars(tiny_index.names), "trust": trust})
+    catalog = Catalog(IndexData(**{**vars(tiny_index), "names": names}))
+    hits = catalog.search(None, limit=100, min_trust=0.5, sort="trust")
+    assert hits and all(h.trust >= 0.5 for h in hits)
+    assert [h.trust for h in hits] == sorted((h.trust for h in hits), reverse=True)
+    dens = [h.density for h in catalog.search("words", limit=100, sort="density")]
+    assert dens == sorted(dens, reverse=True)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -14,11 +14,13 @@ router = APIRouter(tags=["features"])
 @router.get("/features", response_model=list[FeatureMatchOut])
 def find_features(
     searcher: SearcherDep,
-    q: Annotated[str, Query(min_length=1, max_length=200, description="Words to look for in names and terms.")],
+    q: Annotated[str | None, Query(min_length=1, max_length=200, description="Words to look for in names and terms.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    min_trust: Annotated[float, Query(ge=0, le=1, description="Leave out features whose name is trusted less.")] = 0.0,
+    sort: Annotated[Literal["relevance", "trust", "density"], Query()] = "relevance",
 ) -> list:
-    """Features whose names or distinctive terms match the text, best match first."""
-    return searcher.catalog.search(q, limit)
+    """Features whose names or distinctive terms match the text (all features without one), best match first."""
+    return searcher.catalog.search(q, limit, min_trust, sort)
 
 
 @router.get("/features/{feature_id}", response_model=FeatureOut)
