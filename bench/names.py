@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from dataclasses import replace
 import json
 import logging
 import platform
@@ -98,13 +99,42 @@ def shuffled_trust(texts: list[str], inv: Any, names: FeatureNames, cfg: NamingC
     other = rng.permutation(sample)
     scores = []
     for f, g in zip(sample, other):
-        ids = [i for t in names.terms[g][:3] for i in [tm.term_id(t)] if i >= 0]
+        ids = name_term_ids(tm, names.names[g])
         scores.append(feature_trust(tm, inv, int(f), ids, None, cfg, rng))
     s = np.array(scores)
     return {"features": int(len(s)), "mean": round(float(s.mean()), 3), "p90": round(float(np.quantile(s, 0.9)), 3)}
 
 
-def family_quality(codes: SparseCodes, stats: Any, w_dec: np.ndarray, names: FeatureNames, method: str) -> dict[str, Any]:
+def name_term_ids(tm: Any, name: str) -> list[int]:
+    """Term ids a TF-IDF name stands for: each one-word phrase's unigram, each longer phrase's bigrams."""
+    ids = []
+    for phrase in name.split(", "):
+        words = phrase.split(" ")
+        grams = words if len(words) == 1 else [f"{a} {b}" for a, b in zip(words, words[1:])]
+        ids += [i for i in map(tm.term_id, grams) if i >= 0]
+    return ids
+
+
+def presence_by_rank(inv: Any, names: FeatureNames, tm: Any, n: int = 300) -> dict[str, float]:
+    """Share of a feature's firing documents that contain one of its name's terms, by activation rank band,
+    averaged over n random live features with >= 640 firing documents; plus the same share for random documents."""
+    rng = np.random.default_rng(3)
+    counts = inv.counts()
+    pool = np.flatnonzero((np.array(names.status) == "live") & (counts >= 640))
+    bands = [(0, 40), (40, 80), (80, 160), (160, 320), (320, 640)]
+    shares: dict[str, list[float]] = {f"{lo}-{hi}": [] for lo, hi in bands} | {"random docs": []}
+    for f in rng.choice(pool, size=min(n, len(pool)), replace=False):
+        ids = name_term_ids(tm, names.names[f])
+        docs, _ = inv.postings(int(f))
+        for key, d in [(f"{lo}-{hi}", docs[lo:hi]) for lo, hi in bands] + [("random docs", rng.integers(0, tm.n_docs, 640))]:
+            hit = np.zeros(len(d), dtype=bool)
+            for t in ids:
+                hit |= tm.contains(t, np.asarray(d, dtype=np.int64))
+            shares[key].append(float(hit.mean()))
+    return {k: round(float(np.mean(v)), 3) for k, v in shares.items()}
+
+
+def family_quality(codes: SparseCodes, w_dec: np.ndarray, names: FeatureNames, method: str) -> dict[str, Any]:
     """Families built on even documents, judged on odd ones: how often the parent fires where a child fires
     (vs a random denser eligible parent) and how many top terms parent and child share (vs random)."""
     even = SparseCodes(codes.indices[0::2], codes.values[0::2], codes.n_features)
@@ -137,6 +167,7 @@ def family_quality(codes: SparseCodes, stats: Any, w_dec: np.ndarray, names: Fea
         "seconds": round(secs, 1),
         "families": int(len(sizes)),
         "features_in_families": int(sizes.sum()) if len(sizes) else 0,
+        "size_min_median_max": [int(sizes.min()), float(np.median(sizes)), int(sizes.max())] if len(sizes) else [],
         "heldout_parent_given_child": round(float(np.mean(contain)), 3),
         "random_parent_given_child": round(float(np.mean(contain_rand)), 3),
         "term_jaccard_parent_child": round(float(np.mean(overlap)), 3),
@@ -238,9 +269,16 @@ def main() -> None:
     if args.compare:
         tm = build_term_matrix(texts, ncfg.min_df)
         result["shuffled_name_trust"] = shuffled_trust(texts, inv, names, ncfg, tm)
+        tail = name_features(texts, inv, stats, replace(ncfg, trust_positives=0), terms=tm).trust[live]
+        result["trust_on_all_other_firing_docs"] = {
+            "live_trust_ge_0.8": round(float((tail >= 0.8).mean()), 3),
+            "quantiles": {q: round(float(np.quantile(tail, q)), 3) for q in (0.1, 0.25, 0.5, 0.75, 0.9)},
+        }
+        result["presence_by_activation_rank"] = presence_by_rank(inv, names, tm)
         del tm
         result["tokenizer_race"] = tokenizer_race(texts[:20000])
-        result["family_methods"] = [family_quality(codes, stats, w_dec, names, m) for m in ("cooccurrence", "decoder")]
+        methods = ("cooccurrence", "decoder")
+        result["family_methods"] = [family_quality(codes, w_dec, names, m) for m in methods]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"names_{result['date']}.json"
     path.write_text(json.dumps(result, indent=2))

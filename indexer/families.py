@@ -3,7 +3,8 @@ the features each one most often fires with.
 
 Families follow O'Neill et al. 2024: link weight w_ij = C_ij / min(c_i, c_j), where C_ij counts documents on which
 both features fire and c_i those on which i fires, so w_ij is the share of the sparser feature's documents on
-which the denser one also fires. Each feature keeps its `graph_neighbors` strongest links; a maximum spanning
+which the denser one also fires. Links that chance explains (lift C_ij n_docs / (c_i c_j) < `min_lift`) are
+dropped, then each feature keeps its `graph_neighbors` strongest links; a maximum spanning
 forest of that graph is taken (scipy.sparse.csgraph), links weaker than `min_link` are cut, and each link points
 from the denser to the sparser feature. A feature's parent is its strongest denser neighbour in the forest, and
 every feature with at least `min_children` children heads a family of itself plus those children. When a child
@@ -186,7 +187,11 @@ def link_graph(
         # Cosine only between features that ever co-fire, so the graph stays as sparse as the co-occurrence one.
         wn = np.asarray(w_dec, dtype=np.float32)
         wn = wn / np.maximum(np.linalg.norm(wn, axis=1, keepdims=True), 1e-12)
-        w = np.einsum("ij,ij->i", wn[r], wn[c]).astype(np.float64)
+        w = np.empty(len(r), dtype=np.float64)
+        # In slices: gathering both ends of ~10M pairs at once would take (pairs x d) floats, ~15 GB.
+        for lo in range(0, len(r), 65536):
+            sl = slice(lo, lo + 65536)
+            w[sl] = np.einsum("ij,ij->i", wn[r[sl]], wn[c[sl]])
         keep = w > 0
         r, c, w = r[keep], c[keep], w[keep]
     n = cooc.shape[0]

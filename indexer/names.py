@@ -4,11 +4,15 @@ well the name predicts, on documents it was not made from, where the feature fir
 Terms are ranked by `terms.distinctive_terms` (pointwise KL divergence against the corpus) over the feature's
 top documents, and a name is the best 1-3 of them as readable phrases (`terms.select_phrases`).
 
-Trust: the name is made from the strongest `n_name = min(top_docs, firing // 2)` documents. The other firing
-documents (positives, sampled down to `trust_negatives`) and `trust_negatives` random non-firing documents
-(negatives) are scored by how many of the name's terms they contain, and trust is the AUROC of that score.
-A name that says nothing about the feature scores ~0.5. Dead features, and features with fewer than
-`min_heldout` held-out documents (too rare to check), get trust 0 rather than NaN, so that trust always sorts."""
+Trust: the name is made from the strongest `n_name = min(top_docs, firing // 2)` documents. The next
+`trust_positives` firing documents by activation (all the other firing documents when 0; sampled down to
+`trust_negatives`) are the positives, `trust_negatives` random non-firing documents the negatives; each is scored
+by the summed scores of the name's terms it contains, and trust is the AUROC of that score. A name that says
+nothing about the feature scores ~0.5. The default looks at the next-strongest documents rather than all of them
+because a TopK feature's weakest firings are diffuse: on the full corpus the share of a feature's documents
+containing its name's terms falls steadily with activation rank (bench/NAMES_RESULTS.md has both numbers).
+Dead features, and features with fewer than `min_heldout` held-out documents (too rare to check), get trust 0
+rather than NaN, so that trust always sorts."""
 
 from __future__ import annotations
 
@@ -52,6 +56,9 @@ class NamingConfig:
     name_min_ratio: float = 0.3
     """Terms after a name's first must score at least this share of the best term's score: much weaker terms
     make a name longer, not clearer (a name still gets a second word when it would have only one)."""
+    trust_positives: int = 40
+    """Held-out firing documents used as trust positives: the next-strongest after the naming documents;
+    0 uses every other firing document."""
     min_heldout: int = 3
     """Fewest held-out firing documents needed to compute trust; rarer features get trust 0."""
 
@@ -70,6 +77,8 @@ class NamingConfig:
             raise InvalidArgument(f"min_df must be >= 1, got {self.min_df}")
         if not 0.0 <= self.name_min_ratio <= 1.0:
             raise InvalidArgument(f"name_min_ratio must be in [0, 1], got {self.name_min_ratio}")
+        if self.trust_positives < 0:
+            raise InvalidArgument(f"trust_positives must be >= 0, got {self.trust_positives}")
         if self.min_heldout < 1:
             raise InvalidArgument(f"min_heldout must be >= 1, got {self.min_heldout}")
 
@@ -138,9 +147,9 @@ def sample_negatives(firing_sorted: np.ndarray, n_docs: int, n: int, rng: np.ran
     # Rejection sampling: the firing share is at most 3/4 here, so 1/(1-share) * 1.5 draws leave enough.
     draws = int(n * 1.5 * n_docs / n_free) + 16
     cand = np.unique(rng.integers(0, n_docs, size=draws))
-    pos = np.searchsorted(firing_sorted, cand)
-    hit = (pos < len(firing_sorted)) & (firing_sorted[np.minimum(pos, len(firing_sorted) - 1)] == cand)
-    cand = cand[~hit]
+    if len(firing_sorted):
+        pos = np.searchsorted(firing_sorted, cand)
+        cand = cand[~((pos < len(firing_sorted)) & (firing_sorted[np.minimum(pos, len(firing_sorted) - 1)] == cand))]
     return rng.permutation(cand)[:n]
 
 
@@ -183,7 +192,8 @@ def feature_trust(
     """Held-out trust of a name (its `term_ids`, optionally weighted) for one feature; 0 when too few
     held-out documents."""
     docs, _ = inv.postings(feature)
-    heldout = docs[trust_split(len(docs), cfg) :]
+    n_name = trust_split(len(docs), cfg)
+    heldout = docs[n_name : n_name + cfg.trust_positives] if cfg.trust_positives else docs[n_name:]
     if len(heldout) < cfg.min_heldout:
         return 0.0
     if len(heldout) > cfg.trust_negatives:

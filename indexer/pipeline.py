@@ -22,6 +22,7 @@ from indexer.index import build_faiss
 from indexer.llm_names import LlmConfig, llm_name_features
 from indexer.names import NamingConfig, name_features
 from indexer.sae import encode_array
+from indexer.terms import build_term_matrix
 from indexer.train import TrainConfig, train_sae
 
 log = logging.getLogger(__name__)
@@ -110,13 +111,14 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
 
     stage("names")
     naming = NamingConfig(seed=cfg.seed)
-    names = name_features(texts, inv, stats, naming)
+    terms = build_term_matrix(texts, naming.min_df)
+    names = name_features(texts, inv, stats, naming, terms=terms)
     if cfg.llm_base_url:
         llm = LlmConfig(
             base_url=cfg.llm_base_url, model=cfg.llm_model or "", api_key=cfg.llm_api_key,
             cache_path=cfg.out.parent / f"{cfg.out.name}.llm-names.json", seed=cfg.seed,
         )
-        names = llm_name_features(texts, inv, names, llm, naming)
+        names = llm_name_features(texts, inv, names, llm, naming, terms=terms)
 
     stage("families")
     families = build_families(codes, stats, sae.weights_numpy()["W_dec"], names, FamilyConfig())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from array import array
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,6 +113,8 @@ class TermMatrix:
     def contains(self, term: int, docs: np.ndarray) -> np.ndarray:
         """(len(docs),) bool: whether each of `docs` contains term id `term` (binary search, no dense rows)."""
         postings = self.docs_of(term)
+        if len(postings) == 0:
+            return np.zeros(len(docs), dtype=bool)
         pos = np.searchsorted(postings, docs)
         return (pos < len(postings)) & (postings[np.minimum(pos, len(postings) - 1)] == docs)
 
@@ -135,9 +138,21 @@ class TermMatrix:
         return list(dict.fromkeys(t for t in ids if t >= 0))
 
 
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """Distinct values, ascending. np.unique took 71 s where this takes 2.6 s on 25M random int64 keys
+    (numpy 2.4 hash path, 2 shared cores)."""
+    keys = np.sort(keys)
+    if len(keys) == 0:
+        return keys
+    first = np.empty(len(keys), dtype=bool)
+    first[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    return keys[first]
+
+
 def _unique_pairs(rows: np.ndarray, cols: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (row, col) pairs, sorted by row then col."""
-    keys = np.unique(rows.astype(np.int64) * n_cols + cols)
+    keys = _sorted_unique(rows.astype(np.int64) * n_cols + cols)
     return (keys // n_cols).astype(np.int32), (keys % n_cols).astype(np.int64)
 
 
@@ -145,12 +160,16 @@ def build_term_matrix(texts: list[str], min_df: int = 3) -> TermMatrix:
     """Binary unigram + bigram presence of every text. Terms in fewer than `min_df` documents are dropped."""
     if min_df < 1:
         raise InvalidArgument(f"min_df must be >= 1, got {min_df}")
-    vocab: dict[str, int] = {_DOC_END: 0}
+    # A missing word gets the next id from C code (default_factory is the dict's own __len__): the per-token
+    # work stays out of the Python interpreter loop.
+    vocab: defaultdict[str, int] = defaultdict()
+    vocab.default_factory = vocab.__len__
+    vocab[_DOC_END]
     ids = array("i")
     lengths = np.empty(len(texts), dtype=np.int64)
     for i, text in enumerate(texts):
         toks = _TOKEN.findall(clean_text(text))
-        ids.extend([vocab.setdefault(w, len(vocab)) for w in toks])
+        ids.extend(map(vocab.__getitem__, toks))
         # A document-end marker breaks bigrams across documents without any per-position doc check.
         ids.append(0)
         lengths[i] = len(toks) + 1

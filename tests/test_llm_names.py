@@ -61,7 +61,7 @@ class FakeChat:
 @pytest.fixture
 def fake_chat() -> Iterator[FakeChat]:
     fake = FakeChat()
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
+    thread = threading.Thread(target=fake.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield fake
     fake.server.shutdown()

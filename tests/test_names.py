@@ -249,3 +249,21 @@ def test_sample_negatives_avoid_firing_docs(n_docs: int, seed: int, n: int) -> N
     if n_docs - len(firing) >= 4 * n:
         # Rejection sampling draws 1.5x what it needs; falling short is astronomically unlikely.
         assert len(neg) == n
+
+
+def test_trust_positives_choose_the_next_strongest_documents() -> None:
+    texts, codes = make_corpus(seed=6)
+    rng = np.random.default_rng(6)
+    planted = np.array(["quasar jets" in t for t in texts])
+    noise = (~planted) & (rng.random(len(texts)) < 0.4)
+    # Feature 0 fires strongly on its planted documents and weakly on many random ones.
+    codes.values[planted, 0] = rng.uniform(0.9, 1.0, planted.sum())
+    codes.values[noise, 0] = rng.uniform(0.01, 0.05, noise.sum())
+    codes.indices[noise, 0] = 0
+    inv = invert(codes)
+    stats = feature_stats(inv, codes.n_docs)
+    next_only = name_features(texts, inv, stats, NamingConfig(top_docs=20, trust_positives=20, trust_negatives=300))
+    everything = name_features(texts, inv, stats, NamingConfig(top_docs=20, trust_positives=0, trust_negatives=300))
+    assert next_only.names[0] == everything.names[0] == "quasar jets"
+    assert next_only.trust[0] >= 0.9
+    assert everything.trust[0] < next_only.trust[0] - 0.2

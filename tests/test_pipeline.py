@@ -46,3 +46,24 @@ def test_misaligned_embeddings_are_refused(tmp_path, embedder):
     with pytest.raises(InvalidArgument, match="rows"):
         build_index(make_build_cfg(tmp_path, embeddings=short), embedder=embedder)
     assert not (tmp_path / "index").exists()
+
+
+def test_llm_endpoint_names_features_when_configured(tmp_path, embedder):
+    from tests.test_llm_names import FakeChat
+
+    fake = FakeChat()
+    import threading
+
+    thread = threading.Thread(target=fake.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        cfg = make_build_cfg(tmp_path, limit=120, latents=64, k=8, epochs=5, llm_base_url=fake.url, llm_model="fake")
+        data = build_index(cfg, embedder=embedder)
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()
+    live = [n for n, s in zip(data.names.names, data.names.status) if s != "dead"]
+    assert fake.requests and all(r["path"].endswith("/chat/completions") for r in fake.requests)
+    assert sum(n.lower().endswith("studies") for n in live) == len(live)
+    assert "llm_api_key" not in json.dumps(data.manifest)
+    assert (tmp_path / "index.llm-names.json").is_file()  # the cache sits beside the index, not inside it
