@@ -50,8 +50,8 @@ def run_build(args: argparse.Namespace) -> int:
     data = build_index(cfg)
     m = data.manifest
     log.info(
-        "built path=%s documents=%d features=%d live=%d families=%d sae_nmse=%.4f",
+        "built path=%s documents=%d features=%d live=%d families=%d sae_val_nmse=%s",
         cfg.out, m["documents"], m["features"]["total"], m["features"]["live"], m["features"]["families"],
-        m["sae"]["metrics"].get("train_nmse", float("nan")),
+        m["sae"]["metrics"].get("val_nmse"),
     )
     return 0

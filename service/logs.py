@@ -8,12 +8,24 @@ import sys
 _FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at emit time, so a replaced stderr (tests, daemons) never leaves the
+    handler holding a closed stream."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Route logs to stderr once; later calls only change the level."""
     root = logging.getLogger()
-    if not any(getattr(h, "_sae_search", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(_FORMAT))
-        handler._sae_search = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level.upper())

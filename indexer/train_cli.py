@@ -1,0 +1,87 @@
+"""`sae-search train-sae`: train a TopK SAE on an .npy of embeddings and write `sae.safetensors` + `sae.json`.
+The lead's CLI (`service.cli`) registers the subcommand with `add_train_parser` and turns any
+`SaeSearchError` raised here into a one-line error and exit code 1."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from indexer.errors import InvalidArgument
+from indexer.sae import save_sae
+from indexer.train import TrainConfig, train_sae, validate_embeddings
+
+log = logging.getLogger(__name__)
+
+SAVE_RESERVE_S = 1.0
+"""Seconds of a --time-budget kept back for writing the artifact after training."""
+
+
+def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the `train-sae` subcommand; its handler is `run_train`."""
+    d = TrainConfig()
+    p = subparsers.add_parser(
+        "train-sae",
+        help="train a TopK sparse autoencoder on an .npy of embeddings",
+        description="Train a TopK SAE on every row of an (rows, dim) .npy (float16 or float32) and write "
+        "OUT/sae.safetensors and OUT/sae.json.",
+    )
+    p.add_argument("--embeddings", type=Path, required=True, help="(rows, dim) float .npy file")
+    p.add_argument("--out", type=Path, required=True, help="output directory (created if needed)")
+    p.add_argument("--k", type=int, default=d.k, help=f"active latents per input (default {d.k})")
+    p.add_argument("--latents", type=int, default=d.latents, help=f"dictionary size (default {d.latents})")
+    p.add_argument(
+        "--time-budget", type=float, default=None,
+        help="wall-clock seconds from the start of this subcommand; training follows the clock and stops in time",
+    )
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the data (default 8; more for small data)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"rows per step (default {d.batch_size})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"peak Adam learning rate (default {d.lr})")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device, help="where to train")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(handler=run_train)
+
+
+def load_embeddings(path: Path) -> np.ndarray:
+    """Memory-map a 2-D float .npy; raise InvalidArgument naming the problem when it cannot be used."""
+    if not path.is_file():
+        raise InvalidArgument(f"embeddings file {path} does not exist or is not a file")
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InvalidArgument(f"cannot read {path} as a .npy array: {exc}") from exc
+    if not isinstance(x, np.ndarray):
+        raise InvalidArgument(f"{path} is not a single .npy array (an .npz archive?)")
+    validate_embeddings(x)
+    return x
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Handler of `train-sae`: validate, load, train, save. Returns the exit code (0)."""
+    start = time.perf_counter()
+    budget = args.time_budget
+    if budget is not None and not budget > 0:
+        raise InvalidArgument(f"--time-budget must be > 0 seconds, got {budget}")
+    # Building the config first rejects bad k/latents/epochs before the file is even opened.
+    cfg = TrainConfig(
+        k=args.k, latents=args.latents, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        time_budget=budget, seed=args.seed, device=args.device, progress=not args.no_progress,
+    )
+    x = load_embeddings(Path(args.embeddings))
+    if budget is not None:
+        # The budget covers the subcommand, so loading time and the final save come out of it.
+        cfg.time_budget = max(budget - (time.perf_counter() - start) - SAVE_RESERVE_S, 1e-3)
+    log.info("training SAE k=%d latents=%d on %d rows of dim %d from %s", cfg.k, cfg.latents, *x.shape, args.embeddings)
+    result = train_sae(x, cfg)
+    out = save_sae(result.sae, args.out, result.metrics)
+    m = result.metrics
+    log.info(
+        "wrote %s: %d epochs, %d steps, validation NMSE %s, dead %.2f%%, %.1f s",
+        out, m["epochs_run"], m["steps"], m["val_nmse"], 100 * (m["dead_fraction"] or 0.0), time.perf_counter() - start,
+    )
+    return 0

@@ -1,0 +1,163 @@
+"""indexer.train: recovery of planted features, determinism, time budget, validation, the fast training
+step against a plain dense TopK SAE, the thread tuner and the schedule."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.errors import InvalidArgument
+from indexer.sae import encode_array, nmse
+from indexer.train import TrainConfig, _Clock, _ThreadTuner, lr_factor, train_sae, validate_embeddings
+
+
+def _planted(n_rows: int = 3000, d: int = 32, n_dirs: int = 64, per_row: int = 3, seed: int = 0):
+    """Rows that are sparse positive combinations of `per_row` of `n_dirs` random unit directions."""
+    rng = np.random.default_rng(seed)
+    dirs = rng.standard_normal((n_dirs, d))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    x = np.zeros((n_rows, d))
+    for i in range(n_rows):
+        chosen = rng.choice(n_dirs, per_row, replace=False)
+        x[i] = rng.uniform(0.5, 1.5, per_row) @ dirs[chosen]
+    return x.astype(np.float32), dirs
+
+
+def _tiny(n_rows: int = 400, d: int = 16, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n_rows, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _quick(**kw) -> TrainConfig:
+    base = dict(k=4, latents=64, epochs=3, progress=False, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.slow  # about 3-6 s: 2,000 small steps
+def test_recovers_planted_sparse_directions() -> None:
+    x, dirs = _planted()
+    res = train_sae(x, TrainConfig(k=4, latents=128, progress=False, threads=1, seed=1))
+    dec = res.sae.W_dec.detach().numpy()
+    best_cos = (dirs @ dec.T).max(axis=1)
+    assert (best_cos > 0.9).all(), f"weakest planted direction cos={best_cos.min():.3f}"
+    idx, val = encode_array(res.sae, x)
+    x_hat = res.sae.decode(torch.from_numpy(val), torch.from_numpy(idx.astype(np.int64))).detach().numpy()
+    assert nmse(x, x_hat) < 0.1
+
+
+def test_same_seed_same_weights_other_seed_differs() -> None:
+    x = _tiny()
+    a = train_sae(x, _quick(seed=3)).sae.weights_numpy()
+    b = train_sae(x, _quick(seed=3)).sae.weights_numpy()
+    c = train_sae(x, _quick(seed=4)).sae.weights_numpy()
+    assert all(np.array_equal(a[name], b[name]) for name in a)
+    assert not np.array_equal(a["W_dec"], c["W_dec"])
+
+
+def test_thread_count_does_not_change_the_result() -> None:
+    x = _tiny(300)
+    one = train_sae(x, _quick(threads=1, epochs=2)).sae.weights_numpy()
+    two = train_sae(x, _quick(threads=2, epochs=2)).sae.weights_numpy()
+    auto = train_sae(x, _quick(threads=None, epochs=2)).sae.weights_numpy()
+    assert all(np.array_equal(one[n], two[n]) and np.array_equal(one[n], auto[n]) for n in one)
+
+
+def test_time_budget_stops_early_and_result_is_usable() -> None:
+    x = _tiny(4000, d=64)
+    cfg = TrainConfig(k=8, latents=512, epochs=500, time_budget=0.8, progress=False, threads=1)
+    t0 = time.perf_counter()
+    res = train_sae(x, cfg)
+    wall = time.perf_counter() - t0
+    assert res.metrics["stopped_by_budget"] and res.metrics["steps"] > 0
+    assert res.metrics["epochs_run"] < 500
+    assert wall < 0.8 + 0.3, f"took {wall:.2f}s for a 0.8s budget"
+    idx, val = encode_array(res.sae, x[:50])
+    assert np.isfinite(val).all() and (val >= 0).all() and idx.shape == (50, 8)
+
+
+def test_budget_schedule_decays_learning_rate_to_zero_by_the_deadline() -> None:
+    clock = _Clock(budget=10.0, start=time.perf_counter())
+    assert clock.progress(0, 1000) < 0.05
+    clock.deadline = time.perf_counter()  # the budget is spent
+    assert clock.progress(0, 1000) == 1.0 and not clock.fits_step()
+    assert lr_factor(1.0, 0.02) == 0.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(p=st.floats(0, 1), q=st.floats(0, 1), warmup=st.floats(0, 0.5))
+def test_lr_factor_warms_up_then_decays_to_zero(p: float, q: float, warmup: float) -> None:
+    lo, hi = sorted((p, q))
+    f_lo, f_hi = lr_factor(lo, warmup), lr_factor(hi, warmup)
+    assert 0.0 <= f_lo <= 1.0 and 0.0 <= f_hi <= 1.0
+    if hi <= warmup:
+        assert f_lo <= f_hi + 1e-12
+    if lo >= warmup:
+        assert f_lo >= f_hi - 1e-12
+    assert lr_factor(0.0, warmup) == (0.0 if warmup > 0 else 1.0)
+
+
+def test_small_corpus_gets_small_batches_and_enough_steps() -> None:
+    x = _tiny(300)
+    res = train_sae(x, TrainConfig(k=8, latents=256, min_steps=500, progress=False, threads=1))
+    m = res.metrics
+    assert m["batch_size"] == 16 and m["steps"] >= 500 and m["epochs_run"] == math.ceil(500 / 19)
+    assert m["dead_fraction"] is not None and m["val_nmse"] is None  # too small for a validation slice
+
+
+def test_float16_input_and_metrics_are_json_ready() -> None:
+    import json
+
+    res = train_sae(_tiny(2000).astype(np.float16), _quick(epochs=2))
+    json.dumps(res.metrics, allow_nan=False)
+    assert res.metrics["epochs_run"] == 2 and res.metrics["val_nmse"] is not None
+    assert len(res.metrics["history"]) == 2
+
+
+def test_thread_tuner_picks_the_faster_option_and_reprobes_on_slowdown() -> None:
+    before = torch.get_num_threads()
+    tuner = _ThreadTuner(None, torch.device("cpu"))
+    tuner.options = [2, 1]  # as on a 2-core machine
+    cost = {2: 0.05, 1: 0.01}
+    for _ in range(2 * tuner.PROBE):
+        t = tuner.before_step()
+        tuner.after_step(t, cost[t])
+    assert tuner.choice == 1 and not tuner.queue
+    for _ in range(tuner.recent.maxlen):
+        tuner.after_step(tuner.before_step(), 0.05)  # one thread got slow
+    tuner.before_step()
+    assert tuner.queue, "a slowdown triggers a new probe"
+    tuner.restore()
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(k=64, latents=64), dict(k=0, latents=64), dict(k=65, latents=64), dict(time_budget=0.0),
+     dict(time_budget=-1.0), dict(time_budget=math.inf), dict(lr=0.0), dict(epochs=0), dict(warmup=1.0),
+     dict(device="tpu"), dict(threads=0)],
+)
+def test_bad_config_is_invalid_argument(kw: dict) -> None:
+    with pytest.raises(InvalidArgument):
+        TrainConfig(**kw)
+
+
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (np.zeros((4, 3, 2), dtype=np.float32), "2-D"),
+        (np.zeros((1, 3), dtype=np.float32), "at least 2 rows"),
+        (np.zeros((5, 3), dtype=np.int64), "floating point"),
+        (np.array([[0.1, 0.2], [np.nan, 0.0], [0.3, 0.4]], dtype=np.float32), "row: 1"),
+        (np.array([[0.1, np.inf], [0.2, 0.3]], dtype=np.float16), "NaN or inf"),
+    ],
+)
+def test_validate_embeddings_rejects_unusable_arrays(x: np.ndarray, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        validate_embeddings(x)

@@ -1,0 +1,105 @@
+"""indexer.train_cli: the `train-sae` subcommand end to end on a tiny .npy, and its one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.errors import InvalidArgument
+from indexer.sae import CONFIG_FILE, WEIGHTS_FILE, encode_array, load_sae
+from indexer.train_cli import add_train_parser, run_train
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sae-search")
+    add_train_parser(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    return _parser().parse_args(["train-sae", *argv])
+
+
+@pytest.fixture()
+def emb_file(tmp_path: Path) -> Path:
+    x = np.random.default_rng(0).standard_normal((600, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    path = tmp_path / "emb.npy"
+    np.save(path, x.astype(np.float16))
+    return path
+
+
+def test_parser_registers_train_sae_with_handler(emb_file: Path, tmp_path: Path) -> None:
+    args = _args("--embeddings", str(emb_file), "--out", str(tmp_path / "o"))
+    assert args.handler is run_train
+    assert (args.k, args.latents, args.time_budget, args.seed, args.device) == (32, 6144, None, 0, "auto")
+
+
+def test_train_sae_writes_a_loadable_artifact(emb_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sae"
+    args = _args("--embeddings", str(emb_file), "--out", str(out), "--k", "4", "--latents", "64",
+                 "--epochs", "3", "--seed", "2", "--no-progress")
+    assert args.handler(args) == 0
+    assert (out / WEIGHTS_FILE).is_file()
+    info = json.loads((out / CONFIG_FILE).read_text())
+    assert (info["k"], info["d"], info["n"]) == (4, 16, 64)
+    assert info["metrics"]["epochs_run"] == 3 and info["metrics"]["config"]["seed"] == 2
+    sae, _ = load_sae(out)
+    idx, val = encode_array(sae, np.load(emb_file)[:10])
+    assert idx.shape == (10, 4) and (val >= 0).all()
+
+
+def test_time_budget_covers_the_whole_command(emb_file: Path, tmp_path: Path) -> None:
+    import time
+
+    args = _args("--embeddings", str(emb_file), "--out", str(tmp_path / "b"), "--k", "4", "--latents", "64",
+                 "--epochs", "100000", "--time-budget", "1.5", "--no-progress")
+    t0 = time.perf_counter()
+    assert run_train(args) == 0
+    assert time.perf_counter() - t0 < 1.5 + 0.5
+    assert json.loads((tmp_path / "b" / CONFIG_FILE).read_text())["metrics"]["stopped_by_budget"]
+
+
+def _bad_npy(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"{kind}.npy"
+    if kind == "rank3":
+        np.save(path, np.zeros((3, 4, 5), dtype=np.float32))
+    elif kind == "nan":
+        x = np.ones((10, 4), dtype=np.float32)
+        x[7, 2] = np.nan
+        np.save(path, x)
+    elif kind == "garbage":
+        path.write_bytes(b"this is not a numpy file")
+    elif kind == "npz":
+        path = tmp_path / "arrays.npz"
+        np.savez(path, a=np.ones((3, 3)))
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, extra, message",
+    [
+        ("ok", ["--k", "64", "--latents", "64"], "k < latents"),
+        ("ok", ["--k", "0", "--latents", "64"], "k < latents"),
+        ("ok", ["--time-budget", "0"], "time-budget must be > 0"),
+        ("ok", ["--time-budget", "-5"], "time-budget must be > 0"),
+        ("rank3", [], "2-D"),
+        ("nan", [], r"NaN or inf values \(first bad row: 7\)"),
+        ("missing", [], "does not exist"),
+        ("garbage", [], "cannot read"),
+        ("npz", [], "not a single .npy"),
+    ],
+)
+def test_bad_arguments_raise_one_line_invalid_argument(
+    kind: str, extra: list[str], message: str, emb_file: Path, tmp_path: Path
+) -> None:
+    path = emb_file if kind == "ok" else tmp_path / "nope.npy" if kind == "missing" else _bad_npy(tmp_path, kind)
+    args = _args("--embeddings", str(path), "--out", str(tmp_path / "o"), "--no-progress", *extra)
+    with pytest.raises(InvalidArgument, match=message) as info:
+        run_train(args)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "o").exists()
