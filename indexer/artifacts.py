@@ -2,7 +2,8 @@
 rename, with a manifest that records provenance and a checksum of every file.
 
 Layout: manifest.json, docs.parquet, embeddings.npy, dense.faiss, sae/sae.{safetensors,json},
-codes.parquet (top-k per document), inverted.npz (feature -> documents), features.parquet, families.parquet.
+codes.parquet (top-k per document), inverted.npz (feature -> documents), features.parquet, families.parquet,
+concepts.parquet + concepts.npz (word-feature agreement and probes, indexer/concepts.py; format 2).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from indexer.codes import FeatureStats, InvertedLists, SparseCodes, feature_stats
+from indexer.concepts import Concepts, concepts_from_table, concepts_table
 from indexer.corpus import Corpus, corpus_from_table
 from indexer.errors import CorruptIndex, IndexNotReady
 from indexer.families import Families
@@ -33,7 +35,7 @@ from indexer.tables import read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 
@@ -52,6 +54,8 @@ class IndexData:
     names: FeatureNames
     families: Families
     manifest: dict[str, Any] = field(default_factory=dict)
+    concepts: Concepts | None = None
+    """Word-feature agreement and probes; None until computed (the catalog computes missing ones on load)."""
 
 
 def sha256_file(path: str | Path) -> str:
@@ -129,6 +133,10 @@ def write_index(data: IndexData, out: str | Path, info: dict[str, Any]) -> Path:
         np.savez(tmp / "inverted.npz", indptr=data.inv.indptr, doc_ids=data.inv.doc_ids, values=data.inv.values)
         write_parquet(_features_table(data.names, data.stats, data.families), tmp / "features.parquet")
         write_parquet(_families_table(data.families), tmp / "families.parquet")
+        if data.concepts is not None:
+            c = data.concepts
+            write_parquet(concepts_table(c), tmp / "concepts.parquet")
+            np.savez(tmp / "concepts.npz", probe_term=c.probe_term, probes=c.probes, mean=c.mean)
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -219,7 +227,11 @@ def load_index(path: str | Path, verify: bool = True) -> IndexData:
         cooccurring=_stack(ft["cooccurring"], np.int32),
         cooccur_counts=_stack(ft["cooccur_counts"], np.int32),
     )
+    concepts = None
+    if (root / "concepts.parquet").is_file() and (root / "concepts.npz").is_file():
+        with np.load(root / "concepts.npz") as z:
+            concepts = concepts_from_table(read_parquet(root / "concepts.parquet"), z["probe_term"], z["probes"], z["mean"])
     return IndexData(
         corpus=corpus, embeddings=embeddings, faiss_index=load_faiss(root / "dense.faiss"), sae=sae, codes=codes,
-        inv=inv, stats=stats, names=names, families=families, manifest=manifest,
+        inv=inv, stats=stats, names=names, families=families, manifest=manifest, concepts=concepts,
     )

@@ -1,16 +1,20 @@
-"""Feature and family lookups over a loaded index: resolve a reference (id or name), search names and
-terms, and describe a feature or family. Read-only; built once per loaded index."""
+"""Feature and family lookups over a loaded index: resolve a reference (id or name), search features by the
+words they stand for, and describe a feature or family. Read-only; built once per loaded index."""
 
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from indexer.artifacts import IndexData
+from indexer.concepts import Concepts, build_concepts, rank_by_word
 from indexer.errors import UnknownFamily, UnknownFeature
+
+log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -40,10 +44,16 @@ class FeatureMatch:
 
 
 class Catalog:
-    """Name tables of one index."""
+    """Name tables and concepts of one index."""
 
     def __init__(self, data: IndexData) -> None:
         self.data = data
+        if data.concepts is None:
+            # Indexes written before concepts were stored (format 1), and indexes made in memory.
+            log.warning("index has no concepts; computing them now (about a minute for 100k documents)")
+            data.concepts = build_concepts(data.corpus.texts(), data.codes, data.embeddings)
+        self.concepts: Concepts = data.concepts
+        self._best_f1 = self.concepts.best_f1()
         names = data.names
         self.n_features = len(names.names)
         self._by_name = {}
@@ -103,26 +113,35 @@ class Catalog:
 
     # -- searching names -------------------------------------------------------------------
     def search(self, text: str | None, limit: int = 10, min_trust: float = 0.0, sort: str = "relevance") -> list[FeatureMatch]:
-        """Features whose name or distinctive terms match `text`, best first: exact name, then the share of the
-        query's words found in the name, then in the top terms (earlier terms count more); ties go to the
-        more trusted, then the broader feature. Without `text`, every feature. Dead features and those
-        trusted less than `min_trust` are left out; `sort` = "trust" or "density" orders by that instead."""
+        """Features that stand for `text`, best first. Score 3: the exact name. Score in (1, 2]: 1 + how well the
+        text's words predict where the feature fires (`concepts.rank_by_word`: precision-weighted F-score
+        times how much the word is the feature's own), so the feature that best *means* the word comes first.
+        Score below 1: the words appear only in the name or distinctive terms (the share found in the name,
+        then in the terms, earlier terms counting more, squashed into [0, 1)). Ties go to the more trusted,
+        then the broader feature. Without `text`, every feature. Dead features and those trusted less than
+        `min_trust` are left out; `sort` = "trust" or "density" orders by that instead."""
         q = set(_words(text or ""))
         if text is not None and not q:
             return []
         names, stats = self.data.names, self.data.stats
         exact = (text or "").strip().lower()
+        by_word = rank_by_word(self.concepts, text, self._best_f1) if text else {}
         scored = []
         for i in range(self.n_features):
             if names.status[i] == "dead" or names.trust[i] < min_trust:
                 continue
             score = 0.0
             if q:
-                score = 3.0 if names.names[i].lower() == exact else 0.0
-                score += 2.0 * len(q & self._name_words[i]) / len(q)
-                for rank, words in enumerate(self._term_words[i]):
-                    if q & words:
-                        score += len(q & words) / len(q) / (1.0 + 0.3 * rank)
+                if names.names[i].lower() == exact:
+                    score = 3.0
+                elif i in by_word:
+                    score = 1.0 + by_word[i]
+                else:
+                    lexical = 2.0 * len(q & self._name_words[i]) / len(q)
+                    for rank, words in enumerate(self._term_words[i]):
+                        if q & words:
+                            lexical += len(q & words) / len(q) / (1.0 + 0.3 * rank)
+                    score = lexical / (1.0 + lexical)
                 if score <= 0:
                     continue
             scored.append((score, float(names.trust[i]), float(stats.density[i]), i))
@@ -158,6 +177,8 @@ class FeatureDetail:
     status: str
     p90: float
     terms: list[str]
+    concept_term: str | None
+    """The word this feature is the best handle for; its steering probe is made from that word's documents."""
     top_documents: list[DocActivation]
     family: Ref | None
     neighbors: list[Related]
@@ -194,7 +215,7 @@ def feature_detail(catalog: Catalog, ref: int | str, top: int = 10) -> FeatureDe
     return FeatureDetail(
         id=f, name=data.names.names[f], description=data.names.descriptions[f],
         density=float(data.stats.density[f]), trust=float(data.names.trust[f]), status=data.names.status[f],
-        p90=float(data.stats.p90[f]), terms=list(data.names.terms[f]),
+        p90=float(data.stats.p90[f]), terms=list(data.names.terms[f]), concept_term=catalog.concepts.concept_term(f),
         top_documents=[
             DocActivation(data.corpus.ids[d], data.corpus.titles[d], round(float(a), 5)) for d, a in zip(docs[:top], acts[:top])
         ],

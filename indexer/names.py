@@ -10,7 +10,7 @@ Trust: the name is made from the strongest `n_name = min(top_docs, firing // 2)`
 by the summed scores of the name's terms it contains, and trust is the AUROC of that score. A name that says
 nothing about the feature scores ~0.5. The default looks at the next-strongest documents rather than all of them
 because a TopK feature's weakest firings are diffuse: on the full corpus the share of a feature's documents
-containing its name's terms falls steadily with activation rank (bench/NAMES_RESULTS.md has both numbers).
+containing its name's terms falls steadily with activation rank (BENCHMARKS.md has both numbers).
 Dead features, and features with fewer than `min_heldout` held-out documents (too rare to check), get trust 0
 rather than NaN, so that trust always sorts."""
 

@@ -1,4 +1,4 @@
-"""`sae-search build`: corpus -> embeddings -> SAE -> codes -> names -> families -> FAISS -> artifacts."""
+"""`sae-search build`: corpus -> embeddings -> SAE -> codes -> names -> families -> concepts -> FAISS -> artifacts."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from indexer.artifacts import FORMAT_VERSION, IndexData, read_manifest, sha256_file, write_index
 from indexer.codes import SparseCodes, feature_stats, invert
+from indexer.concepts import ConceptConfig, build_concepts
 from indexer.config import BuildConfig
 from indexer.corpus import Corpus, load_corpus
 from indexer.embed import Embedder, check_precomputed, load_embeddings_file
@@ -123,6 +124,9 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
     stage("families")
     families = build_families(codes, stats, sae.weights_numpy()["W_dec"], names, FamilyConfig())
 
+    stage("concepts")
+    concepts = build_concepts(texts, codes, emb, ConceptConfig())
+
     stage("faiss")
     faiss_index = build_faiss(emb, cfg.faiss_factory)
 
@@ -142,7 +146,7 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
     }
     data = IndexData(
         corpus=corpus, embeddings=emb, faiss_index=faiss_index, sae=sae, codes=codes, inv=inv, stats=stats,
-        names=names, families=families, manifest={"sae": info["sae"]},
+        names=names, families=families, manifest={"sae": info["sae"]}, concepts=concepts,
     )
     write_index(data, cfg.out, info)
     return data

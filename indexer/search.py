@@ -1,14 +1,7 @@
-"""Query-time retrieval with SAE steering. Pure functions over a loaded index and a query vector.
-
-Steering edits the query's SAE code and carries the edit back to the dense vector (the residual edit):
-    z'_f = z_f + w * STEER_SCALE * p90_f          for every steered feature f
-    x'   = normalise(x + sum_f (z'_f - z_f) * W_dec[f])
-so weight 0 changes nothing, +1 adds the feature at STEER_SCALE times a strong activation typical of it
-(its 90th-percentile activation where it fires), and -1 takes the same amount away, which removes the
-feature where the query has it and pushes the query away from it where it does not. Everything the
-decoder cannot express (the SAE's reconstruction error) is kept, so an unsteered query is plain dense
-retrieval.
-"""
+"""Query-time retrieval over a loaded index: hard filters answered from the inverted lists and categories,
+candidate retrieval (FAISS, or exact scoring of a small filtered set), steering (indexer/steer.py), and results
+that explain themselves: each result's plain cosine, the contributions that took it to its score, and the
+features it shares with the steered query. Without steering and filters a search is plain dense retrieval."""
 
 from __future__ import annotations
 
@@ -17,31 +10,64 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from indexer.artifacts import IndexData
-from indexer.catalog import Catalog, Ref
-from indexer.errors import InvalidArgument, UnknownFeature
+from indexer.catalog import Catalog
+from indexer.errors import InvalidArgument
 from indexer.index import search_faiss
+from indexer.steer import (
+    DEFAULT_METHOD,
+    MAX_WEIGHT,
+    METHODS,
+    MIX_BETA,
+    POOL,
+    POSTINGS,
+    STEER_SCALE,
+    Embed,
+    ResolvedSteer,
+    SteerTerm,
+    code_delta,
+    concept_scores,
+    decode_query,
+    edit_contributions,
+    mix_query,
+    residual_query,
+    resolve_terms,
+)
 
-STEER_SCALE = 2.0
-MAX_WEIGHT = 2.0
+__all__ = ["MAX_WEIGHT", "STEER_SCALE", "Filters", "Searcher", "SteerTerm", "Target"]
+
+MAX_K = 100
+EXACT_LIMIT = 20_000
+"""Filtered sets up to this size are scored exactly; larger ones filter FAISS results."""
 
 
 @dataclass(frozen=True)
-class SteerTerm:
-    """One steering instruction: exactly one of `feature` / `family`, and a weight in [-2, 2]."""
+class Target:
+    """A feature or a family (any member counts) named in `require` / `exclude`."""
 
-    weight: float
     feature: int | str | None = None
     family: int | str | None = None
 
 
 @dataclass(frozen=True)
-class ResolvedSteer:
-    """A steer term after name resolution: the features it moves and by how much (activation units)."""
+class Filters:
+    """Hard constraints on results."""
 
-    term: SteerTerm
-    features: list[Ref]
-    family: Ref | None
-    deltas: list[float]
+    require: list[Target] = field(default_factory=list)
+    """Every one must fire on a result."""
+    exclude: list[Target] = field(default_factory=list)
+    """None may fire on a result."""
+    categories: list[str] = field(default_factory=list)
+    """A result has at least one of these arXiv categories ("cs.CV"), or one under a prefix ("astro-ph")."""
+    threshold: float = 0.0
+    """A feature fires on a document when its activation exceeds threshold x its p90 activation."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 10.0:
+            raise InvalidArgument(f"threshold must lie in [0, 10] (a multiple of p90), got {self.threshold}")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.require or self.exclude or self.categories)
 
 
 @dataclass(frozen=True)
@@ -52,13 +78,24 @@ class FeatureActivation:
 
 
 @dataclass(frozen=True)
+class Contribution:
+    """Part of a result's score difference from its plain cosine; `id` None for a non-feature part."""
+
+    id: int | None
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
 class Hit:
     row: int
     id: str
     title: str
     score: float
+    plain_score: float
     categories: list[str]
     features: list[FeatureActivation]
+    contributions: list[Contribution]
 
 
 @dataclass
@@ -67,6 +104,10 @@ class SearchOutcome:
     query_features: list[FeatureActivation]
     steered_features: list[FeatureActivation]
     resolved: list[ResolvedSteer] = field(default_factory=list)
+    method: str = DEFAULT_METHOD
+    matched: int | None = None
+    """Documents passing the filters (None without filters)."""
+    notes: list[str] = field(default_factory=list)
 
 
 class Searcher:
@@ -78,6 +119,10 @@ class Searcher:
         w = data.sae.weights_numpy()
         self.W_enc, self.b_enc, self.W_dec, self.b_dec = w["W_enc"], w["b_enc"], w["W_dec"], w["b_dec"]
         self.k = data.sae.k
+        self._by_category: dict[str, list[int]] = {}
+        for row, cats in enumerate(data.corpus.categories):
+            for c in cats:
+                self._by_category.setdefault(c, []).append(row)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Dense SAE code of one query: x (d,) float32 -> z (n,) float32 with at most k non-zeros."""
@@ -88,28 +133,170 @@ class Searcher:
         return z
 
     def resolve(self, terms: list[SteerTerm]) -> list[ResolvedSteer]:
-        """Turn steer terms into per-feature activation deltas (see the module docstring)."""
-        out = []
+        """Steer terms -> features and code edits (indexer/steer.py)."""
+        return resolve_terms(self.catalog, terms)
+
+    # -- filters ----------------------------------------------------------------------------------
+    def firing_docs(self, target: Target, threshold: float = 0.0) -> np.ndarray:
+        """int32 documents where the target feature (or any member of the target family) fires above
+        threshold x its p90, from the inverted lists."""
+        if (target.feature is None) == (target.family is None):
+            raise InvalidArgument("each require/exclude entry names exactly one of 'feature' or 'family'")
+        if target.family is not None:
+            members = self.catalog.family_members(self.catalog.family_id(target.family))
+        else:
+            members = [self.catalog.feature_id(target.feature)]
         p90 = self.data.stats.p90
-        for term in terms:
-            if (term.feature is None) == (term.family is None):
-                raise InvalidArgument("each steer term names exactly one of 'feature' or 'family'")
-            if not -MAX_WEIGHT <= term.weight <= MAX_WEIGHT:
-                raise InvalidArgument(f"steer weight must lie in [-{MAX_WEIGHT}, {MAX_WEIGHT}], got {term.weight}")
-            family = None
-            if term.family is not None:
-                fam = self.catalog.family_id(term.family)
-                family = self.catalog.family_ref(fam)
-                members = [int(f) for f in self.catalog.family_members(fam) if p90[f] > 0]
-                # A family's weight is spread so that the whole edit has the size of one feature's edit.
-                share = 1.0 / np.sqrt(max(len(members), 1))
+        parts = []
+        for f in members:
+            docs, acts = self.data.inv.postings(int(f))
+            parts.append(docs[acts > threshold * p90[f]])
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int32)
+
+    def allowed(self, filters: Filters) -> np.ndarray:
+        """(n_docs,) bool: documents passing every filter."""
+        n = len(self.data.corpus)
+        mask = np.ones(n, dtype=bool)
+        for t in filters.require:
+            hit = np.zeros(n, dtype=bool)
+            hit[self.firing_docs(t, filters.threshold)] = True
+            mask &= hit
+        for t in filters.exclude:
+            mask[self.firing_docs(t, filters.threshold)] = False
+        if filters.categories:
+            wanted = [c.strip() for c in filters.categories if c.strip()]
+            rows = [r for cat, rs in self._by_category.items() if any(cat == w or cat.startswith(w + ".") for w in wanted) for r in rs]
+            hit = np.zeros(n, dtype=bool)
+            hit[np.asarray(rows, dtype=np.int64)] = True
+            mask &= hit
+        return mask
+
+    def candidates(self, q: np.ndarray, n: int, mask: np.ndarray | None) -> np.ndarray:
+        """int64 rows of up to n documents nearest to q (d,) among those `mask` allows (all when None)."""
+        emb = self.data.embeddings
+        if mask is None:
+            return search_faiss(self.data.faiss_index, q[None, :], n)[1][0].astype(np.int64)
+        allowed = int(mask.sum())
+        if allowed <= EXACT_LIMIT:
+            ids = np.flatnonzero(mask)
+            if allowed <= n:
+                return ids
+            s = emb[ids] @ q
+            return ids[np.argpartition(-s, n - 1)[:n]]
+        want = n * 4
+        while True:
+            rows = search_faiss(self.data.faiss_index, q[None, :], want)[1][0]
+            rows = rows[rows >= 0]
+            kept = rows[mask[rows]]
+            if len(kept) >= n or want >= self.data.faiss_index.ntotal:
+                return kept[:n].astype(np.int64)
+            want *= 4
+
+    # -- search -----------------------------------------------------------------------------------
+    def search(
+        self, x: np.ndarray, k: int, terms: list[SteerTerm] | None = None, method: str = DEFAULT_METHOD,
+        filters: Filters | None = None, query: str | None = None, embed: Embed | None = None,
+    ) -> SearchOutcome:
+        """Top-k documents for query vector x (d,) float32 (unit norm), steered by `terms` with `method` and
+        restricted by `filters`. `query` (the text) and `embed` (text -> unit vector) are needed by the
+        "mix" and "rewrite" methods only."""
+        if not 1 <= k <= MAX_K:
+            raise InvalidArgument(f"k must be between 1 and {MAX_K}, got {k}")
+        if method not in METHODS:
+            raise InvalidArgument(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+        x = np.asarray(x, dtype=np.float32)
+        z = self.encode(x)
+        resolved = self.resolve(terms or [])
+        # Weight 0 changes nothing, exactly: such terms are reported but take no part.
+        active = [r for r in resolved if r.term.weight != 0]
+        delta = code_delta(active, len(z))
+        mask, notes, matched = None, [], None
+        if filters is not None and filters.active:
+            mask = self.allowed(filters)
+            matched = int(mask.sum())
+            if matched < k:
+                notes.append(f"only {matched} documents pass the filters, so fewer than k={k} results are returned")
+        plain = not active
+        if plain:
+            hits = self._plain(x, k, mask)
+        elif method == "concept":
+            hits = self._concept(x, k, mask, active)
+        else:
+            hits = self._edited(x, z, k, mask, active, delta, method, query, embed)
+        z_steered = np.maximum(z + delta, 0.0)
+        return SearchOutcome(
+            hits=[self._hit(r, s, p, z_steered, c) for r, s, p, c in hits],
+            query_features=self._activations(z), steered_features=self._activations(z_steered),
+            resolved=resolved, method=method, matched=matched, notes=notes,
+        )
+
+    def _plain(self, x: np.ndarray, k: int, mask: np.ndarray | None) -> list[tuple]:
+        if mask is None:
+            scores, rows = search_faiss(self.data.faiss_index, x[None, :], k)
+            return [(int(r), float(s), float(s), []) for s, r in zip(scores[0], rows[0]) if r >= 0]
+        rows = self.candidates(x, k, mask)
+        s = self.data.embeddings[rows] @ x
+        order = np.argsort(-s, kind="stable")
+        return [(int(rows[i]), float(s[i]), float(s[i]), []) for i in order]
+
+    def _concept(self, x: np.ndarray, k: int, mask: np.ndarray | None, active: list[ResolvedSteer]) -> list[tuple]:
+        rows = self.candidates(x, max(POOL, k), mask)
+        extra = []
+        for r in active:
+            if r.term.weight > 0:
+                # The concept's strongest documents, in case few of them are among the query's neighbours.
+                extra += [self.data.inv.postings(f.id)[0][:POSTINGS] for f in r.features]
+        if extra:
+            more = np.concatenate(extra).astype(np.int64)
+            rows = np.unique(np.concatenate([rows, more if mask is None else more[mask[more]]]))
+        emb_c = self.data.embeddings[rows]
+        plain = emb_c @ x
+        concepts = self.catalog.concepts
+        bonus, splits = concept_scores(emb_c, active, concepts.probes, concepts.mean)
+        score = plain + bonus
+        top = np.argsort(-score, kind="stable")[:k]
+        out = []
+        for i in top:
+            contrib = [
+                (f.id, f.name, float(split[i, j])) for r, split in zip(active, splits) for j, f in enumerate(r.features)
+            ]
+            out.append((int(rows[i]), float(score[i]), float(plain[i]), contrib))
+        return out
+
+    def _edited(
+        self, x: np.ndarray, z: np.ndarray, k: int, mask: np.ndarray | None, active: list[ResolvedSteer],
+        delta: np.ndarray, method: str, query: str | None, embed: Embed | None,
+    ) -> list[tuple]:
+        """Methods that move the query vector, then search with it."""
+        parts: list[tuple[int | None, str, np.ndarray]] | None = None
+        if method == "residual":
+            q, norm = residual_query(x, delta, self.W_dec)
+            parts = [(f.id, f.name, d * self.W_dec[f.id]) for r in active for f, d in zip(r.features, r.deltas)]
+        elif method == "decode":
+            q, norm = decode_query(z, delta, self.W_dec, self.b_dec), 1.0
+        else:
+            if embed is None:
+                raise InvalidArgument(f"the {method!r} method needs the query text and an embedder")
+            if method == "mix":
+                vecs = [np.asarray(embed(r.text), dtype=np.float32) for r in active]
+                q, norm = mix_query(x, vecs, [r.term.weight for r in active])
+                parts = [(None, f"mix: {r.text}", r.term.weight * MIX_BETA * v) for r, v in zip(active, vecs)]
             else:
-                f = self.catalog.feature_id(term.feature)
-                if p90[f] <= 0:
-                    raise UnknownFeature(f"feature {f} ({self.data.names.names[f]!r}) never fires, so it cannot steer")
-                members, share = [f], 1.0
-            deltas = [float(term.weight * STEER_SCALE * p90[f] * share) for f in members]
-            out.append(ResolvedSteer(term, [self.catalog.ref(f) for f in members], family, deltas))
+                if any(r.term.weight < 0 for r in active):
+                    raise InvalidArgument("the 'rewrite' method can only boost (a query text cannot say 'less of')")
+                if not query:
+                    raise InvalidArgument("the 'rewrite' method needs the query text")
+                q, norm = np.asarray(embed(" ".join([query] + [r.text for r in active])), dtype=np.float32), 1.0
+        rows = self.candidates(q, k, mask)
+        emb_c = self.data.embeddings[rows]
+        scores, plain = emb_c @ q, emb_c @ x
+        out = []
+        for i in np.argsort(-scores, kind="stable")[:k]:
+            if parts is None:
+                contrib = [(None, "query edit", float(scores[i] - plain[i]))]
+            else:
+                contrib = edit_contributions(emb_c[i], float(plain[i]), norm, parts)
+            out.append((int(rows[i]), float(scores[i]), float(plain[i]), contrib))
         return out
 
     def _activations(self, z: np.ndarray) -> list[FeatureActivation]:
@@ -118,35 +305,16 @@ class Searcher:
         names = self.data.names.names
         return [FeatureActivation(int(f), names[f], round(float(z[f]), 5)) for f in nz]
 
-    def search(self, x: np.ndarray, k: int, terms: list[SteerTerm] | None = None) -> SearchOutcome:
-        """Top-k documents for query vector x (d,) float32 (unit norm), steered by `terms`."""
-        if not 1 <= k <= 100:
-            raise InvalidArgument(f"k must be between 1 and 100, got {k}")
-        x = np.asarray(x, dtype=np.float32)
-        z = self.encode(x)
-        resolved = self.resolve(terms or [])
-        delta = np.zeros_like(z)
-        for r in resolved:
-            for ref, d in zip(r.features, r.deltas):
-                delta[ref.id] += d
-        x_steered = x
-        if delta.any():
-            moved = np.flatnonzero(delta)
-            x_steered = x + delta[moved] @ self.W_dec[moved]
-            x_steered = (x_steered / max(float(np.linalg.norm(x_steered)), 1e-12)).astype(np.float32)
-        z_steered = np.maximum(z + delta, 0.0)
-        scores, rows = search_faiss(self.data.faiss_index, x_steered[None, :], k)
-        hits = [self._hit(int(r), float(s), z_steered) for s, r in zip(scores[0], rows[0]) if r >= 0]
-        return SearchOutcome(hits, self._activations(z), self._activations(z_steered), resolved)
-
-    def _hit(self, row: int, score: float, z_query: np.ndarray) -> Hit:
+    def _hit(self, row: int, score: float, plain: float, z_query: np.ndarray, contrib: list) -> Hit:
         """A result with the features it shares with the (steered) query, largest joint activation first."""
         corpus, codes, names = self.data.corpus, self.data.codes, self.data.names.names
         feats, acts = codes.indices[row], codes.values[row]
         shared = [(float(z_query[f] * a), int(f), float(a)) for f, a in zip(feats, acts) if a > 0 and z_query[f] > 0]
         shared.sort(reverse=True)
         return Hit(
-            row=row, id=corpus.ids[row], title=corpus.titles[row], score=round(score, 6),
+            row=row, id=corpus.ids[row], title=corpus.titles[row], score=round(score, 6), plain_score=round(plain, 6),
             categories=list(corpus.categories[row]),
             features=[FeatureActivation(f, names[f], round(a, 5)) for _, f, a in shared],
+            contributions=[Contribution(fid, name, round(value, 6)) for fid, name, value in contrib],
         )
+

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from indexer.embed import Embedder
+from indexer.index import set_search_threads
 from service import errors
 from service.logs import configure_logging
 from service.routes import admin, catalog, health, search
@@ -19,8 +20,10 @@ log = logging.getLogger(__name__)
 
 DESCRIPTION = """Search arXiv abstracts by meaning and steer the query with named sparse-autoencoder features.
 
-Steering weights lie in [-2, 2]: 0 changes nothing, +1 adds a feature at twice its 90th-percentile
-activation, -1 takes the same amount away. Admin endpoints need `Authorization: Bearer <SAE_SEARCH_ADMIN_KEY>`."""
+Steering weights lie in [-2, 2]: 0 changes nothing, +1 is a strong boost of the concept a feature, family or
+free-text concept stands for, -1 a strong suppression, ±2 the strongest; the `method` field picks the default
+concept rescoring or the residual, decode-only, embedding-mix and text-rewrite baselines (see POST /search).
+Admin endpoints need `Authorization: Bearer <SAE_SEARCH_ADMIN_KEY>`."""
 
 
 def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
@@ -30,6 +33,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        set_search_threads(settings.search_threads)
         state = AppState(settings, embedder or Embedder(settings.model, device=settings.device))
         state.load()
         app.state.sae = state

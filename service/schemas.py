@@ -6,10 +6,34 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from indexer.search import MAX_WEIGHT, STEER_SCALE
+from indexer.steer import (
+    BOOST_FLOOR,
+    BOOST_SCALE,
+    DEFAULT_METHOD,
+    MAX_WEIGHT,
+    METHODS,
+    MIX_BETA,
+    STEER_SCALE,
+    SUPPRESS_RANGE,
+    SUPPRESS_SCALE,
+)
 
 MAX_QUERY_CHARS = 2000
 MAX_STEER_TERMS = 32
+MAX_FILTERS = 32
+
+Method = Literal[METHODS]  # type: ignore[valid-type]
+
+WEIGHT_DOC = (
+    f"In [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}]; 0 changes nothing and the effect grows linearly with the weight. With the "
+    f"default 'concept' method a document's concept strength is ~0 for an average abstract and ~1 for a typical "
+    f"one with the concept's word: +1 adds {BOOST_SCALE:g} x clip((strength - {BOOST_FLOOR:g}) / "
+    f"{1 - BOOST_FLOOR:g}, 0, 1) to its cosine score (a clear carrier overtakes any document up to "
+    f"{BOOST_SCALE:g} more similar without it); -1 subtracts {SUPPRESS_SCALE:g} x clip(strength, "
+    f"{SUPPRESS_RANGE[0]:g}, {SUPPRESS_RANGE[1]:g}); +-2 doubles that. 'residual' and 'decode' move the query's "
+    f"SAE code by weight x {STEER_SCALE:g} x the feature's 90th-percentile activation; 'mix' adds weight x "
+    f"{MIX_BETA:g} x the embedding of the term's words."
+)
 
 
 class _Out(BaseModel):
@@ -17,24 +41,36 @@ class _Out(BaseModel):
 
 
 class SteerIn(BaseModel):
-    """Boost (weight > 0) or suppress (weight < 0) one feature or family."""
+    """Boost (weight > 0) or suppress (weight < 0) one feature, family or free-text concept."""
 
     model_config = ConfigDict(extra="forbid")
 
     feature: int | str | None = Field(None, description="Feature id or exact feature name.")
     family: int | str | None = Field(None, description="Family id or exact family name; the weight is spread over its members.")
-    weight: float = Field(
-        ...,
-        ge=-MAX_WEIGHT,
-        le=MAX_WEIGHT,
-        description=(
-            f"In [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}]. 0 changes nothing; +1 adds the feature at {STEER_SCALE:g}x its "
-            "90th-percentile activation; -1 takes the same amount away."
-        ),
+    concept: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="Free text, e.g. 'clinical trials': resolved to the features that best stand for its words "
+        "(the response's `steer` says which).",
     )
+    weight: float = Field(..., ge=-MAX_WEIGHT, le=MAX_WEIGHT, description=WEIGHT_DOC)
 
     @model_validator(mode="after")
     def _one_target(self) -> "SteerIn":
+        if sum(v is not None for v in (self.feature, self.family, self.concept)) != 1:
+            raise ValueError("name exactly one of 'feature', 'family' or 'concept'")
+        return self
+
+
+class TargetIn(BaseModel):
+    """A feature, or a family (any member counts), that results must have (`require`) or lack (`exclude`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    feature: int | str | None = Field(None, description="Feature id or exact feature name.")
+    family: int | str | None = Field(None, description="Family id or exact family name.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "TargetIn":
         if (self.feature is None) == (self.family is None):
             raise ValueError("name exactly one of 'feature' or 'family'")
         return self
@@ -46,6 +82,25 @@ class SearchIn(BaseModel):
     query: str = Field(..., max_length=MAX_QUERY_CHARS, description="What to search for, in plain words.")
     k: int = Field(10, ge=1, le=100, description="Number of results.")
     steer: list[SteerIn] = Field(default_factory=list, max_length=MAX_STEER_TERMS)
+    method: Method = Field(  # type: ignore[valid-type]
+        DEFAULT_METHOD,
+        description="How steer terms act. 'concept' (default): rescore the query's nearest documents (and the "
+        "boosted features' strongest ones) by how strongly each carries the steered concept, read by each "
+        "feature's concept probe. 'residual': edit the query's SAE code and add the edit to the query vector. "
+        "'decode': the paper's decode-only edit. 'mix': add the embedding of the term's words (Weaviate moveTo / "
+        "moveAwayFrom). 'rewrite': append the boosted terms' words to the query text (boost only).",
+    )
+    require: list[TargetIn] = Field(default_factory=list, max_length=MAX_FILTERS, description="Features or families that must fire on every result.")
+    exclude: list[TargetIn] = Field(default_factory=list, max_length=MAX_FILTERS, description="Features or families that must not fire on any result.")
+    categories: list[str] = Field(
+        default_factory=list, max_length=MAX_FILTERS,
+        description="Keep results with at least one of these arXiv categories; 'astro-ph' also matches 'astro-ph.GA'.",
+    )
+    threshold: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="For require/exclude, a feature fires on a document when its activation exceeds threshold x "
+        "its 90th-percentile activation (0: fires at all).",
+    )
 
     @field_validator("query")
     @classmethod
@@ -66,25 +121,41 @@ class RefOut(_Out):
     name: str
 
 
+class ContributionOut(_Out):
+    id: int | None = Field(description="Feature id; null for a part that is not one feature's (renormalisation, a rewritten query).")
+    name: str
+    value: float
+
+
 class HitOut(_Out):
     id: str
     title: str
-    score: float
+    score: float = Field(description="plain_score + the sum of contributions.")
+    plain_score: float = Field(description="Cosine similarity with the unsteered query.")
     categories: list[str]
-    features: list[FeatureActivationOut]
+    features: list[FeatureActivationOut] = Field(description="Features the result shares with the steered query, with the result's activation.")
+    contributions: list[ContributionOut] = Field(description="What steering added to (or took from) the plain score; they add up to score - plain_score.")
 
 
 class ResolvedSteerOut(BaseModel):
     weight: float
     family: RefOut | None
-    features: list[RefOut]
+    concept: str | None = Field(description="The free text this term gave, if any.")
+    features: list[RefOut] = Field(description="The features the term resolved to.")
+    shares: list[float] = Field(description="Each feature's share of the term's weight (sum of squares 1).")
+    text: str = Field(description="The words the 'mix' and 'rewrite' methods use for this term.")
 
 
 class SearchOut(BaseModel):
     results: list[HitOut]
-    query_features: list[FeatureActivationOut]
-    steered_features: list[FeatureActivationOut]
+    query_features: list[FeatureActivationOut] = Field(description="The query's SAE code before steering, strongest first.")
+    steered_features: list[FeatureActivationOut] = Field(
+        description="The code after the steer terms' edits (weight x 2 x p90 per feature): what 'residual' searches with."
+    )
     steer: list[ResolvedSteerOut]
+    method: str
+    matched: int | None = Field(description="Documents passing require/exclude/categories; null without filters.")
+    notes: list[str] = Field(description="Anything the caller should know, e.g. that filters left fewer than k documents.")
     took_ms: float
 
 
@@ -118,6 +189,7 @@ class FeatureOut(_Out):
     status: Literal["live", "dead", "dense"]
     p90: float
     terms: list[str]
+    concept_term: str | None = Field(description="The word this feature stands for; steering reads documents with that word's probe.")
     top_documents: list[DocActivationOut]
     family: RefOut | None
     neighbors: list[RelatedOut]

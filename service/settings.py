@@ -33,4 +33,6 @@ class Settings(BaseSettings):
     """OpenAI-compatible endpoint that names features during rebuilds; None uses TF-IDF names only."""
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
+    search_threads: int = 1
+    """FAISS threads per query; more only pays on big indexes with idle cores."""
     log_level: str = "INFO"

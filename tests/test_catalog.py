@@ -24,12 +24,23 @@ def test_name_search_puts_exact_match_first(catalog):
     assert catalog.search("   ") == []
 
 
+def test_the_feature_a_word_stands_for_comes_first(catalog):
+    hits = catalog.search("topic5", limit=30)
+    assert hits[0].id == 5 and 1.0 < hits[0].score <= 2.0
+    # Features that only mention the word in their name or terms rank below every word-predicted one.
+    lexical = catalog.search("words", limit=30)
+    assert lexical and all(h.score < 1.0 for h in lexical)
+    assert catalog.search("topic5 words", limit=1)[0].score == 3.0
+    assert catalog.concepts.concept_term(5) == "topic5"
+
+
 def test_feature_detail(catalog, tiny_index):
     d = feature_detail(catalog, 2)
     acts = [doc.activation for doc in d.top_documents]
     assert acts == sorted(acts, reverse=True) and len(acts) == min(10, tiny_index.inv.counts()[2])
     assert d.family.id == 0 and d.family.name == "family zero"
     assert 2 not in [n.id for n in d.neighbors]
+    assert d.concept_term == "topic2"
 
 
 def test_families_largest_first_and_tree(catalog):

@@ -1,8 +1,11 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexer.errors import InvalidArgument, UnknownFamily, UnknownFeature
-from indexer.search import STEER_SCALE, Searcher, SteerTerm
+from indexer.search import STEER_SCALE, Filters, Searcher, SteerTerm, Target
+from indexer.steer import METHODS
 
 
 @pytest.fixture(scope="module")
@@ -10,14 +13,31 @@ def searcher(tiny_index):
     return Searcher(tiny_index)
 
 
+def fires(searcher, row, feature, threshold=0.0):
+    codes, p90 = searcher.data.codes, searcher.data.stats.p90
+    acts = codes.values[row][codes.indices[row] == feature]
+    return bool(len(acts)) and float(acts.max()) > threshold * p90[feature]
+
+
 def share_firing(searcher, rows, feature):
     """Share of result documents where `feature` is active."""
-    codes = searcher.data.codes
-    return np.mean([feature in codes.indices[r][codes.values[r] > 0] for r in rows])
+    return np.mean([fires(searcher, r, feature) for r in rows])
 
 
 def query_vec(searcher, row=0):
     return searcher.data.embeddings[row]
+
+
+def fake_embed(searcher):
+    """Text -> unit vector for the mix and rewrite methods: 'topicN' words map onto feature N's decoder row."""
+    def embed(text):
+        v = np.zeros(searcher.W_dec.shape[1], dtype=np.float32)
+        for word in text.split():
+            if word.startswith("topic") and word[5:].isdigit():
+                v += searcher.W_dec[int(word[5:])]
+        v += 1e-3
+        return v / np.linalg.norm(v)
+    return embed
 
 
 def test_unsteered_search_is_plain_dense_retrieval(searcher):
@@ -26,30 +46,64 @@ def test_unsteered_search_is_plain_dense_retrieval(searcher):
     brute = np.argsort(-(searcher.data.embeddings @ x))[:10]
     assert [h.row for h in out.hits] == brute.tolist()
     assert all(a.score >= b.score for a, b in zip(out.hits, out.hits[1:]))
+    assert all(h.score == h.plain_score and h.contributions == [] for h in out.hits)
 
 
-def test_weight_zero_changes_nothing(searcher):
+@pytest.mark.parametrize("method", ["concept", "residual", "decode"])
+def test_weight_zero_changes_nothing(searcher, method):
     x = query_vec(searcher, 3)
     plain = searcher.search(x, 10)
-    zero = searcher.search(x, 10, [SteerTerm(weight=0.0, feature=7)])
+    zero = searcher.search(x, 10, [SteerTerm(weight=0.0, feature=7)], method=method)
     assert [(h.row, h.score) for h in zero.hits] == [(h.row, h.score) for h in plain.hits]
 
 
-def test_suppressing_the_strongest_feature_lowers_its_share(searcher):
-    x = query_vec(searcher, 11)
+@pytest.mark.parametrize("method", ["concept", "residual"])
+@pytest.mark.parametrize("row", [11, 40, 77])
+def test_suppressing_the_strongest_feature_lowers_its_share(searcher, method, row):
+    x = query_vec(searcher, row)
     strongest = searcher.search(x, 20).query_features[0].id
     before = share_firing(searcher, [h.row for h in searcher.search(x, 20).hits], strongest)
-    after = share_firing(searcher, [h.row for h in searcher.search(x, 20, [SteerTerm(-1.0, strongest)]).hits], strongest)
-    assert after < before
+    steered = searcher.search(x, 20, [SteerTerm(-1.0, strongest)], method=method)
+    assert share_firing(searcher, [h.row for h in steered.hits], strongest) < before
 
 
-def test_boosting_a_feature_raises_its_share(searcher):
+@pytest.mark.parametrize("method", ["concept", "residual"])
+def test_boosting_a_feature_raises_its_share(searcher, method):
     x = query_vec(searcher, 11)
     query_feats = {a.id for a in searcher.search(x, 20).query_features}
     target = next(f for f in range(searcher.catalog.n_features) if f not in query_feats and searcher.data.stats.p90[f] > 0)
     before = share_firing(searcher, [h.row for h in searcher.search(x, 20).hits], target)
-    after = share_firing(searcher, [h.row for h in searcher.search(x, 20, [SteerTerm(1.0, target)]).hits], target)
-    assert after > before
+    steered = searcher.search(x, 20, [SteerTerm(1.0, target)], method=method)
+    assert share_firing(searcher, [h.row for h in steered.hits], target) > before
+
+
+def test_a_stronger_weight_steers_at_least_as_far(searcher):
+    x = query_vec(searcher, 11)
+    target = 9
+    shares = [share_firing(searcher, [h.row for h in searcher.search(x, 20, [SteerTerm(w, target)]).hits], target) for w in (0.5, 1.0, 2.0)]
+    assert shares == sorted(shares) and shares[-1] > shares[0]
+
+
+@pytest.mark.parametrize(
+    "method, weight", [(m, w) for m in METHODS for w in (1.0, -1.5) if not (m == "rewrite" and w < 0)]
+)
+def test_contributions_add_up_to_the_score_difference(searcher, method, weight):
+    x = query_vec(searcher, 21)
+    terms = [SteerTerm(weight, feature=4), SteerTerm(0.5, family="family zero")]
+    out = searcher.search(x, 10, terms, method=method, query="topic1 topic2", embed=fake_embed(searcher))
+    emb = searcher.data.embeddings
+    assert out.hits and any(h.contributions for h in out.hits)
+    for h in out.hits:
+        assert h.plain_score == pytest.approx(float(emb[h.row] @ x), abs=1e-5)
+        assert h.score - h.plain_score == pytest.approx(sum(c.value for c in h.contributions), abs=1e-4)
+    assert [h.score for h in out.hits] == sorted((h.score for h in out.hits), reverse=True)
+
+
+def test_concept_contributions_name_the_steered_features(searcher):
+    out = searcher.search(query_vec(searcher, 8), 10, [SteerTerm(1.0, family="family four")])
+    members = {4, 5, 6}
+    for h in out.hits:
+        assert {c.id for c in h.contributions} <= members
 
 
 def test_steered_code_moves_by_the_documented_amount(searcher):
@@ -84,6 +138,54 @@ def test_family_steer_spreads_over_members(searcher):
     )
 
 
+def test_free_text_concept_resolves_to_the_feature_of_its_word(searcher):
+    out = searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="topic6")])
+    (r,) = out.resolved
+    assert r.features[0].id == 6 and r.text == "topic6"
+    with pytest.raises(UnknownFeature, match="no feature matches"):
+        searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="zzzz qqqq")])
+
+
+@settings(max_examples=25, deadline=None)
+@given(feature=st.integers(0, 23), threshold=st.sampled_from([0.0, 0.5, 1.0]), row=st.integers(0, 239))
+def test_exclude_never_returns_a_document_where_the_feature_fires(searcher, feature, threshold, row):
+    filters = Filters(exclude=[Target(feature=feature)], threshold=threshold)
+    out = searcher.search(query_vec(searcher, row), 30, [SteerTerm(1.0, feature=feature)], filters=filters)
+    assert out.hits and not any(fires(searcher, h.row, feature, threshold) for h in out.hits)
+
+
+def test_require_keeps_only_documents_where_the_feature_fires(searcher):
+    x = query_vec(searcher, 30)
+    out = searcher.search(x, 10, filters=Filters(require=[Target(feature=2)]))
+    allowed = np.flatnonzero([fires(searcher, r, 2) for r in range(len(searcher.data.corpus))])
+    brute = allowed[np.argsort(-(searcher.data.embeddings[allowed] @ x))[:10]]
+    assert [h.row for h in out.hits] == brute.tolist()
+
+
+def test_family_exclusion_removes_every_member(searcher):
+    out = searcher.search(query_vec(searcher, 30), 20, filters=Filters(exclude=[Target(family="family four")]))
+    assert not any(fires(searcher, h.row, f) for h in out.hits for f in (4, 5, 6))
+
+
+def test_categories_filter_and_short_result_notice(searcher):
+    x = query_vec(searcher, 30)
+    out = searcher.search(x, 10, filters=Filters(categories=["cat.1"]))
+    assert out.hits and all("cat.1" in h.categories for h in out.hits)
+    narrow = Filters(require=[Target(feature=2), Target(feature=7)], categories=["cat"])
+    few = searcher.search(x, 50, filters=narrow)
+    assert few.matched == len(few.hits) < 50
+    assert few.notes and "fewer than k=50" in few.notes[0]
+    assert searcher.search(x, 10, filters=Filters(categories=["no.such"])).hits == []
+
+
+def test_mix_and_rewrite_need_an_embedder(searcher):
+    x = query_vec(searcher, 3)
+    with pytest.raises(InvalidArgument, match="embedder"):
+        searcher.search(x, 5, [SteerTerm(1.0, 3)], method="mix")
+    with pytest.raises(InvalidArgument, match="only boost"):
+        searcher.search(x, 5, [SteerTerm(-1.0, 3)], method="rewrite", query="q", embed=fake_embed(searcher))
+
+
 def test_bad_steer_terms_are_refused(searcher):
     x = query_vec(searcher)
     with pytest.raises(UnknownFeature) as info:
@@ -99,3 +201,7 @@ def test_bad_steer_terms_are_refused(searcher):
         searcher.search(x, 5, [SteerTerm(1.0, 1, family=0)])
     with pytest.raises(InvalidArgument, match="k must"):
         searcher.search(x, 0)
+    with pytest.raises(InvalidArgument, match="method"):
+        searcher.search(x, 5, method="magic")
+    with pytest.raises(InvalidArgument, match="threshold"):
+        Filters(threshold=-1.0)

@@ -14,12 +14,15 @@ router = APIRouter(tags=["features"])
 @router.get("/features", response_model=list[FeatureMatchOut])
 def find_features(
     searcher: SearcherDep,
-    q: Annotated[str | None, Query(min_length=1, max_length=200, description="Words to look for in names and terms.")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, description="Words the feature should stand for.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     min_trust: Annotated[float, Query(ge=0, le=1, description="Leave out features whose name is trusted less.")] = 0.0,
     sort: Annotated[Literal["relevance", "trust", "density"], Query()] = "relevance",
 ) -> list:
-    """Features whose names or distinctive terms match the text (all features without one), best match first."""
+    """Features that stand for the text, best first (all features without one). First comes an exact name; then
+    features ranked by how well the text's words predict where they fire over the corpus (score 1 + an
+    F-score in (0, 1], so the broad feature that best means the word leads, not a sub-topic or another
+    field's use of it); then features whose names or distinctive terms merely contain the words (score < 1)."""
     return searcher.catalog.search(q, limit, min_trust, sort)
 
 

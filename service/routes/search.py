@@ -4,7 +4,8 @@ import time
 
 from fastapi import APIRouter
 
-from indexer.search import SteerTerm
+from indexer.search import Filters, Target
+from indexer.steer import SteerTerm
 from service.deps import SearcherDep, StateDep
 from service.schemas import ResolvedSteerOut, SearchIn, SearchOut
 
@@ -13,15 +14,30 @@ router = APIRouter(tags=["search"])
 
 @router.post("/search", response_model=SearchOut)
 def search(body: SearchIn, state: StateDep, searcher: SearcherDep) -> SearchOut:
-    """Search abstracts by meaning, optionally steering the query by features or families."""
+    """Search abstracts by meaning; optionally steer by features, families or free-text concepts, and filter by
+    required or excluded features and by category. Every result explains its score."""
     start = time.perf_counter()
     vec = state.embedder.embed_query(body.query)
-    terms = [SteerTerm(weight=s.weight, feature=s.feature, family=s.family) for s in body.steer]
-    out = searcher.search(vec, body.k, terms)
+    terms = [SteerTerm(weight=s.weight, feature=s.feature, family=s.family, concept=s.concept) for s in body.steer]
+    filters = Filters(
+        require=[Target(t.feature, t.family) for t in body.require],
+        exclude=[Target(t.feature, t.family) for t in body.exclude],
+        categories=body.categories, threshold=body.threshold,
+    )
+    out = searcher.search(
+        vec, body.k, terms, method=body.method, filters=filters, query=body.query, embed=state.embedder.embed_query
+    )
     return SearchOut(
         results=out.hits,
         query_features=out.query_features,
         steered_features=out.steered_features,
-        steer=[ResolvedSteerOut(weight=r.term.weight, family=r.family, features=r.features) for r in out.resolved],
+        steer=[
+            ResolvedSteerOut(
+                weight=r.term.weight, family=r.family, concept=r.term.concept, features=r.features,
+                shares=[round(s, 6) for s in r.shares], text=r.text,
+            )
+            for r in out.resolved
+        ],
+        method=out.method, matched=out.matched, notes=out.notes,
         took_ms=round((time.perf_counter() - start) * 1000, 3),
     )

@@ -1,0 +1,316 @@
+"""Concepts: which words each feature stands for, measured over the corpus, and a linear probe per feature that
+says how strongly a document expresses that concept. Built once per index; read by the catalog (feature search
+puts the feature that best *means* a word first) and by steering (indexer/steer.py scores documents with the
+probes).
+
+Word-feature agreement. For every term t (unigram or bigram of `terms.build_term_matrix`) found in at least
+`min_df` documents and every feature f: precision P = share of the documents where f fires that contain t, and
+recall R = share of the documents containing t where f fires. Each term keeps the `per_term` features of highest
+F1 = 2PR / (P + R). A feature's *concept term* is the term where it reaches its highest F1.
+
+Probe. A feature's *concept term* is the word it is the best handle for: among the terms whose feature search
+(`rank_by_word`) returns it first, the one where it scores highest; a feature that is no term's first hit takes
+the term where its F1 is highest (if at least `min_f1`). So searching a word and steering with the first hit
+steers that word. The probe u_f of feature f is the linear discriminant between the documents containing its
+concept term and the whole corpus, u_f = S^-1 (m_t - mu), with S the corpus covariance of the embeddings shrunk
+toward a multiple of the identity, scaled so that (m_t - mu) . u_f = 1: a document's *concept strength*
+(e - mu) . u_f is then about 0 for an average document and about 1 for a typical document containing the word.
+Why a word rather than the feature's own firing: a TopK feature fires on a narrow, noisy slice of what its word
+means (the dictionary splits a topic among many latents), while the word's documents gather the whole concept,
+siblings and sub-topics included. On the shared corpus the word probe separates the steering benchmark's concept
+documents from their neighbours better (AUROC 0.90) than the feature's decoder direction (0.85), its firing
+documents' discriminant (0.85) or the embedding of the bare word (0.88) (BENCHMARKS.md). A feature
+with no concept term gets its probe from the documents it fires on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from indexer.codes import SparseCodes
+from indexer.errors import InvalidArgument
+from indexer.terms import build_term_matrix, is_term_word, tokenize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConceptConfig:
+    """How concept terms and probes are measured."""
+
+    min_df: int = 10
+    """Terms in fewer documents are not concepts (capped at 1% of a small corpus, and at least 2)."""
+    max_df: float = 0.5
+    """Terms in more than this share of the documents say nothing about a topic and are left out."""
+    per_term: int = 16
+    """Features kept per term, highest F1 first."""
+    min_f1: float = 0.05
+    """A feature whose best term has a lower F1 gets its probe from its own firing documents."""
+    shrinkage: float = 0.1
+    """Weight of the identity in the shrunk covariance of the probes (0 = plain covariance)."""
+    chunk: int = 4000
+    """Terms whose feature counts are computed at once (bounds memory to chunk x n_features float32)."""
+
+    def __post_init__(self) -> None:
+        if self.min_df < 1:
+            raise InvalidArgument(f"min_df must be >= 1, got {self.min_df}")
+        if not 0.0 < self.max_df <= 1.0:
+            raise InvalidArgument(f"max_df must be in (0, 1], got {self.max_df}")
+        if self.per_term < 1:
+            raise InvalidArgument(f"per_term must be >= 1, got {self.per_term}")
+        if not 0.0 <= self.min_f1 <= 1.0:
+            raise InvalidArgument(f"min_f1 must be in [0, 1], got {self.min_f1}")
+        if not 0.0 <= self.shrinkage <= 1.0:
+            raise InvalidArgument(f"shrinkage must be in [0, 1], got {self.shrinkage}")
+        if self.chunk < 1:
+            raise InvalidArgument(f"chunk must be >= 1, got {self.chunk}")
+
+    def effective_min_df(self, n_docs: int) -> int:
+        """`min_df` for a corpus of `n_docs` documents."""
+        return max(2, min(self.min_df, n_docs // 100))
+
+
+@dataclass(frozen=True, eq=False)
+class Concepts:
+    """Word-feature agreement table and per-feature probes of one index."""
+
+    terms: list[str]
+    """(n_terms,) terms, unigrams and bigrams, lower case."""
+    df: np.ndarray
+    """(n_terms,) int32 documents containing each term."""
+    features: np.ndarray
+    """(n_terms, m) int32 features of highest F1 per term, best first; -1 pads."""
+    precision: np.ndarray
+    """(n_terms, m) float32 share of the feature's firing documents that contain the term."""
+    recall: np.ndarray
+    """(n_terms, m) float32 share of the term's documents where the feature fires."""
+    probe_term: np.ndarray
+    """(n_features,) int32 row of each feature's concept term; -1 when its probe comes from its firing documents."""
+    probes: np.ndarray
+    """(n_features, d) float32 probe directions (zero for dead features)."""
+    mean: np.ndarray
+    """(d,) float32 corpus mean embedding mu."""
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def f1(self) -> np.ndarray:
+        """(n_terms, m) float32 F1 of each (term, feature) pair."""
+        p, r = self.precision, self.recall
+        return np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0).astype(np.float32)
+
+    def row(self, term: str) -> int:
+        """Row of `term` (lower case), or -1."""
+        if not self._index:
+            self._index.update((t, i) for i, t in enumerate(self.terms))
+        return self._index.get(term, -1)
+
+    def concept_term(self, feature: int) -> str | None:
+        """The word feature `feature` stands for, or None when its probe is made from its firing documents."""
+        r = int(self.probe_term[feature])
+        return self.terms[r] if r >= 0 else None
+
+    def best_f1(self) -> np.ndarray:
+        """(n_features,) float32 each feature's highest F1 over the table (0 when it is in no term's list)."""
+        out = np.zeros(len(self.probe_term), dtype=np.float32)
+        valid = self.features >= 0
+        np.maximum.at(out, self.features[valid], self.f1[valid])
+        return out
+
+
+def _firing_matrix(codes: SparseCodes) -> sp.csr_matrix:
+    """(n_docs, n_features) float32 CSR, 1 where a feature fires on a document."""
+    n_docs, k = codes.indices.shape
+    live = codes.values.ravel() > 0
+    rows = np.repeat(np.arange(n_docs, dtype=np.int64), k)[live]
+    return sp.csr_matrix(
+        (np.ones(int(live.sum()), dtype=np.float32), (rows, codes.indices.ravel()[live])),
+        shape=(n_docs, codes.n_features),
+    )
+
+
+def term_feature_table(
+    term_docs: sp.csr_matrix, df: np.ndarray, firing: sp.csr_matrix, per_term: int, chunk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top features by F1 per term. term_docs (n_terms, n_docs) binary CSR, df (n_terms,), firing (n_docs,
+    n_features) binary CSR -> features (n_terms, m) int32 (-1 pads), precision, recall (n_terms, m) float32."""
+    n_terms, n_features = term_docs.shape[0], firing.shape[1]
+    m = min(per_term, n_features)
+    counts = np.asarray(firing.sum(axis=0)).ravel().astype(np.float32)
+    feats = np.full((n_terms, m), -1, dtype=np.int32)
+    prec = np.zeros((n_terms, m), dtype=np.float32)
+    rec = np.zeros((n_terms, m), dtype=np.float32)
+    for lo in range(0, n_terms, chunk):
+        both = (term_docs[lo : lo + chunk] @ firing).toarray()
+        dft = df[lo : lo + chunk, None].astype(np.float32)
+        f1 = 2 * both / (dft + counts[None, :])
+        top = np.argpartition(-f1, m - 1, axis=1)[:, :m] if m < n_features else np.tile(np.arange(m), (len(f1), 1))
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(f1, top, 1), axis=1, kind="stable"), 1)
+        hit = np.take_along_axis(both, top, 1)
+        feats[lo : lo + chunk] = np.where(hit > 0, top, -1)
+        prec[lo : lo + chunk] = hit / np.maximum(counts[top], 1.0)
+        rec[lo : lo + chunk] = hit / np.maximum(dft, 1.0)
+    return feats, prec, rec
+
+
+def word_scores(precision: np.ndarray, recall: np.ndarray, best_f1: np.ndarray, beta: float = 0.5) -> np.ndarray:
+    """How well a word stands for each feature, in [0, 1]: F_beta(P, R) x own, own = F1 / the feature's best F1
+    (1 when this is its best word). beta < 1 weighs precision more: a feature that fires on a large, mixed set
+    of documents is a poor handle for one word. Arrays of one shape in, same shape out."""
+    b2 = beta * beta
+    fb = (1 + b2) * precision * recall / np.maximum(b2 * precision + recall, 1e-12)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return (fb * np.minimum(f1 / np.maximum(best_f1, 1e-12), 1.0)).astype(np.float32)
+
+
+def first_hit_terms(features: np.ndarray, scores: np.ndarray, n_features: int) -> np.ndarray:
+    """(n_features,) int32 row of the term each feature is the best handle for (the term's highest `scores`
+    entry, and the highest among such terms), -1 when it is no term's first hit."""
+    valid = features >= 0
+    masked = np.where(valid, scores, -1.0)
+    best = masked.argmax(axis=1)
+    rows = np.flatnonzero(masked[np.arange(len(best)), best] > 0)
+    feat = features[rows, best[rows]]
+    score = masked[rows, best[rows]]
+    out = np.full(n_features, -1, dtype=np.int32)
+    order = np.lexsort((rows, -score, feat))
+    feat, rows = feat[order], rows[order]
+    first = np.ones(len(feat), dtype=bool)
+    first[1:] = feat[1:] != feat[:-1]
+    out[feat[first]] = rows[first]
+    return out
+
+
+def best_terms(features: np.ndarray, f1: np.ndarray, n_features: int, min_f1: float) -> np.ndarray:
+    """(n_features,) int32 row of the term where each feature has its highest F1 (>= min_f1), else -1."""
+    rows, cols = np.nonzero(features >= 0)
+    feat, score = features[rows, cols], f1[rows, cols]
+    ok = score >= max(min_f1, 1e-12)
+    rows, feat, score = rows[ok], feat[ok], score[ok]
+    out = np.full(n_features, -1, dtype=np.int32)
+    # Sorted by feature, then F1 descending, then term row (stable ties): the first row per feature wins.
+    order = np.lexsort((rows, -score, feat))
+    feat, rows = feat[order], rows[order]
+    first = np.ones(len(feat), dtype=bool)
+    first[1:] = feat[1:] != feat[:-1]
+    out[feat[first]] = rows[first]
+    return out
+
+
+def discriminant_probes(emb: np.ndarray, labels: sp.csr_matrix, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
+    """LDA direction of each label row against the corpus. emb (n_docs, d) float32, labels (n_probes, n_docs)
+    binary CSR -> probes (n_probes, d) float32 scaled so (m - mu) . u = 1 (zero rows for empty labels), mu (d,)."""
+    n, d = emb.shape
+    mu = emb.mean(axis=0, dtype=np.float64)
+    cov = (emb.T @ emb).astype(np.float64) / n - np.outer(mu, mu)
+    cov = (1 - shrinkage) * cov + shrinkage * np.trace(cov) / d * np.eye(d)
+    inv = np.linalg.inv(cov)
+    sizes = np.asarray(labels.sum(axis=1)).ravel()
+    means = np.asarray(labels @ emb, dtype=np.float64) / np.maximum(sizes, 1)[:, None]
+    diff = means - mu
+    u = diff @ inv
+    scale = np.einsum("ij,ij->i", u, diff)
+    # An empty label set, or one that is the whole corpus, has no direction.
+    ok = (sizes > 0) & (sizes < n) & (scale > 1e-9)
+    u = np.where(ok[:, None], u / np.where(ok, scale, 1.0)[:, None], 0.0)
+    return u.astype(np.float32), mu.astype(np.float32)
+
+
+def build_concepts(texts: list[str], codes: SparseCodes, emb: np.ndarray, cfg: ConceptConfig | None = None) -> Concepts:
+    """Concept table and probes of a corpus: texts (n_docs,), its sparse codes and (n_docs, d) float32 embeddings."""
+    cfg = cfg or ConceptConfig()
+    if len(texts) != codes.n_docs or len(emb) != codes.n_docs:
+        raise InvalidArgument(f"texts ({len(texts)}), codes ({codes.n_docs}) and embeddings ({len(emb)}) must align")
+    start = time.perf_counter()
+    tm = build_term_matrix(texts, min_df=cfg.effective_min_df(len(texts)))
+    keep = np.flatnonzero(tm.df <= cfg.max_df * len(texts))
+    by_term = sp.csr_matrix(
+        (np.ones(len(tm.term_docs), dtype=np.float32), tm.term_docs, tm.term_indptr), shape=(tm.n_terms, tm.n_docs)
+    )[keep]
+    df = tm.df[keep]
+    firing = _firing_matrix(codes)
+    feats, prec, rec = term_feature_table(by_term, df, firing, cfg.per_term, cfg.chunk)
+    f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-12), 0.0)
+    by_f1 = best_terms(feats, f1, codes.n_features, cfg.min_f1)
+    best_f1 = np.zeros(codes.n_features, dtype=np.float32)
+    np.maximum.at(best_f1, feats[feats >= 0], f1[feats >= 0])
+    handle = first_hit_terms(feats, word_scores(prec, rec, best_f1[np.maximum(feats, 0)]), codes.n_features)
+    probe_term = np.where(handle >= 0, handle, by_f1).astype(np.int32)
+    # Label documents of each probe: its concept term's documents, or where the feature fires.
+    by_feature = firing.T.tocsr()
+    rows = [by_term[t] if t >= 0 else by_feature[f] for f, t in enumerate(probe_term)]
+    labels = sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, len(texts)), dtype=np.float32)
+    probes, mu = discriminant_probes(np.asarray(emb, dtype=np.float32), labels, cfg.shrinkage)
+    log.info(
+        "concepts built terms=%d features_with_word=%d seconds=%.1f",
+        len(keep), int((probe_term >= 0).sum()), time.perf_counter() - start,
+    )
+    return Concepts(
+        terms=[tm.terms[t] for t in keep], df=df.astype(np.int32), features=feats, precision=prec.astype(np.float32),
+        recall=rec.astype(np.float32), probe_term=probe_term, probes=probes, mean=mu,
+    )
+
+
+def concepts_table(c: Concepts) -> pa.Table:
+    """The term rows of `c` as an Arrow table (written as concepts.parquet; pads dropped)."""
+    valid = c.features >= 0
+    return pa.table(
+        {
+            "term": c.terms,
+            "df": pa.array(c.df.astype(np.int32)),
+            "features": pa.array([f[v] for f, v in zip(c.features, valid)], type=pa.list_(pa.int32())),
+            "precision": pa.array([p[v] for p, v in zip(c.precision, valid)], type=pa.list_(pa.float32())),
+            "recall": pa.array([r[v] for r, v in zip(c.recall, valid)], type=pa.list_(pa.float32())),
+        }
+    )
+
+
+def concepts_from_table(table: pa.Table, probe_term: np.ndarray, probes: np.ndarray, mean: np.ndarray) -> Concepts:
+    """Inverse of `concepts_table`, with the probe arrays stored beside it."""
+    lists = [table[c].combine_chunks() for c in ("features", "precision", "recall")]
+    lengths = np.diff(lists[0].offsets.to_numpy())
+    m = int(lengths.max(initial=0))
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    cols = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out = []
+    for arr, fill, dtype in zip(lists, (-1, 0.0, 0.0), (np.int32, np.float32, np.float32)):
+        dense = np.full((len(lengths), m), fill, dtype=dtype)
+        dense[rows, cols] = arr.values.to_numpy(zero_copy_only=False)
+        out.append(dense)
+    return Concepts(
+        terms=table["term"].to_pylist(), df=table["df"].to_numpy().astype(np.int32), features=out[0], precision=out[1],
+        recall=out[2], probe_term=np.asarray(probe_term, dtype=np.int32), probes=np.asarray(probes, dtype=np.float32),
+        mean=np.asarray(mean, dtype=np.float32),
+    )
+
+
+def text_terms(text: str) -> list[tuple[str, float]]:
+    """Candidate terms of a free-text phrase with the share of its term words each covers: adjacent pairs
+    (bigrams) first, then single words."""
+    words = [w for w in tokenize(text) if is_term_word(w)]
+    if not words:
+        return []
+    pairs = [(f"{a} {b}", 2 / len(words)) for a, b in zip(words, words[1:])]
+    return pairs + [(w, 1 / len(words)) for w in dict.fromkeys(words)]
+
+
+def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, beta: float = 0.5) -> dict[int, float]:
+    """Features the words of `text` stand for, scored in (0, 1]: the max over the text's terms of the share of
+    the text the term covers times `word_scores`. best_f1 (n_features,) from `Concepts.best_f1`."""
+    scores: dict[int, float] = {}
+    for term, coverage in text_terms(text):
+        r = c.row(term)
+        if r < 0:
+            continue
+        valid = c.features[r] >= 0
+        feats = c.features[r][valid]
+        s = coverage * word_scores(c.precision[r][valid], c.recall[r][valid], best_f1[feats], beta)
+        for f, v in zip(feats.tolist(), s.tolist()):
+            if v > scores.get(f, 0.0):
+                scores[f] = v
+    return scores

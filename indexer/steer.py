@@ -1,0 +1,208 @@
+"""Steering: steer terms resolved to features, and what each steering method does to a search. Pure numpy over
+arrays the searcher passes in; the searcher (indexer/search.py) retrieves candidates and assembles results.
+
+Methods (`method` of a search):
+- "concept" (default): the query vector is left alone and each candidate document's score gets a bonus from
+  how strongly the steered concept is present in it, read by the steered features' probes
+  (indexer/concepts.py):
+      strength_i(d) = sum_g s_g (e_d - mu) . u_g / sum_g s_g       over the term's features g, shares s_g
+      score(d)      = cos(x, e_d) + sum_i weight_i * shape(strength_i(d))
+  Boosting (weight > 0): shape = 0.2 * clip((strength - 0.3) / 0.7, 0, 1). Only documents that clearly carry
+  the concept earn the bonus (precision matters: the boost decides which documents come in), so weight +1 lets
+  such a document overtake any document up to 0.2 more similar to the query without it.
+  Suppressing (weight < 0): shape = 0.2 * clip(strength, -1, 2), linear: every trace of the concept costs, a
+  document twice as typical of it as usual costs 0.4 at weight -1, and one clearly without it (negative
+  strength) gains up to 0.2 (recall matters: the penalty decides which documents leave). On the benchmark the
+  saturating shape was the better boost and the linear one the better suppressor at equal fidelity.
+  Both are linear in the weight, so 0 changes nothing and +-2 doubles the effect. Candidates are the query's
+  `POOL` nearest documents plus, for a boost, the strongest documents of each boosted feature (its postings).
+- "residual": the code edit z'_f = z_f + weight * STEER_SCALE * p90_f * share carried back to the dense vector,
+  x' = normalise(x + sum_f (z'_f - z_f) W_dec[f]) (keeps what the SAE cannot reconstruct).
+- "decode": the paper's decode-only edit, x' = normalise(z' W_dec + b_dec).
+- "mix": Weaviate-style moveTo / moveAwayFrom, x' = normalise(x + sum_i weight_i * MIX_BETA * embed(text_i)).
+- "rewrite": the query text with each boosted term's text appended, embedded again (boost only).
+The text of a term is the concept text it was given, or the word its feature stands for (its concept term),
+or its name.
+
+Every result's score is its plain cosine with the unsteered query plus contributions that add up exactly to
+the difference: per steered feature for "concept" (a term's bonus split over its features in proportion to
+their parts of the strength that agree in sign with it) and "residual"/"mix" (the edit's dot product with the
+document after renormalisation, plus one "query renormalisation" entry), one "query edit" entry for
+"decode"/"rewrite"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from indexer.catalog import Catalog, Ref
+from indexer.errors import InvalidArgument, UnknownFeature
+
+METHODS = ("concept", "residual", "decode", "mix", "rewrite")
+DEFAULT_METHOD = "concept"
+MAX_WEIGHT = 2.0
+STEER_SCALE = 2.0
+"""Code edit per unit weight, in multiples of the feature's p90 activation (residual, decode, reported codes)."""
+BOOST_SCALE, BOOST_FLOOR = 0.2, 0.3
+SUPPRESS_SCALE, SUPPRESS_RANGE = 0.2, (-1.0, 2.0)
+MIX_BETA = 0.8
+POOL = 1000
+"""Nearest documents rescored by the concept method."""
+POSTINGS = 200
+"""Strongest documents of each boosted feature added to the concept method's candidates."""
+
+Embed = Callable[[str], np.ndarray]
+
+
+@dataclass(frozen=True)
+class SteerTerm:
+    """One steering instruction: exactly one of `feature` / `family` / `concept`, and a weight in [-2, 2]."""
+
+    weight: float
+    feature: int | str | None = None
+    family: int | str | None = None
+    concept: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedSteer:
+    """A steer term after resolution: the features it moves, their shares, and their code edits."""
+
+    term: SteerTerm
+    features: list[Ref]
+    shares: list[float]
+    """Per feature, >= 0, sum of squares 1: a family or concept moves the query about as far as one feature."""
+    family: Ref | None
+    deltas: list[float]
+    """Per feature code edit weight * STEER_SCALE * p90 * share (activation units)."""
+    text: str
+    """Words the mix and rewrite methods embed."""
+
+
+def _target_count(term: SteerTerm) -> int:
+    return sum(v is not None for v in (term.feature, term.family, term.concept))
+
+
+def resolve_terms(catalog: Catalog, terms: list[SteerTerm]) -> list[ResolvedSteer]:
+    """Validate steer terms and resolve names, families and free-text concepts to features."""
+    data = catalog.data
+    p90 = data.stats.p90
+    out = []
+    for term in terms:
+        if _target_count(term) != 1:
+            raise InvalidArgument("each steer term names exactly one of 'feature', 'family' or 'concept'")
+        if not -MAX_WEIGHT <= term.weight <= MAX_WEIGHT:
+            raise InvalidArgument(f"steer weight must lie in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {term.weight}")
+        family = None
+        if term.family is not None:
+            fam = catalog.family_id(term.family)
+            family = catalog.family_ref(fam)
+            members = [int(f) for f in catalog.family_members(fam) if p90[f] > 0]
+            shares = [1.0 / np.sqrt(max(len(members), 1))] * len(members)
+            text = family.name
+        elif term.concept is not None:
+            members, shares = concept_features(catalog, term.concept)
+            text = term.concept.strip()
+        else:
+            f = catalog.feature_id(term.feature)
+            if p90[f] <= 0:
+                raise UnknownFeature(f"feature {f} ({data.names.names[f]!r}) never fires, so it cannot steer")
+            members, shares = [f], [1.0]
+            text = catalog.concepts.concept_term(f) or data.names.names[f]
+        deltas = [float(term.weight * STEER_SCALE * p90[f] * s) for f, s in zip(members, shares)]
+        out.append(ResolvedSteer(term, [catalog.ref(f) for f in members], shares, family, deltas, text))
+    return out
+
+
+def concept_features(catalog: Catalog, text: str) -> tuple[list[int], list[float]]:
+    """Features a free-text concept stands for: the first hit of the feature search. One feature, because its
+    probe is made from its word's documents and already spans the concept's sub-topics; averaging in the
+    probes of runners-up (other words) blurred it (BENCHMARKS.md)."""
+    hits = [h for h in catalog.search(text, limit=5) if catalog.data.stats.p90[h.id] > 0]
+    if not hits:
+        raise UnknownFeature(f"no feature matches the concept {text!r}; try other words or GET /features?q=...")
+    return [hits[0].id], [1.0]
+
+
+def code_delta(resolved: list[ResolvedSteer], n_features: int) -> np.ndarray:
+    """(n_features,) float32 summed code edit of all terms."""
+    delta = np.zeros(n_features, dtype=np.float32)
+    for r in resolved:
+        for ref, d in zip(r.features, r.deltas):
+            delta[ref.id] += d
+    return delta
+
+
+def _unit(v: np.ndarray) -> tuple[np.ndarray, float]:
+    n = max(float(np.linalg.norm(v)), 1e-12)
+    return (v / n).astype(np.float32), n
+
+
+def residual_query(x: np.ndarray, delta: np.ndarray, w_dec: np.ndarray) -> tuple[np.ndarray, float]:
+    """x (d,) + delta (n,) @ W_dec (n, d), normalised: (x' (d,) float32, the norm divided by)."""
+    moved = np.flatnonzero(delta)
+    return _unit(x + delta[moved] @ w_dec[moved])
+
+
+def decode_query(z: np.ndarray, delta: np.ndarray, w_dec: np.ndarray, b_dec: np.ndarray) -> np.ndarray:
+    """The paper's decode-only edit: normalise(max(z + delta, 0) @ W_dec + b_dec), (d,) float32."""
+    z2 = np.maximum(z + delta, 0.0)
+    live = np.flatnonzero(z2)
+    return _unit(z2[live] @ w_dec[live] + b_dec)[0]
+
+
+def mix_query(x: np.ndarray, texts: list[np.ndarray], weights: list[float]) -> tuple[np.ndarray, float]:
+    """x (d,) + sum_i weight_i * MIX_BETA * text_i (d,), normalised: (x', the norm divided by)."""
+    v = x.astype(np.float64).copy()
+    for e, w in zip(texts, weights):
+        v += w * MIX_BETA * e
+    return _unit(v)
+
+
+def concept_bonus(
+    strength: np.ndarray, shares: np.ndarray, weight: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bonus of one steer term. strength (c, m) float32 probe readings (e_d - mu) . u_g of c documents for the
+    term's m features, shares (m,) -> bonus (c,) float32 and its split over the features (c, m), rows summing to
+    the bonus: in proportion to the parts that agree in sign with the term's strength (see the module
+    docstring for the two shapes)."""
+    parts = strength * shares[None, :]
+    level = parts.sum(axis=1) / max(float(shares.sum()), 1e-12)
+    if weight > 0:
+        shaped = BOOST_SCALE * np.clip((level - BOOST_FLOOR) / (1.0 - BOOST_FLOOR), 0.0, 1.0)
+    else:
+        shaped = SUPPRESS_SCALE * np.clip(level, *SUPPRESS_RANGE)
+    bonus = (weight * shaped).astype(np.float32)
+    agree = np.where(np.sign(parts) == np.sign(level)[:, None], np.abs(parts), 0.0)
+    total = agree.sum(axis=1, keepdims=True)
+    split = np.where(total > 0, agree / np.maximum(total, 1e-12), 1.0 / parts.shape[1])
+    return bonus, (bonus[:, None] * split).astype(np.float32)
+
+
+def concept_scores(
+    emb_c: np.ndarray, resolved: list[ResolvedSteer], probes: np.ndarray, mean: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Summed bonus (c,) float32 of c candidate documents emb_c (c, d) under every term, and each term's
+    per-feature split (c, m_i)."""
+    total = np.zeros(len(emb_c), dtype=np.float32)
+    splits = []
+    for r in resolved:
+        u = probes[[f.id for f in r.features]].T
+        # (e - mu) . u without materialising the centred candidates.
+        strength = emb_c @ u - mean @ u
+        bonus, split = concept_bonus(strength, np.asarray(r.shares, dtype=np.float32), r.term.weight)
+        total += bonus
+        splits.append(split)
+    return total, splits
+
+
+def edit_contributions(
+    emb_d: np.ndarray, plain: float, norm: float, parts: list[tuple[int | None, str, np.ndarray]]
+) -> list[tuple[int | None, str, float]]:
+    """Contributions of an additive query edit x' = (x + sum_j v_j) / norm to one document's score:
+    v_j . e_d / norm each, plus plain * (1 / norm - 1) for the renormalisation; they sum to x' . e_d - plain."""
+    out = [(fid, name, float(v @ emb_d) / norm) for fid, name, v in parts]
+    out.append((None, "query renormalisation", plain * (1.0 / norm - 1.0)))
+    return out

@@ -1,0 +1,100 @@
+"""End to end: steering methods, free-text concepts, hard filters and explanations through the API, on the
+index the real pipeline builds from 300 real abstracts, with the real model."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+
+pytestmark = pytest.mark.slow
+QUERY = "galaxy formation in the early universe"
+
+
+@pytest.fixture(scope="module")
+def client(demo_index, embedder):
+    with TestClient(create_app(Settings(index_dir=demo_index), embedder=embedder)) as c:
+        yield c
+
+
+def search(client, **body):
+    r = client.post("/search", json={"query": QUERY, **body})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def first_feature(client, word):
+    hits = client.get("/features", params={"q": word, "limit": 1}).json()
+    assert hits, word
+    return hits[0]
+
+
+@pytest.mark.parametrize("method", ["concept", "residual", "decode", "mix", "rewrite"])
+def test_every_method_explains_its_scores(client, method):
+    body = search(client, k=8, method=method, steer=[{"concept": "dark matter", "weight": 1.0}])
+    assert body["method"] == method and len(body["results"]) == 8
+    for r in body["results"]:
+        assert r["score"] - r["plain_score"] == pytest.approx(sum(c["value"] for c in r["contributions"]), abs=1e-4)
+    scores = [r["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_free_text_concept_reports_the_features_it_used(client):
+    body = search(client, steer=[{"concept": "dark matter", "weight": 1.0}])
+    (term,) = body["steer"]
+    assert term["concept"] == "dark matter" and term["features"] and term["text"] == "dark matter"
+    assert sum(s * s for s in term["shares"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_first_feature_hit_steers_its_word(client):
+    hit = first_feature(client, "galaxies")
+    assert hit["score"] > 1.0
+    detail = client.get(f"/features/{hit['id']}").json()
+    assert detail["concept_term"]
+    plain = search(client, k=10)
+    boosted = search(client, k=10, steer=[{"feature": hit["id"], "weight": 1.0}])
+    suppressed = search(client, k=10, steer=[{"feature": hit["id"], "weight": -1.0}])
+    term = detail["concept_term"]
+
+    def share(body):
+        return sum(term in r["title"].lower() for r in body["results"])
+
+    assert share(suppressed) <= share(plain) <= share(boosted)
+    assert [r["id"] for r in suppressed["results"]] != [r["id"] for r in plain["results"]]
+
+
+def test_exclude_and_require_answer_from_the_features(client):
+    plain = search(client, k=10)
+    strongest = plain["query_features"][0]["id"]
+    body = search(client, k=10, exclude=[{"feature": strongest}])
+    detail_ids = {d["id"] for d in client.get(f"/features/{strongest}").json()["top_documents"]}
+    assert body["matched"] is not None and not detail_ids & {r["id"] for r in body["results"]}
+    req = search(client, k=5, require=[{"feature": strongest}])
+    assert all(strongest in {f["id"] for f in r["features"]} for r in req["results"])
+
+
+def test_filters_that_leave_too_few_documents_say_so(client):
+    body = search(client, k=50, categories=["astro-ph.GA"], require=[{"feature": search(client)["query_features"][0]["id"]}])
+    assert len(body["results"]) == body["matched"] < 50
+    assert body["notes"] and "fewer than k=50" in body["notes"][0]
+    cats = search(client, k=10, categories=["cs"])
+    assert all(any(c.startswith("cs.") for c in r["categories"]) for r in cats["results"])
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"method": "magic"}, "method"),
+        ({"method": "rewrite", "steer": [{"concept": "dark matter", "weight": -1}]}, "only boost"),
+        ({"steer": [{"concept": "", "weight": 1}]}, "concept"),
+        ({"steer": [{"concept": "zzqx vvkw", "weight": 1}]}, "no feature matches"),
+        ({"steer": [{"concept": "dark matter", "feature": 1, "weight": 1}]}, "exactly one"),
+        ({"exclude": [{"feature": 1, "family": 0}]}, "exactly one"),
+        ({"require": [{"feature": "no such feature"}]}, "no feature named"),
+        ({"threshold": -1}, "threshold"),
+    ],
+)
+def test_bad_steering_input_gets_422_with_a_message(client, body, fragment):
+    r = client.post("/search", json={"query": QUERY, **body})
+    assert r.status_code == 422, r.text
+    assert fragment in r.json()["detail"]

@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.codes import SparseCodes
+from indexer.concepts import (
+    ConceptConfig,
+    build_concepts,
+    concepts_from_table,
+    concepts_table,
+    discriminant_probes,
+    first_hit_terms,
+    rank_by_word,
+    term_feature_table,
+    text_terms,
+    word_scores,
+)
+from indexer.errors import InvalidArgument
+
+
+@pytest.fixture(scope="module")
+def concepts(tiny_index):
+    return build_concepts(tiny_index.corpus.texts(), tiny_index.codes, tiny_index.embeddings)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), per_term=st.integers(1, 7), chunk=st.integers(1, 5))
+def test_term_feature_table_matches_brute_force(seed, per_term, chunk):
+    rng = np.random.default_rng(seed)
+    n_docs, n_terms, n_feat = 40, 6, 7
+    has = rng.random((n_terms, n_docs)) < 0.3
+    has[:, 0] = True  # no empty term
+    fire = rng.random((n_docs, n_feat)) < 0.25
+    feats, prec, rec = term_feature_table(
+        sp.csr_matrix(has.astype(np.float32)), has.sum(1), sp.csr_matrix(fire.astype(np.float32)), per_term, chunk
+    )
+    both = has.astype(int) @ fire.astype(int)
+    f1 = 2 * both / (has.sum(1)[:, None] + fire.sum(0)[None, :])
+    for t in range(n_terms):
+        got = [f for f in feats[t] if f >= 0]
+        # The kept features are the best by F1 (ties may go either way) and every one co-occurs with the term.
+        assert sorted(f1[t, got], reverse=True) == pytest.approx(sorted(f1[t], reverse=True)[: len(got)])
+        assert all(both[t, f] > 0 for f in got) and len(got) == min(per_term, int((both[t] > 0).sum()))
+        for j, f in enumerate(got):
+            assert prec[t, j] == pytest.approx(both[t, f] / fire[:, f].sum())
+            assert rec[t, j] == pytest.approx(both[t, f] / has[t].sum())
+
+
+def test_first_hit_terms_pick_the_term_each_feature_leads_best():
+    features = np.array([[0, 1], [1, 0], [0, -1], [2, 1]], dtype=np.int32)
+    scores = np.array([[0.5, 0.4], [0.9, 0.1], [0.7, 0.0], [0.2, 0.1]], dtype=np.float32)
+    # Feature 0 leads terms 0 and 2 (0.5, 0.7): term 2; feature 1 leads term 1; feature 2 leads term 3; 3 none.
+    assert first_hit_terms(features, scores, 4).tolist() == [2, 1, 3, -1]
+
+
+def test_word_scores_prefer_the_features_own_word():
+    p, r = np.array([0.5, 0.5]), np.array([0.5, 0.5])
+    own, borrowed = word_scores(p, r, np.array([0.5, 0.9]))
+    assert own == pytest.approx(0.5) and borrowed < own
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), shrinkage=st.floats(0.0, 1.0))
+def test_probes_read_one_on_their_own_documents(seed, shrinkage):
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(60, 5)).astype(np.float32)
+    labels = np.zeros((3, 60), dtype=np.float32)
+    labels[0, :10] = 1
+    labels[1, rng.choice(60, 25, replace=False)] = 1
+    labels[2] = 1  # the whole corpus has no direction
+    u, mu = discriminant_probes(emb, sp.csr_matrix(labels), shrinkage)
+    np.testing.assert_allclose(mu, emb.mean(0), atol=1e-5)
+    for i in (0, 1):
+        m = emb[labels[i] > 0].mean(0)
+        assert float((m - mu) @ u[i]) == pytest.approx(1.0, abs=1e-3)
+    assert not u[2].any()
+
+
+def test_built_concepts_find_each_planted_word(concepts, tiny_index):
+    names = tiny_index.names.names
+    live = np.flatnonzero(tiny_index.stats.density > 0)
+    assert all(concepts.concept_term(f) == names[f].split()[0] for f in live)
+    # The probe of feature 5 reads high on documents mentioning topic5 and low elsewhere.
+    has = np.array(["topic5 " in t + " " for t in tiny_index.corpus.texts()])
+    level = (tiny_index.embeddings - concepts.mean) @ concepts.probes[5]
+    assert level[has].mean() == pytest.approx(1.0, abs=0.05) and abs(level[~has].mean()) < 0.2
+
+
+def test_concepts_round_trip_through_a_table(concepts):
+    back = concepts_from_table(concepts_table(concepts), concepts.probe_term, concepts.probes, concepts.mean)
+    assert back.terms == concepts.terms
+    # Pads are dropped on the way out, so the table is as wide as its longest list.
+    width = back.features.shape[1]
+    assert (concepts.features[:, width:] == -1).all()
+    for a in ("features", "precision", "recall"):
+        np.testing.assert_array_equal(getattr(back, a), getattr(concepts, a)[:, :width])
+    for a in ("df", "probe_term", "probes", "mean"):
+        np.testing.assert_array_equal(getattr(back, a), getattr(concepts, a))
+
+
+def test_rank_by_word(concepts):
+    best = concepts.best_f1()
+    scores = rank_by_word(concepts, "Topic7!", best)
+    assert max(scores, key=scores.get) == 7 and 0 < scores[7] <= 1
+    assert rank_by_word(concepts, "nothing known here", best) == {}
+    assert text_terms("dark matter halos") == [("dark matter", 2 / 3), ("matter halos", 2 / 3), ("dark", 1 / 3), ("matter", 1 / 3), ("halos", 1 / 3)]
+
+
+def test_common_words_are_not_concepts(concepts):
+    # "synthetic" is in every document of the tiny corpus.
+    assert concepts.row("synthetic") == -1 and concepts.row("topic3") >= 0
+
+
+def test_config_and_input_validation(tiny_index):
+    for bad in (dict(min_df=0), dict(max_df=0.0), dict(per_term=0), dict(min_f1=2.0), dict(shrinkage=-0.1), dict(chunk=0)):
+        with pytest.raises(InvalidArgument):
+            ConceptConfig(**bad)
+    assert ConceptConfig().effective_min_df(300) == 3 and ConceptConfig().effective_min_df(10**6) == 10
+    codes = SparseCodes(tiny_index.codes.indices[:5], tiny_index.codes.values[:5], tiny_index.codes.n_features)
+    with pytest.raises(InvalidArgument, match="align"):
+        build_concepts(tiny_index.corpus.texts(), codes, tiny_index.embeddings)

@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from indexer.catalog import Catalog
+from indexer.errors import InvalidArgument
+from indexer.steer import (
+    BOOST_FLOOR,
+    BOOST_SCALE,
+    MIX_BETA,
+    SUPPRESS_RANGE,
+    SUPPRESS_SCALE,
+    SteerTerm,
+    code_delta,
+    concept_bonus,
+    decode_query,
+    edit_contributions,
+    mix_query,
+    residual_query,
+    resolve_terms,
+)
+
+
+@pytest.fixture(scope="module")
+def catalog(tiny_index):
+    return Catalog(tiny_index)
+
+
+finite = st.floats(-3, 3, allow_nan=False, width=32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    strength=arrays(np.float32, st.tuples(st.integers(1, 8), st.integers(1, 4)), elements=finite),
+    weight=st.floats(-2, 2, allow_nan=False),
+    data=st.data(),
+)
+def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
+    m = strength.shape[1]
+    shares = data.draw(arrays(np.float32, (m,), elements=st.floats(0.0625, 1, width=32)))
+    bonus, split = concept_bonus(strength, shares, weight)
+    level = (strength * shares).sum(axis=1) / shares.sum()
+    if weight > 0:
+        assert np.all((bonus >= 0) & (bonus <= weight * BOOST_SCALE + 1e-6))
+    else:
+        # A suppressed concept costs where it is present and pays where it is clearly absent.
+        assert np.all(np.abs(bonus) <= abs(weight) * SUPPRESS_SCALE * max(map(abs, SUPPRESS_RANGE)) + 1e-6)
+        assert np.all(bonus * level * np.sign(weight) >= -1e-7)
+    np.testing.assert_allclose(split.sum(axis=1), bonus, atol=1e-5)
+
+
+def test_concept_bonus_levels():
+    strength = np.array([[-1.0], [0.0], [BOOST_FLOOR], [0.65], [1.0], [3.0]], dtype=np.float32)
+    shares = np.ones(1, dtype=np.float32)
+    boost, _ = concept_bonus(strength, shares, 1.0)
+    # Nothing at or below the boost floor, full scale from a typical concept document (strength 1) up.
+    np.testing.assert_allclose(boost, [0, 0, 0, BOOST_SCALE / 2, BOOST_SCALE, BOOST_SCALE], atol=1e-6)
+    suppress, _ = concept_bonus(strength, shares, -2.0)
+    # Linear within [-1, 2]: a clearly absent concept gains, a doubly typical one pays double.
+    np.testing.assert_allclose(suppress, -2 * SUPPRESS_SCALE * np.array([-1, 0, 0.3, 0.65, 1, 2]), atol=1e-6)
+    zero, split = concept_bonus(strength, shares, 0.0)
+    assert not zero.any() and not split.any()
+
+
+def test_split_follows_the_parts_that_agree_with_the_strength():
+    strength = np.array([[2.0, 0.0], [1.0, 1.0], [-1.0, 3.0], [-2.0, 0.5]], dtype=np.float32)
+    bonus, split = concept_bonus(strength, np.array([1.0, 1.0], dtype=np.float32), -1.0)
+    np.testing.assert_allclose(split[0], [bonus[0], 0.0], atol=1e-6)
+    np.testing.assert_allclose(split[1], [bonus[1] / 2, bonus[1] / 2], atol=1e-6)
+    np.testing.assert_allclose(split[2], [0.0, bonus[2]], atol=1e-6)
+    # Net strength -0.75: the feature reading the concept as absent gets the (positive) bonus.
+    assert bonus[3] > 0 and split[3].tolist() == pytest.approx([bonus[3], 0.0])
+
+
+def test_query_edits_match_their_formulas(rng):
+    d, n = 8, 12
+    w_dec = rng.normal(size=(n, d)).astype(np.float32)
+    b_dec = rng.normal(size=d).astype(np.float32)
+    x = rng.normal(size=d).astype(np.float32)
+    x /= np.linalg.norm(x)
+    delta = np.zeros(n, dtype=np.float32)
+    delta[[2, 5]] = [0.7, -0.4]
+    q, norm = residual_query(x, delta, w_dec)
+    raw = x + 0.7 * w_dec[2] - 0.4 * w_dec[5]
+    np.testing.assert_allclose(q, raw / np.linalg.norm(raw), atol=1e-6)
+    assert norm == pytest.approx(np.linalg.norm(raw), rel=1e-5)
+    z = np.zeros(n, dtype=np.float32)
+    z[[1, 2]] = [0.5, 0.1]
+    dec = decode_query(z, delta, w_dec, b_dec)
+    raw = 0.5 * w_dec[1] + 0.8 * w_dec[2] + b_dec  # feature 5 would go negative: clipped at 0
+    np.testing.assert_allclose(dec, raw / np.linalg.norm(raw), atol=1e-6)
+    e = np.eye(d, dtype=np.float32)[0]
+    mixed, norm = mix_query(x, [e], [-1.0])
+    raw = x - MIX_BETA * e
+    np.testing.assert_allclose(mixed, raw / np.linalg.norm(raw), atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n_parts=st.integers(1, 4))
+def test_edit_contributions_add_up(seed, n_parts):
+    rng = np.random.default_rng(seed)
+    x, doc = rng.normal(size=6), rng.normal(size=6)
+    parts = [(i, f"f{i}", rng.normal(size=6)) for i in range(n_parts)]
+    raw = x + sum(v for _, _, v in parts)
+    norm = float(np.linalg.norm(raw))
+    contrib = edit_contributions(doc, float(x @ doc), norm, parts)
+    assert sum(v for _, _, v in contrib) == pytest.approx(float(raw @ doc) / norm - float(x @ doc), abs=1e-9)
+
+
+def test_resolution_and_code_delta(catalog):
+    p90 = catalog.data.stats.p90
+    r = resolve_terms(catalog, [SteerTerm(1.0, feature=3), SteerTerm(-0.5, family=0), SteerTerm(1.0, concept="topic9")])
+    assert [f.id for f in r[0].features] == [3] and r[0].text == "topic3"
+    assert r[1].family.name == "family zero" and sum(s * s for s in r[1].shares) == pytest.approx(1.0)
+    assert r[2].features[0].id == 9 and r[2].term.concept == "topic9"
+    delta = code_delta(r, catalog.n_features)
+    assert delta[3] == pytest.approx(1.0 * 2 * p90[3] - 0.5 * 2 * p90[3] / 2, rel=1e-5)
+    with pytest.raises(InvalidArgument, match="exactly one"):
+        resolve_terms(catalog, [SteerTerm(1.0)])
+    with pytest.raises(InvalidArgument, match="weight"):
+        resolve_terms(catalog, [SteerTerm(-2.1, feature=3)])
