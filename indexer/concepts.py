@@ -177,6 +177,11 @@ def first_hit_terms(features: np.ndarray, scores: np.ndarray, n_features: int) -
     rows = np.flatnonzero(masked[np.arange(len(best)), best] > 0)
     feat = features[rows, best[rows]]
     score = masked[rows, best[rows]]
+    return _best_row_per_feature(feat, rows, score, n_features)
+
+
+def _best_row_per_feature(feat: np.ndarray, rows: np.ndarray, score: np.ndarray, n_features: int) -> np.ndarray:
+    """(n_features,) int32: for each feature, the row with its highest score (ties: lowest row), else -1."""
     out = np.full(n_features, -1, dtype=np.int32)
     order = np.lexsort((rows, -score, feat))
     feat, rows = feat[order], rows[order]
@@ -192,14 +197,7 @@ def best_terms(features: np.ndarray, f1: np.ndarray, n_features: int, min_f1: fl
     feat, score = features[rows, cols], f1[rows, cols]
     ok = score >= max(min_f1, 1e-12)
     rows, feat, score = rows[ok], feat[ok], score[ok]
-    out = np.full(n_features, -1, dtype=np.int32)
-    # Sorted by feature, then F1 descending, then term row (stable ties): the first row per feature wins.
-    order = np.lexsort((rows, -score, feat))
-    feat, rows = feat[order], rows[order]
-    first = np.ones(len(feat), dtype=bool)
-    first[1:] = feat[1:] != feat[:-1]
-    out[feat[first]] = rows[first]
-    return out
+    return _best_row_per_feature(feat, rows, score, n_features)
 
 
 def discriminant_probes(emb: np.ndarray, labels: sp.csr_matrix, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
