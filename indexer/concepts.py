@@ -35,7 +35,7 @@ import scipy.sparse as sp
 
 from indexer.codes import SparseCodes
 from indexer.errors import InvalidArgument
-from indexer.terms import build_term_matrix, is_term_word, tokenize
+from indexer.terms import TermMatrix, build_term_matrix, is_term_word, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -219,14 +219,23 @@ def discriminant_probes(emb: np.ndarray, labels: sp.csr_matrix, shrinkage: float
     return u.astype(np.float32), mu.astype(np.float32)
 
 
-def build_concepts(texts: list[str], codes: SparseCodes, emb: np.ndarray, cfg: ConceptConfig | None = None) -> Concepts:
-    """Concept table and probes of a corpus: texts (n_docs,), its sparse codes and (n_docs, d) float32 embeddings."""
+def build_concepts(
+    texts: list[str], codes: SparseCodes, emb: np.ndarray, cfg: ConceptConfig | None = None,
+    terms: TermMatrix | None = None,
+) -> Concepts:
+    """Concept table and probes of a corpus: texts (n_docs,), its sparse codes and (n_docs, d) float32 embeddings.
+    `terms` may pass the build's term matrix (e.g. the one names were made from) to skip tokenising again; it is
+    used when it holds every term this config needs (its min_df is not above ours)."""
     cfg = cfg or ConceptConfig()
     if len(texts) != codes.n_docs or len(emb) != codes.n_docs:
         raise InvalidArgument(f"texts ({len(texts)}), codes ({codes.n_docs}) and embeddings ({len(emb)}) must align")
     start = time.perf_counter()
-    tm = build_term_matrix(texts, min_df=cfg.effective_min_df(len(texts)))
-    keep = np.flatnonzero(tm.df <= cfg.max_df * len(texts))
+    min_df = cfg.effective_min_df(len(texts))
+    tm = terms
+    if tm is None or tm.n_docs != len(texts) or tm.min_df > min_df:
+        tm = build_term_matrix(texts, min_df=min_df)
+    # Filtering a lower-min_df matrix by df keeps exactly the same terms in the same order.
+    keep = np.flatnonzero((tm.df >= min_df) & (tm.df <= cfg.max_df * len(texts)))
     by_term = sp.csr_matrix(
         (np.ones(len(tm.term_docs), dtype=np.float32), tm.term_docs, tm.term_indptr), shape=(tm.n_terms, tm.n_docs)
     )[keep]

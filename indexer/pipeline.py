@@ -125,7 +125,7 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
     families = build_families(codes, stats, sae.weights_numpy()["W_dec"], names, FamilyConfig())
 
     stage("concepts")
-    concepts = build_concepts(texts, codes, emb, ConceptConfig())
+    concepts = build_concepts(texts, codes, emb, ConceptConfig(), terms=terms)
 
     stage("faiss")
     faiss_index = build_faiss(emb, cfg.faiss_factory)

@@ -90,6 +90,8 @@ class TermMatrix:
     """(n_terms + 1,) int64 offsets into `term_docs`."""
     term_docs: np.ndarray
     """(nnz,) int32 documents containing each term, ascending within a term (binary-searchable)."""
+    min_df: int = 1
+    """Terms in fewer documents were dropped: the matrix holds every term with df >= min_df."""
     _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -216,6 +218,7 @@ def build_term_matrix(texts: list[str], min_df: int = 3) -> TermMatrix:
     df = np.diff(by_term.indptr).astype(np.int32)
     return TermMatrix(
         terms=terms,
+        min_df=min_df,
         parts=parts,
         df=df,
         doc_indptr=by_doc.indptr.astype(np.int64),

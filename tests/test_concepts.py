@@ -121,3 +121,15 @@ def test_config_and_input_validation(tiny_index):
     codes = SparseCodes(tiny_index.codes.indices[:5], tiny_index.codes.values[:5], tiny_index.codes.n_features)
     with pytest.raises(InvalidArgument, match="align"):
         build_concepts(tiny_index.corpus.texts(), codes, tiny_index.embeddings)
+
+
+@pytest.mark.parametrize("prebuilt_min_df", [1, 2, 5])
+def test_a_prebuilt_term_matrix_gives_the_same_concepts(concepts, tiny_index, prebuilt_min_df):
+    from indexer.terms import build_term_matrix
+
+    texts = tiny_index.corpus.texts()
+    # A matrix with a lower min_df is filtered; one with a higher min_df lacks terms and is rebuilt.
+    again = build_concepts(texts, tiny_index.codes, tiny_index.embeddings, terms=build_term_matrix(texts, prebuilt_min_df))
+    assert again.terms == concepts.terms
+    for a in ("df", "features", "precision", "recall", "probe_term", "probes", "mean"):
+        np.testing.assert_array_equal(getattr(again, a), getattr(concepts, a))
