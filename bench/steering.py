@@ -13,8 +13,9 @@ How each method is called, as a user would:
 - concept / residual / decode: GET /features?q=CONCEPT, first hit, POST /search with that feature id;
 - concept-text: the default method with the free-text term {"concept": CONCEPT};
 - mix / rewrite: {"concept": CONCEPT} (mix embeds the concept's words: x + weight x 0.8 x embed(words)).
-Prints one JSON line per method and weight (also bench/out/steering_runs.jsonl), writes per-case rows to
-bench/out/steering_percase.jsonl, the lift-fidelity plot to bench/out/steering.png, and appends the added
+Prints one JSON line per method and weight (also bench/out/steering_runs{TAG}.jsonl), writes per-case rows to
+bench/out/steering_percase{TAG}.jsonl, the lift-fidelity plot to bench/out/steering{TAG}.png (TAG: what follows
+"steering_cases" in the cases file's name, e.g. "_holdout"), and appends the added
 latency of steering (in-process p50 and API p50/p99, with the machine's load average: timings on a shared
 machine are noisy) to bench/out/steering_latency.jsonl.
 Usage: python bench/steering.py --index DIR [--cases FILE] [--reps N] [--latency-only]
@@ -245,11 +246,12 @@ def main() -> None:
         print(json.dumps(verdict), flush=True)
         lat = latency(bench, embedder, cases, args.reps)
         print(json.dumps(lat), flush=True)
-    (OUT / "steering_runs.jsonl").write_text("".join(json.dumps(s) + "\n" for s in summaries + [verdict]))
-    (OUT / "steering_percase.jsonl").write_text("".join(json.dumps(r) + "\n" for r in per_case))
+    tag = args.cases.stem.removeprefix("steering_cases")
+    (OUT / f"steering_runs{tag}.jsonl").write_text("".join(json.dumps(s) + "\n" for s in summaries + [verdict]))
+    (OUT / f"steering_percase{tag}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in per_case))
     with open(OUT / "steering_latency.jsonl", "a") as fh:
         fh.write(json.dumps(lat) + "\n")
-    plot(summaries, OUT / "steering.png")
+    plot(summaries, OUT / f"steering{tag}.png")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ rename, with a manifest that records provenance and a checksum of every file.
 
 Layout: manifest.json, docs.parquet, embeddings.npy, dense.faiss, sae/sae.{safetensors,json},
 codes.parquet (top-k per document), inverted.npz (feature -> documents), features.parquet, families.parquet,
-concepts.parquet + concepts.npz (word-feature agreement and probes, indexer/concepts.py; format 2).
+concepts.parquet + concepts.npz (word-feature agreement, probes and concept-term postings, indexer/concepts.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from indexer.codes import FeatureStats, InvertedLists, SparseCodes, feature_stats
-from indexer.concepts import Concepts, concepts_from_table, concepts_table
+from indexer.concepts import Concepts
 from indexer.corpus import Corpus, corpus_from_table
 from indexer.errors import CorruptIndex, IndexNotReady
 from indexer.families import Families
@@ -35,8 +35,10 @@ from indexer.tables import read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
+CONCEPT_ARRAYS = ("probe_term", "probes", "mean", "word_indptr", "word_docs")
+"""Fields of `Concepts` stored in concepts.npz; the term table goes to concepts.parquet."""
 
 
 @dataclass
@@ -110,6 +112,40 @@ def _codes_table(corpus: Corpus, codes: SparseCodes) -> pa.Table:
     )
 
 
+def concepts_table(c: Concepts) -> pa.Table:
+    """The term rows of `c` as an Arrow table (written as concepts.parquet; pads dropped)."""
+    valid = c.features >= 0
+    return pa.table(
+        {
+            "term": c.terms,
+            "df": pa.array(c.df.astype(np.int32)),
+            "features": pa.array([f[v] for f, v in zip(c.features, valid)], type=pa.list_(pa.int32())),
+            "precision": pa.array([p[v] for p, v in zip(c.precision, valid)], type=pa.list_(pa.float32())),
+            "recall": pa.array([r[v] for r, v in zip(c.recall, valid)], type=pa.list_(pa.float32())),
+        }
+    )
+
+
+def concepts_from_table(table: pa.Table, arrays: dict[str, np.ndarray]) -> Concepts:
+    """Inverse of `concepts_table`, with the `CONCEPT_ARRAYS` stored beside it."""
+    lists = [table[c].combine_chunks() for c in ("features", "precision", "recall")]
+    lengths = np.diff(lists[0].offsets.to_numpy())
+    m = int(lengths.max(initial=0))
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    cols = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out = []
+    for arr, fill, dtype in zip(lists, (-1, 0.0, 0.0), (np.int32, np.float32, np.float32)):
+        dense = np.full((len(lengths), m), fill, dtype=dtype)
+        dense[rows, cols] = arr.values.to_numpy(zero_copy_only=False)
+        out.append(dense)
+    return Concepts(
+        terms=table["term"].to_pylist(), df=table["df"].to_numpy().astype(np.int32), features=out[0], precision=out[1],
+        recall=out[2], probe_term=arrays["probe_term"].astype(np.int32), probes=arrays["probes"].astype(np.float32),
+        mean=arrays["mean"].astype(np.float32), word_indptr=arrays["word_indptr"].astype(np.int64),
+        word_docs=arrays["word_docs"].astype(np.int32),
+    )
+
+
 def _stack(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
     """A list column of equal-length lists -> (rows, width) array."""
     flat = column.combine_chunks()
@@ -136,7 +172,7 @@ def write_index(data: IndexData, out: str | Path, info: dict[str, Any]) -> Path:
         if data.concepts is not None:
             c = data.concepts
             write_parquet(concepts_table(c), tmp / "concepts.parquet")
-            np.savez(tmp / "concepts.npz", probe_term=c.probe_term, probes=c.probes, mean=c.mean)
+            np.savez(tmp / "concepts.npz", **{a: getattr(c, a) for a in CONCEPT_ARRAYS})
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -230,7 +266,7 @@ def load_index(path: str | Path, verify: bool = True) -> IndexData:
     concepts = None
     if (root / "concepts.parquet").is_file() and (root / "concepts.npz").is_file():
         with np.load(root / "concepts.npz") as z:
-            concepts = concepts_from_table(read_parquet(root / "concepts.parquet"), z["probe_term"], z["probes"], z["mean"])
+            concepts = concepts_from_table(read_parquet(root / "concepts.parquet"), {a: z[a] for a in CONCEPT_ARRAYS})
     return IndexData(
         corpus=corpus, embeddings=embeddings, faiss_index=load_faiss(root / "dense.faiss"), sae=sae, codes=codes,
         inv=inv, stats=stats, names=names, families=families, manifest=manifest, concepts=concepts,

@@ -125,7 +125,7 @@ class Catalog:
             return []
         names, stats = self.data.names, self.data.stats
         exact = (text or "").strip().lower()
-        by_word = rank_by_word(self.concepts, text, self._best_f1) if text else {}
+        by_word = rank_by_word(self.concepts, text, self._best_f1, len(self.data.corpus)) if text else {}
         scored = []
         for i in range(self.n_features):
             if names.status[i] == "dead" or names.trust[i] < min_trust:

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyarrow as pa
 import scipy.sparse as sp
 
 from indexer.codes import SparseCodes
@@ -54,6 +54,9 @@ class ConceptConfig:
     """A feature whose best term has a lower F1 gets its probe from its own firing documents."""
     shrinkage: float = 0.1
     """Weight of the identity in the shrunk covariance of the probes (0 = plain covariance)."""
+    word_min: float = 0.2
+    """A term is one of a feature's words (lexical evidence for steering) when the feature is its first hit with
+    at least this `word_scores` value; the concept term always is."""
     chunk: int = 4000
     """Terms whose feature counts are computed at once (bounds memory to chunk x n_features float32)."""
 
@@ -66,6 +69,8 @@ class ConceptConfig:
             raise InvalidArgument(f"per_term must be >= 1, got {self.per_term}")
         if not 0.0 <= self.min_f1 <= 1.0:
             raise InvalidArgument(f"min_f1 must be in [0, 1], got {self.min_f1}")
+        if not 0.0 <= self.word_min <= 1.0:
+            raise InvalidArgument(f"word_min must be in [0, 1], got {self.word_min}")
         if not 0.0 <= self.shrinkage <= 1.0:
             raise InvalidArgument(f"shrinkage must be in [0, 1], got {self.shrinkage}")
         if self.chunk < 1:
@@ -96,6 +101,12 @@ class Concepts:
     """(n_features, d) float32 probe directions (zero for dead features)."""
     mean: np.ndarray
     """(d,) float32 corpus mean embedding mu."""
+    word_indptr: np.ndarray
+    """(n_features + 1,) int64 offsets into `word_docs`."""
+    word_docs: np.ndarray
+    """(nnz,) int32 documents containing any of each feature's words (its concept term and the terms it is the
+    clear first hit of, `ConceptConfig.word_min`), ascending within a feature: the lexical evidence steering
+    adds to the probe."""
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -114,6 +125,14 @@ class Concepts:
         """The word feature `feature` stands for, or None when its probe is made from its firing documents."""
         r = int(self.probe_term[feature])
         return self.terms[r] if r >= 0 else None
+
+    def has_word(self, feature: int, docs: np.ndarray) -> np.ndarray:
+        """(len(docs),) bool: whether each of `docs` contains one of the words of `feature` (binary search)."""
+        postings = self.word_docs[self.word_indptr[feature] : self.word_indptr[feature + 1]]
+        if len(postings) == 0:
+            return np.zeros(len(docs), dtype=bool)
+        pos = np.searchsorted(postings, docs)
+        return (pos < len(postings)) & (postings[np.minimum(pos, len(postings) - 1)] == docs)
 
     def best_f1(self) -> np.ndarray:
         """(n_features,) float32 each feature's highest F1 over the table (0 when it is in no term's list)."""
@@ -158,14 +177,23 @@ def term_feature_table(
     return feats, prec, rec
 
 
-def word_scores(precision: np.ndarray, recall: np.ndarray, best_f1: np.ndarray, beta: float = 0.5) -> np.ndarray:
+MIN_SHARED = 3
+"""A feature stands for a word only if it fires on at least this many of the word's documents: one or two shared
+documents of a rare word give a high precision by chance."""
+
+
+def word_scores(
+    precision: np.ndarray, recall: np.ndarray, best_f1: np.ndarray, df: np.ndarray, beta: float = 0.5
+) -> np.ndarray:
     """How well a word stands for each feature, in [0, 1]: F_beta(P, R) x own, own = F1 / the feature's best F1
-    (1 when this is its best word). beta < 1 weighs precision more: a feature that fires on a large, mixed set
-    of documents is a poor handle for one word. Arrays of one shape in, same shape out."""
+    (1 when this is its best word), and 0 when the feature fires on fewer than MIN_SHARED of the word's df
+    documents. beta < 1 weighs precision more: a feature that fires on a large, mixed set of documents is a poor
+    handle for one word. Arrays of one shape (df broadcastable) in, same shape out."""
     b2 = beta * beta
     fb = (1 + b2) * precision * recall / np.maximum(b2 * precision + recall, 1e-12)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    return (fb * np.minimum(f1 / np.maximum(best_f1, 1e-12), 1.0)).astype(np.float32)
+    enough = np.rint(recall * df) >= MIN_SHARED
+    return (fb * np.minimum(f1 / np.maximum(best_f1, 1e-12), 1.0) * enough).astype(np.float32)
 
 
 def first_hit_terms(features: np.ndarray, scores: np.ndarray, n_features: int) -> np.ndarray:
@@ -246,12 +274,23 @@ def build_concepts(
     by_f1 = best_terms(feats, f1, codes.n_features, cfg.min_f1)
     best_f1 = np.zeros(codes.n_features, dtype=np.float32)
     np.maximum.at(best_f1, feats[feats >= 0], f1[feats >= 0])
-    handle = first_hit_terms(feats, word_scores(prec, rec, best_f1[np.maximum(feats, 0)]), codes.n_features)
+    scores = word_scores(prec, rec, best_f1[np.maximum(feats, 0)], df[:, None])
+    handle = first_hit_terms(feats, scores, codes.n_features)
     probe_term = np.where(handle >= 0, handle, by_f1).astype(np.int32)
+    has_term = probe_term >= 0
+    # Each feature's words: its concept term, and the terms it is the first hit of with a clear score.
+    top = scores.argmax(axis=1)
+    rows = np.arange(len(top))
+    clear = np.flatnonzero((scores[rows, top] >= cfg.word_min) & (scores[rows, top] > 0))
+    owner = np.concatenate([feats[clear, top[clear]], np.flatnonzero(has_term)])
+    term = np.concatenate([clear, probe_term[has_term]])
+    own = sp.csr_matrix((np.ones(len(term), dtype=np.float32), (owner, term)), shape=(codes.n_features, len(keep)))
+    words = (own @ by_term).tocsr()
+    words.data[:] = 1.0
+    words.sort_indices()
     # Label documents of each probe: its concept term's documents, or where the feature fires.
-    by_feature = firing.T.tocsr()
-    rows = [by_term[t] if t >= 0 else by_feature[f] for f, t in enumerate(probe_term)]
-    labels = sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, len(texts)), dtype=np.float32)
+    labels = (sp.diags(has_term.astype(np.float32)) @ by_term[np.maximum(probe_term, 0)]).tocsr()
+    labels = (labels + sp.diags((~has_term).astype(np.float32)) @ firing.T).tocsr()
     probes, mu = discriminant_probes(np.asarray(emb, dtype=np.float32), labels, cfg.shrinkage)
     log.info(
         "concepts built terms=%d features_with_word=%d seconds=%.1f",
@@ -260,63 +299,36 @@ def build_concepts(
     return Concepts(
         terms=[tm.terms[t] for t in keep], df=df.astype(np.int32), features=feats, precision=prec.astype(np.float32),
         recall=rec.astype(np.float32), probe_term=probe_term, probes=probes, mean=mu,
+        word_indptr=words.indptr.astype(np.int64), word_docs=words.indices.astype(np.int32),
     )
 
 
-def concepts_table(c: Concepts) -> pa.Table:
-    """The term rows of `c` as an Arrow table (written as concepts.parquet; pads dropped)."""
-    valid = c.features >= 0
-    return pa.table(
-        {
-            "term": c.terms,
-            "df": pa.array(c.df.astype(np.int32)),
-            "features": pa.array([f[v] for f, v in zip(c.features, valid)], type=pa.list_(pa.int32())),
-            "precision": pa.array([p[v] for p, v in zip(c.precision, valid)], type=pa.list_(pa.float32())),
-            "recall": pa.array([r[v] for r, v in zip(c.recall, valid)], type=pa.list_(pa.float32())),
-        }
-    )
-
-
-def concepts_from_table(table: pa.Table, probe_term: np.ndarray, probes: np.ndarray, mean: np.ndarray) -> Concepts:
-    """Inverse of `concepts_table`, with the probe arrays stored beside it."""
-    lists = [table[c].combine_chunks() for c in ("features", "precision", "recall")]
-    lengths = np.diff(lists[0].offsets.to_numpy())
-    m = int(lengths.max(initial=0))
-    rows = np.repeat(np.arange(len(lengths)), lengths)
-    cols = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    out = []
-    for arr, fill, dtype in zip(lists, (-1, 0.0, 0.0), (np.int32, np.float32, np.float32)):
-        dense = np.full((len(lengths), m), fill, dtype=dtype)
-        dense[rows, cols] = arr.values.to_numpy(zero_copy_only=False)
-        out.append(dense)
-    return Concepts(
-        terms=table["term"].to_pylist(), df=table["df"].to_numpy().astype(np.int32), features=out[0], precision=out[1],
-        recall=out[2], probe_term=np.asarray(probe_term, dtype=np.int32), probes=np.asarray(probes, dtype=np.float32),
-        mean=np.asarray(mean, dtype=np.float32),
-    )
-
-
-def text_terms(text: str) -> list[tuple[str, float]]:
-    """Candidate terms of a free-text phrase with the share of its term words each covers: adjacent pairs
-    (bigrams) first, then single words."""
+def text_terms(text: str, df: Callable[[str], int], n_docs: int) -> list[tuple[str, float]]:
+    """Candidate terms of a free-text phrase with the share of the phrase each covers: adjacent pairs (bigrams)
+    first, then single words. A word's share is its IDF, log(n_docs / df), over the phrase's total, so in
+    "lip reading" the rarer, more specific "lip" counts more than "reading"; df(word) gives 0 for a word the
+    index does not know (counted as rare as a word can be)."""
     words = [w for w in tokenize(text) if is_term_word(w)]
     if not words:
         return []
-    pairs = [(f"{a} {b}", 2 / len(words)) for a, b in zip(words, words[1:])]
-    return pairs + [(w, 1 / len(words)) for w in dict.fromkeys(words)]
+    idf = {w: np.log(n_docs / max(df(w), 1)) + 1e-3 for w in words}
+    total = sum(idf[w] for w in words)
+    pairs = [(f"{a} {b}", (idf[a] + idf[b]) / total) for a, b in zip(words, words[1:])]
+    return pairs + [(w, idf[w] / total) for w in dict.fromkeys(words)]
 
 
-def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, beta: float = 0.5) -> dict[int, float]:
+def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta: float = 0.5) -> dict[int, float]:
     """Features the words of `text` stand for, scored in (0, 1]: the max over the text's terms of the share of
-    the text the term covers times `word_scores`. best_f1 (n_features,) from `Concepts.best_f1`."""
+    the text the term covers times `word_scores`. best_f1 (n_features,) from `Concepts.best_f1`; n_docs is the
+    corpus size."""
     scores: dict[int, float] = {}
-    for term, coverage in text_terms(text):
+    for term, coverage in text_terms(text, lambda w: int(c.df[r]) if (r := c.row(w)) >= 0 else 0, n_docs):
         r = c.row(term)
         if r < 0:
             continue
         valid = c.features[r] >= 0
         feats = c.features[r][valid]
-        s = coverage * word_scores(c.precision[r][valid], c.recall[r][valid], best_f1[feats], beta)
+        s = coverage * word_scores(c.precision[r][valid], c.recall[r][valid], best_f1[feats], c.df[r], beta)
         for f, v in zip(feats.tolist(), s.tolist()):
             if v > scores.get(f, 0.0):
                 scores[f] = v

@@ -25,6 +25,7 @@ from indexer.steer import (
     ResolvedSteer,
     SteerTerm,
     code_delta,
+    concept_evidence,
     concept_scores,
     decode_query,
     edit_contributions,
@@ -251,8 +252,7 @@ class Searcher:
             rows = np.unique(np.concatenate([rows, more if mask is None else more[mask[more]]]))
         emb_c = self.data.embeddings[rows]
         plain = emb_c @ x
-        concepts = self.catalog.concepts
-        bonus, splits = concept_scores(emb_c, active, concepts.probes, concepts.mean)
+        bonus, splits = concept_scores([self._evidence(rows, emb_c, [f.id for f in r.features]) for r in active], active)
         score = plain + bonus
         top = np.argsort(-score, kind="stable")[:k]
         out = []
@@ -262,6 +262,22 @@ class Searcher:
             ]
             out.append((int(rows[i]), float(score[i]), float(plain[i]), contrib))
         return out
+
+    def _evidence(self, rows: np.ndarray, emb_c: np.ndarray, feats: list[int]) -> np.ndarray:
+        """(c, m) float32 `concept_evidence` of candidate rows (c,) with embeddings emb_c (c, d) for features feats."""
+        concepts = self.catalog.concepts
+        u = concepts.probes[feats].T
+        # (e - mu) . u without materialising the centred candidates.
+        strength = emb_c @ u - concepts.mean @ u
+        word = np.stack([concepts.has_word(f, rows) for f in feats], axis=1)
+        # Each candidate's activation of each of the features, read from its top-k code through a column map.
+        column = np.full(self.data.codes.n_features, -1, dtype=np.int64)
+        column[feats] = np.arange(len(feats))
+        col = column[self.data.codes.indices[rows]]
+        r, j = np.nonzero(col >= 0)
+        firing = np.zeros((len(rows), len(feats)), dtype=np.float32)
+        firing[r, col[r, j]] = self.data.codes.values[rows][r, j] / self.data.stats.p90[feats][col[r, j]]
+        return concept_evidence(strength, word, firing)
 
     def _edited(
         self, x: np.ndarray, z: np.ndarray, k: int, mask: np.ndarray | None, active: list[ResolvedSteer],

@@ -3,16 +3,22 @@ arrays the searcher passes in; the searcher (indexer/search.py) retrieves candid
 
 Methods (`method` of a search):
 - "concept" (default): the query vector is left alone and each candidate document's score gets a bonus from
-  how strongly the steered concept is present in it, read by the steered features' probes
-  (indexer/concepts.py):
-      strength_i(d) = sum_g s_g (e_d - mu) . u_g / sum_g s_g       over the term's features g, shares s_g
-      score(d)      = cos(x, e_d) + sum_i weight_i * shape(strength_i(d))
-  Boosting (weight > 0): shape = 0.2 * clip((strength - 0.3) / 0.7, 0, 1). Only documents that clearly carry
+  how strongly the steered concept is present in it. Three readings of feature g in document d, in units where a
+  typical document containing g's concept term reads about 1 (indexer/concepts.py):
+      evidence_g(d) = (e_d - mu) . u_g                 the probe: the concept's direction in embedding space
+                      + 0.5 [d contains one of g's words]        its concept term or a term it clearly tops
+                      + 0.3 min(z_g(d) / p90_g, 2)      the feature's own activation in d (its code)
+      level_i(d)    = sum_g s_g evidence_g(d) / sum_g s_g          over the term's features g, shares s_g
+      score(d)      = cos(x, e_d) + sum_i weight_i * shape(level_i(d))
+  (`Concepts.has_word`). The probe carries synonyms and sub-topics; the words and the code make a document that
+  names the concept or fires the feature count for sure. On the benchmark the three together beat the probe
+  alone at equal fidelity (BENCHMARKS.md); the 0.5 and 0.3 barely matter between 0.3 and 1.
+  Boosting (weight > 0): shape = 0.2 * clip((level - 0.3) / 0.7, 0, 1). Only documents that clearly carry
   the concept earn the bonus (precision matters: the boost decides which documents come in), so weight +1 lets
   such a document overtake any document up to 0.2 more similar to the query without it.
-  Suppressing (weight < 0): shape = 0.2 * clip(strength, -1, 2), linear: every trace of the concept costs, a
+  Suppressing (weight < 0): shape = 0.2 * clip(level, -1, 2), linear: every trace of the concept costs, a
   document twice as typical of it as usual costs 0.4 at weight -1, and one clearly without it (negative
-  strength) gains up to 0.2 (recall matters: the penalty decides which documents leave). On the benchmark the
+  level) gains up to 0.2 (recall matters: the penalty decides which documents leave). On the benchmark the
   saturating shape was the better boost and the linear one the better suppressor at equal fidelity.
   Both are linear in the weight, so 0 changes nothing and +-2 doubles the effect. Candidates are the query's
   `POOL` nearest documents plus, for a boost, the strongest documents of each boosted feature (its postings).
@@ -26,7 +32,7 @@ or its name.
 
 Every result's score is its plain cosine with the unsteered query plus contributions that add up exactly to
 the difference: per steered feature for "concept" (a term's bonus split over its features in proportion to
-their parts of the strength that agree in sign with it) and "residual"/"mix" (the edit's dot product with the
+their parts of the level that agree in sign with it) and "residual"/"mix" (the edit's dot product with the
 document after renormalisation, plus one "query renormalisation" entry), one "query edit" entry for
 "decode"/"rewrite"."""
 
@@ -47,6 +53,7 @@ STEER_SCALE = 2.0
 """Code edit per unit weight, in multiples of the feature's p90 activation (residual, decode, reported codes)."""
 BOOST_SCALE, BOOST_FLOOR = 0.2, 0.3
 SUPPRESS_SCALE, SUPPRESS_RANGE = 0.2, (-1.0, 2.0)
+WORD_EVIDENCE, FIRE_EVIDENCE, FIRE_CAP = 0.5, 0.3, 2.0
 MIX_BETA = 0.8
 POOL = 1000
 """Nearest documents rescored by the concept method."""
@@ -161,14 +168,23 @@ def mix_query(x: np.ndarray, texts: list[np.ndarray], weights: list[float]) -> t
     return _unit(v)
 
 
+def concept_evidence(strength: np.ndarray, word: np.ndarray, firing: np.ndarray) -> np.ndarray:
+    """How strongly c documents carry the concepts of m features, (c, m) float32, in probe units (about 1 for a
+    typical document containing the concept term): strength (c, m) float32 probe readings (e_d - mu) . u_g, plus
+    WORD_EVIDENCE where word (c, m) bool says the document contains one of the feature's words, plus
+    FIRE_EVIDENCE per p90 of the feature's own activation firing (c, m) float32 (activation / p90, capped at
+    FIRE_CAP)."""
+    return (strength + WORD_EVIDENCE * word + FIRE_EVIDENCE * np.minimum(firing, FIRE_CAP)).astype(np.float32)
+
+
 def concept_bonus(
-    strength: np.ndarray, shares: np.ndarray, weight: float
+    evidence: np.ndarray, shares: np.ndarray, weight: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bonus of one steer term. strength (c, m) float32 probe readings (e_d - mu) . u_g of c documents for the
-    term's m features, shares (m,) -> bonus (c,) float32 and its split over the features (c, m), rows summing to
-    the bonus: in proportion to the parts that agree in sign with the term's strength (see the module
-    docstring for the two shapes)."""
-    parts = strength * shares[None, :]
+    """Bonus of one steer term. evidence (c, m) float32 `concept_evidence` of c documents for the term's m
+    features, shares (m,) -> bonus (c,) float32 and its split over the features (c, m), rows summing to the
+    bonus: in proportion to the parts that agree in sign with the term's level (see the module docstring for
+    the two shapes)."""
+    parts = evidence * shares[None, :]
     level = parts.sum(axis=1) / max(float(shares.sum()), 1e-12)
     if weight > 0:
         shaped = BOOST_SCALE * np.clip((level - BOOST_FLOOR) / (1.0 - BOOST_FLOOR), 0.0, 1.0)
@@ -182,17 +198,14 @@ def concept_bonus(
 
 
 def concept_scores(
-    emb_c: np.ndarray, resolved: list[ResolvedSteer], probes: np.ndarray, mean: np.ndarray
+    evidence: list[np.ndarray], resolved: list[ResolvedSteer]
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Summed bonus (c,) float32 of c candidate documents emb_c (c, d) under every term, and each term's
-    per-feature split (c, m_i)."""
-    total = np.zeros(len(emb_c), dtype=np.float32)
+    """Summed bonus (c,) float32 of c candidate documents under every term, given each term's (c, m_i)
+    `concept_evidence`, and each term's per-feature split (c, m_i)."""
+    total = np.zeros(len(evidence[0]) if evidence else 0, dtype=np.float32)
     splits = []
-    for r in resolved:
-        u = probes[[f.id for f in r.features]].T
-        # (e - mu) . u without materialising the centred candidates.
-        strength = emb_c @ u - mean @ u
-        bonus, split = concept_bonus(strength, np.asarray(r.shares, dtype=np.float32), r.term.weight)
+    for ev, r in zip(evidence, resolved):
+        bonus, split = concept_bonus(ev, np.asarray(r.shares, dtype=np.float32), r.term.weight)
         total += bonus
         splits.append(split)
     return total, splits

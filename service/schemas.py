@@ -10,12 +10,14 @@ from indexer.steer import (
     BOOST_FLOOR,
     BOOST_SCALE,
     DEFAULT_METHOD,
+    FIRE_EVIDENCE,
     MAX_WEIGHT,
     METHODS,
     MIX_BETA,
     STEER_SCALE,
     SUPPRESS_RANGE,
     SUPPRESS_SCALE,
+    WORD_EVIDENCE,
 )
 
 MAX_QUERY_CHARS = 2000
@@ -26,10 +28,11 @@ Method = Literal[METHODS]  # type: ignore[valid-type]
 
 WEIGHT_DOC = (
     f"In [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}]; 0 changes nothing and the effect grows linearly with the weight. With the "
-    f"default 'concept' method a document's concept strength is ~0 for an average abstract and ~1 for a typical "
-    f"one with the concept's word: +1 adds {BOOST_SCALE:g} x clip((strength - {BOOST_FLOOR:g}) / "
+    f"default 'concept' method a document's concept evidence (probe reading, +{WORD_EVIDENCE:g} if it contains one of the "
+    f"feature's words, +{FIRE_EVIDENCE:g} per p90 of the feature's activation in it) is ~0 for an average abstract and "
+    f"~1 for a typical one with the word: +1 adds {BOOST_SCALE:g} x clip((evidence - {BOOST_FLOOR:g}) / "
     f"{1 - BOOST_FLOOR:g}, 0, 1) to its cosine score (a clear carrier overtakes any document up to "
-    f"{BOOST_SCALE:g} more similar without it); -1 subtracts {SUPPRESS_SCALE:g} x clip(strength, "
+    f"{BOOST_SCALE:g} more similar without it); -1 subtracts {SUPPRESS_SCALE:g} x clip(evidence, "
     f"{SUPPRESS_RANGE[0]:g}, {SUPPRESS_RANGE[1]:g}); +-2 doubles that. 'residual' and 'decode' move the query's "
     f"SAE code by weight x {STEER_SCALE:g} x the feature's 90th-percentile activation; 'mix' adds weight x "
     f"{MIX_BETA:g} x the embedding of the term's words."

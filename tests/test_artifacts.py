@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import indexer.artifacts as artifacts
-from indexer.artifacts import MANIFEST, load_index, write_index
+from indexer.artifacts import CONCEPT_ARRAYS, MANIFEST, concepts_from_table, concepts_table, load_index, write_index
+from indexer.concepts import build_concepts
 from indexer.errors import CorruptIndex, IndexNotReady
 
 
@@ -59,3 +60,16 @@ def test_rebuild_replaces_in_one_step(tmp_path, tiny_index):
     write_index(tiny_index, out, {"marker": "new"})
     assert json.loads((out / MANIFEST).read_text())["marker"] == "new"
     assert leftovers(tmp_path) == []
+
+
+def test_concepts_round_trip_through_a_table(tiny_index):
+    concepts = build_concepts(tiny_index.corpus.texts(), tiny_index.codes, tiny_index.embeddings)
+    back = concepts_from_table(concepts_table(concepts), {a: getattr(concepts, a) for a in CONCEPT_ARRAYS})
+    assert back.terms == concepts.terms
+    # Pads are dropped on the way out, so the table is as wide as its longest list.
+    width = back.features.shape[1]
+    assert (concepts.features[:, width:] == -1).all()
+    for a in ("features", "precision", "recall"):
+        np.testing.assert_array_equal(getattr(back, a), getattr(concepts, a)[:, :width])
+    for a in ("df",) + CONCEPT_ARRAYS:
+        np.testing.assert_array_equal(getattr(back, a), getattr(concepts, a))

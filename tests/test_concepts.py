@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -6,10 +8,9 @@ from hypothesis import strategies as st
 
 from indexer.codes import SparseCodes
 from indexer.concepts import (
+    MIN_SHARED,
     ConceptConfig,
     build_concepts,
-    concepts_from_table,
-    concepts_table,
     discriminant_probes,
     first_hit_terms,
     rank_by_word,
@@ -57,8 +58,15 @@ def test_first_hit_terms_pick_the_term_each_feature_leads_best():
 
 def test_word_scores_prefer_the_features_own_word():
     p, r = np.array([0.5, 0.5]), np.array([0.5, 0.5])
-    own, borrowed = word_scores(p, r, np.array([0.5, 0.9]))
+    own, borrowed = word_scores(p, r, np.array([0.5, 0.9]), 100)
     assert own == pytest.approx(0.5) and borrowed < own
+
+
+def test_a_word_needs_a_few_shared_documents():
+    # A precise-looking match on 1 or 2 documents of a rare word is chance; from MIN_SHARED on it counts.
+    p, r = np.array([0.5, 0.5, 0.5]), np.array([0.1, 0.2, 0.3])
+    chance, two, three = word_scores(p, r, np.full(3, 0.3), 10)
+    assert chance == two == 0 and three > 0 and MIN_SHARED == 3
 
 
 @settings(max_examples=20, deadline=None)
@@ -88,24 +96,39 @@ def test_built_concepts_find_each_planted_word(concepts, tiny_index):
     assert level[has].mean() == pytest.approx(1.0, abs=0.05) and abs(level[~has].mean()) < 0.2
 
 
-def test_concepts_round_trip_through_a_table(concepts):
-    back = concepts_from_table(concepts_table(concepts), concepts.probe_term, concepts.probes, concepts.mean)
-    assert back.terms == concepts.terms
-    # Pads are dropped on the way out, so the table is as wide as its longest list.
-    width = back.features.shape[1]
-    assert (concepts.features[:, width:] == -1).all()
-    for a in ("features", "precision", "recall"):
-        np.testing.assert_array_equal(getattr(back, a), getattr(concepts, a)[:, :width])
-    for a in ("df", "probe_term", "probes", "mean"):
-        np.testing.assert_array_equal(getattr(back, a), getattr(concepts, a))
+def test_has_word_marks_the_documents_with_one_of_the_features_words(rng):
+    # Feature 0 fires on 20 documents: 15 say "alpha", 5 say only "alphas"; feature 1 fires on the "beta" ones.
+    words = ["alpha"] * 15 + ["alphas"] * 5 + ["beta"] * 20 + ["gamma"] * 40
+    texts = [f"document {i} about {w} things" for i, w in enumerate(words)]
+    fires = np.array([0] * 20 + [1] * 20 + [2] * 40)
+    codes = SparseCodes(indices=fires[:, None].astype(np.int32), values=np.ones((80, 1), np.float32), n_features=3)
+    emb = rng.normal(size=(80, 8)).astype(np.float32)
+    docs = np.arange(80)
+    # word_min 1: only the concept term counts; a lower one adds "alphas", which feature 0 is the first hit of.
+    only = build_concepts(texts, codes, emb, ConceptConfig(word_min=1.0))
+    assert only.concept_term(0) == "alpha"
+    np.testing.assert_array_equal(np.flatnonzero(only.has_word(0, docs)), np.arange(15))
+    wider = build_concepts(texts, codes, emb, ConceptConfig(word_min=0.1))
+    np.testing.assert_array_equal(np.flatnonzero(wider.has_word(0, docs)), np.arange(20))
+    np.testing.assert_array_equal(np.flatnonzero(wider.has_word(1, docs)), np.arange(20, 40))
 
 
-def test_rank_by_word(concepts):
-    best = concepts.best_f1()
-    scores = rank_by_word(concepts, "Topic7!", best)
+def test_rank_by_word(concepts, tiny_index):
+    best, n = concepts.best_f1(), len(tiny_index.corpus)
+    scores = rank_by_word(concepts, "Topic7!", best, n)
     assert max(scores, key=scores.get) == 7 and 0 < scores[7] <= 1
-    assert rank_by_word(concepts, "nothing known here", best) == {}
-    assert text_terms("dark matter halos") == [("dark matter", 2 / 3), ("matter halos", 2 / 3), ("dark", 1 / 3), ("matter", 1 / 3), ("halos", 1 / 3)]
+    assert rank_by_word(concepts, "nothing known here", best, n) == {}
+
+
+def test_text_terms_weigh_words_by_idf():
+    same = text_terms("dark matter halos", lambda w: 10, 1000)
+    assert [t for t, _ in same] == ["dark matter", "matter halos", "dark", "matter", "halos"]
+    np.testing.assert_allclose([c for _, c in same], [2 / 3, 2 / 3, 1 / 3, 1 / 3, 1 / 3])
+    # The rarer word carries more of the phrase; shares of single words add up to 1.
+    df = {"lip": 10, "reading": 100}
+    shares = dict(text_terms("lip reading", df.__getitem__, 1000))
+    assert shares["lip"] == pytest.approx(2 * shares["reading"], rel=1e-3)
+    assert shares["lip"] + shares["reading"] == pytest.approx(1.0) == shares["lip reading"]
 
 
 def test_common_words_are_not_concepts(concepts):

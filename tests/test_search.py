@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from indexer.errors import InvalidArgument, UnknownFamily, UnknownFeature
 from indexer.search import STEER_SCALE, Filters, Searcher, SteerTerm, Target
-from indexer.steer import METHODS
+from indexer.steer import FIRE_CAP, FIRE_EVIDENCE, METHODS, WORD_EVIDENCE
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +122,23 @@ def test_result_features_are_shared_with_the_steered_query(searcher):
     for hit in out.hits:
         doc_feats = set(searcher.data.codes.indices[hit.row].tolist())
         assert {f.id for f in hit.features} <= steered & doc_feats
+
+
+def test_concept_evidence_matches_a_brute_force_reading(searcher):
+    data, concepts = searcher.data, searcher.catalog.concepts
+    rows = np.arange(0, len(data.corpus), 3)
+    feats = [5, 11, 17]
+    got = searcher._evidence(rows, data.embeddings[rows], feats)
+    texts = data.corpus.texts()
+    for j, f in enumerate(feats):
+        term = concepts.concept_term(f)
+        for i, row in enumerate(rows):
+            strength = float((data.embeddings[row] - concepts.mean) @ concepts.probes[f])
+            word = f" {term} " in " " + texts[row].lower().replace(".", " ") + " "
+            acts = data.codes.values[row][data.codes.indices[row] == f]
+            firing = min(float(acts.sum()) / data.stats.p90[f], FIRE_CAP)
+            expected = strength + WORD_EVIDENCE * word + FIRE_EVIDENCE * firing
+            assert got[i, j] == pytest.approx(expected, abs=1e-4)
 
 
 def test_query_features_strongest_first(searcher):
