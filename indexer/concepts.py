@@ -35,7 +35,7 @@ import scipy.sparse as sp
 
 from indexer.codes import SparseCodes
 from indexer.errors import InvalidArgument
-from indexer.terms import TermMatrix, build_term_matrix, is_term_word, tokenize
+from indexer.terms import TermMatrix, build_term_matrix, in_postings, is_term_word, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +128,7 @@ class Concepts:
 
     def has_word(self, feature: int, docs: np.ndarray) -> np.ndarray:
         """(len(docs),) bool: whether each of `docs` contains one of the words of `feature` (binary search)."""
-        postings = self.word_docs[self.word_indptr[feature] : self.word_indptr[feature + 1]]
-        if len(postings) == 0:
-            return np.zeros(len(docs), dtype=bool)
-        pos = np.searchsorted(postings, docs)
-        return (pos < len(postings)) & (postings[np.minimum(pos, len(postings) - 1)] == docs)
+        return in_postings(self.word_docs[self.word_indptr[feature] : self.word_indptr[feature + 1]], docs)
 
     def best_f1(self) -> np.ndarray:
         """(n_features,) float32 each feature's highest F1 over the table (0 when it is in no term's list)."""

@@ -114,11 +114,7 @@ class TermMatrix:
 
     def contains(self, term: int, docs: np.ndarray) -> np.ndarray:
         """(len(docs),) bool: whether each of `docs` contains term id `term` (binary search, no dense rows)."""
-        postings = self.docs_of(term)
-        if len(postings) == 0:
-            return np.zeros(len(docs), dtype=bool)
-        pos = np.searchsorted(postings, docs)
-        return (pos < len(postings)) & (postings[np.minimum(pos, len(postings) - 1)] == docs)
+        return in_postings(self.docs_of(term), docs)
 
     def terms_of_docs(self, docs: np.ndarray) -> np.ndarray:
         """(sum of row lengths,) int32 term ids of all of `docs` concatenated (a term repeats once per doc)."""
@@ -138,6 +134,14 @@ class TermMatrix:
                 ids.append(self.term_id(f"{w} {words[i + 1]}"))
             ids.append(self.term_id(w))
         return list(dict.fromkeys(t for t in ids if t >= 0))
+
+
+def in_postings(postings: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """(len(docs),) bool: whether each of `docs` is in the ascending array `postings` (binary search)."""
+    if len(postings) == 0:
+        return np.zeros(len(docs), dtype=bool)
+    pos = np.searchsorted(postings, docs)
+    return (pos < len(postings)) & (postings[np.minimum(pos, len(postings) - 1)] == docs)
 
 
 def _sorted_unique(keys: np.ndarray) -> np.ndarray:
