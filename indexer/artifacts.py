@@ -35,7 +35,7 @@ from indexer.tables import read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 CONCEPT_ARRAYS = ("probe_term", "probes", "mean", "word_indptr", "word_docs")
 """Fields of `Concepts` stored in concepts.npz; the term table goes to concepts.parquet."""

@@ -3,10 +3,11 @@ says how strongly a document expresses that concept. Built once per index; read 
 puts the feature that best *means* a word first) and by steering (indexer/steer.py scores documents with the
 probes).
 
-Word-feature agreement. For every term t (unigram or bigram of `terms.build_term_matrix`) found in at least
-`min_df` documents and every feature f: precision P = share of the documents where f fires that contain t, and
-recall R = share of the documents containing t where f fires. Each term keeps the `per_term` features of highest
-F1 = 2PR / (P + R). A feature's *concept term* is the term where it reaches its highest F1.
+Word-feature agreement. For every term t (unigram or bigram of `terms.build_term_matrix`, its singular and
+plural counted as one: `merge_inflections`) found in at least `min_df` documents and every feature f: precision
+P = share of the documents where f fires that contain t, and recall R = share of the documents containing t where
+f fires. Each term keeps the `per_term` features of highest F1 = 2PR / (P + R). A feature's *concept term* is the
+term where it reaches its highest F1.
 
 Probe. A feature's *concept term* is the word it is the best handle for: among the terms whose feature search
 (`rank_by_word`) returns it first, the one where it scores highest; a feature that is no term's first hit takes
@@ -116,10 +117,10 @@ class Concepts:
         return np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0).astype(np.float32)
 
     def row(self, term: str) -> int:
-        """Row of `term` (lower case), or -1."""
+        """Row of `term` (lower case) or of its singular or plural (`inflection_key`), or -1."""
         if not self._index:
-            self._index.update((t, i) for i, t in enumerate(self.terms))
-        return self._index.get(term, -1)
+            self._index.update((inflection_key(t), i) for i, t in reversed(list(enumerate(self.terms))))
+        return self._index.get(inflection_key(term), -1)
 
     def concept_term(self, feature: int) -> str | None:
         """The word feature `feature` stands for, or None when its probe is made from its firing documents."""
@@ -136,6 +137,51 @@ class Concepts:
         valid = self.features >= 0
         np.maximum.at(out, self.features[valid], self.f1[valid])
         return out
+
+
+def _singular(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is", "ics")):
+        return word[:-1]
+    return word
+
+
+def inflection_key(term: str) -> str:
+    """`term` with each word made singular by light rules ("neural networks" -> "neural network", "galaxies" ->
+    "galaxy"); words of up to 3 letters and words ending in -ss, -us, -is or -ics ("physics" is no plural of
+    "physic") are kept as they are."""
+    return " ".join(_singular(w) for w in term.split(" "))
+
+
+def merge_inflections(
+    terms: list[str], df: np.ndarray, term_docs: sp.csr_matrix
+) -> tuple[list[str], sp.csr_matrix]:
+    """Terms that share an `inflection_key` counted as one word: a user who types "robots" or "games" means the
+    documents that say "robot" or "game" too, and a feature that fires on both would otherwise look imprecise
+    for each. terms (n_terms,), df (n_terms,), term_docs (n_terms, n_docs) binary CSR -> each group's shown
+    form (its member in most documents) and (n_groups, n_docs) binary CSR; groups keep the order of their first
+    member."""
+    keys = [inflection_key(t) for t in terms]
+    _, first, group = np.unique(keys, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    group = rank[group.ravel()]
+    n_groups = len(first)
+    members = sp.csr_matrix(
+        (np.ones(len(terms), dtype=np.float32), (group, np.arange(len(terms)))), shape=(n_groups, len(terms))
+    )
+    merged = (members @ term_docs).tocsr()
+    merged.data[:] = 1.0
+    merged.sort_indices()
+    # Shown form: the member in most documents (the first such term on ties).
+    order = np.lexsort((np.arange(len(terms)), -np.asarray(df), group))
+    lead = np.ones(len(order), dtype=bool)
+    lead[1:] = group[order][1:] != group[order][:-1]
+    shown = [""] * n_groups
+    for t in order[lead]:
+        shown[group[t]] = terms[t]
+    return shown, merged
 
 
 def _firing_matrix(codes: SparseCodes) -> sp.csr_matrix:
@@ -258,12 +304,13 @@ def build_concepts(
     tm = terms
     if tm is None or tm.n_docs != len(texts) or tm.min_df > min_df:
         tm = build_term_matrix(texts, min_df=min_df)
-    # Filtering a lower-min_df matrix by df keeps exactly the same terms in the same order.
-    keep = np.flatnonzero((tm.df >= min_df) & (tm.df <= cfg.max_df * len(texts)))
-    by_term = sp.csr_matrix(
+    all_terms = sp.csr_matrix(
         (np.ones(len(tm.term_docs), dtype=np.float32), tm.term_docs, tm.term_indptr), shape=(tm.n_terms, tm.n_docs)
-    )[keep]
-    df = tm.df[keep]
+    )
+    shown, merged = merge_inflections(tm.terms, tm.df, all_terms)
+    df_all = np.diff(merged.indptr)
+    keep = np.flatnonzero((df_all >= min_df) & (df_all <= cfg.max_df * len(texts)))
+    by_term, df = merged[keep], df_all[keep]
     firing = _firing_matrix(codes)
     feats, prec, rec = term_feature_table(by_term, df, firing, cfg.per_term, cfg.chunk)
     f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-12), 0.0)
@@ -293,7 +340,7 @@ def build_concepts(
         len(keep), int((probe_term >= 0).sum()), time.perf_counter() - start,
     )
     return Concepts(
-        terms=[tm.terms[t] for t in keep], df=df.astype(np.int32), features=feats, precision=prec.astype(np.float32),
+        terms=[shown[t] for t in keep], df=df.astype(np.int32), features=feats, precision=prec.astype(np.float32),
         recall=rec.astype(np.float32), probe_term=probe_term, probes=probes, mean=mu,
         word_indptr=words.indptr.astype(np.int64), word_docs=words.indices.astype(np.int32),
     )

@@ -30,6 +30,7 @@ from indexer.steer import (
     decode_query,
     edit_contributions,
     mix_query,
+    query_orthogonal,
     residual_query,
     resolve_terms,
 )
@@ -252,7 +253,9 @@ class Searcher:
             rows = np.unique(np.concatenate([rows, more if mask is None else more[mask[more]]]))
         emb_c = self.data.embeddings[rows]
         plain = emb_c @ x
-        bonus, splits = concept_scores([self._evidence(rows, emb_c, [f.id for f in r.features]) for r in active], active)
+        bonus, splits = concept_scores(
+            [self._evidence(rows, emb_c, [f.id for f in r.features], x) for r in active], active
+        )
         score = plain + bonus
         top = np.argsort(-score, kind="stable")[:k]
         out = []
@@ -263,10 +266,11 @@ class Searcher:
             out.append((int(rows[i]), float(score[i]), float(plain[i]), contrib))
         return out
 
-    def _evidence(self, rows: np.ndarray, emb_c: np.ndarray, feats: list[int]) -> np.ndarray:
-        """(c, m) float32 `concept_evidence` of candidate rows (c,) with embeddings emb_c (c, d) for features feats."""
+    def _evidence(self, rows: np.ndarray, emb_c: np.ndarray, feats: list[int], x: np.ndarray) -> np.ndarray:
+        """(c, m) float32 `concept_evidence` of candidate rows (c,) with embeddings emb_c (c, d) for features
+        feats, the probes read orthogonally to the query x (d,) (`steer.query_orthogonal`)."""
         concepts = self.catalog.concepts
-        u = concepts.probes[feats].T
+        u = query_orthogonal(concepts.probes[feats].T, x)
         # (e - mu) . u without materialising the centred candidates.
         strength = emb_c @ u - concepts.mean @ u
         word = np.stack([concepts.has_word(f, rows) for f in feats], axis=1)

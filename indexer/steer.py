@@ -5,7 +5,8 @@ Methods (`method` of a search):
 - "concept" (default): the query vector is left alone and each candidate document's score gets a bonus from
   how strongly the steered concept is present in it. Three readings of feature g in document d, in units where a
   typical document containing g's concept term reads about 1 (indexer/concepts.py):
-      evidence_g(d) = (e_d - mu) . u_g                 the probe: the concept's direction in embedding space
+      evidence_g(d) = (e_d - mu) . (u_g - x (x . u_g))   the probe: the concept's direction in embedding space,
+                                                        read orthogonally to the query x (`query_orthogonal`)
                       + 0.5 [d contains one of g's words]        its concept term or a term it clearly tops
                       + 0.3 min(z_g(d) / p90_g, 2)      the feature's own activation in d (its code)
       level_i(d)    = sum_g s_g evidence_g(d) / sum_g s_g          over the term's features g, shares s_g
@@ -16,10 +17,13 @@ Methods (`method` of a search):
   Boosting (weight > 0): shape = 0.2 * clip((level - 0.3) / 0.7, 0, 1). Only documents that clearly carry
   the concept earn the bonus (precision matters: the boost decides which documents come in), so weight +1 lets
   such a document overtake any document up to 0.2 more similar to the query without it.
-  Suppressing (weight < 0): shape = 0.2 * clip(level, -1, 2), linear: every trace of the concept costs, a
-  document twice as typical of it as usual costs 0.4 at weight -1, and one clearly without it (negative
-  level) gains up to 0.2 (recall matters: the penalty decides which documents leave). On the benchmark the
-  saturating shape was the better boost and the linear one the better suppressor at equal fidelity.
+  Suppressing (weight < 0): shape = 0.3 * clip(level, 0, 2), linear from 0: every trace of the concept costs
+  (recall matters: the penalty decides which documents leave), a typical carrier 0.3 at weight -1 and one
+  twice as typical 0.6, while a document without it (level <= 0) keeps its score, so the query's own
+  neighbours without the concept stay first. On the benchmark the saturating shape was the better boost and
+  this one the better suppressor at equal fidelity (it beat a linear penalty that also paid documents with a
+  negative level, once the probe is read orthogonally to the query); the scale puts weight -1 at a fidelity
+  of about 0.87 on the held-out cases.
   Both are linear in the weight, so 0 changes nothing and +-2 doubles the effect. Candidates are the query's
   `POOL` nearest documents plus, for a boost, the strongest documents of each boosted feature (its postings).
 - "residual": the code edit z'_f = z_f + weight * STEER_SCALE * p90_f * share carried back to the dense vector,
@@ -52,7 +56,7 @@ MAX_WEIGHT = 2.0
 STEER_SCALE = 2.0
 """Code edit per unit weight, in multiples of the feature's p90 activation (residual, decode, reported codes)."""
 BOOST_SCALE, BOOST_FLOOR = 0.2, 0.3
-SUPPRESS_SCALE, SUPPRESS_RANGE = 0.2, (-1.0, 2.0)
+SUPPRESS_SCALE, SUPPRESS_RANGE = 0.3, (0.0, 2.0)
 WORD_EVIDENCE, FIRE_EVIDENCE, FIRE_CAP = 0.5, 0.3, 2.0
 MIX_BETA = 0.8
 POOL = 1000
@@ -166,6 +170,16 @@ def mix_query(x: np.ndarray, texts: list[np.ndarray], weights: list[float]) -> t
     for e, w in zip(texts, weights):
         v += w * MIX_BETA * e
     return _unit(v)
+
+
+def query_orthogonal(u: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Probe directions u (d, m) float32 with their component along the unit query x (d,) removed, u - x (x . u).
+    A document near the query reads the query's own level of the concept (a query about lung nodules reads
+    high on a CT probe, and so does every neighbour); read orthogonally, a probe measures how much of the
+    concept a document holds beyond what its likeness to the query explains, so a suppress step no longer
+    penalises the query's closest neighbours as a block, and a boost favours documents that add the concept.
+    On the benchmark this raised boost lift by 0.02 to 0.09 at equal fidelity (BENCHMARKS.md)."""
+    return (u - np.outer(x, x @ u)).astype(np.float32)
 
 
 def concept_evidence(strength: np.ndarray, word: np.ndarray, firing: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from indexer.concepts import (
     build_concepts,
     discriminant_probes,
     first_hit_terms,
+    inflection_key,
     rank_by_word,
     term_feature_table,
     text_terms,
@@ -96,21 +97,42 @@ def test_built_concepts_find_each_planted_word(concepts, tiny_index):
     assert level[has].mean() == pytest.approx(1.0, abs=0.05) and abs(level[~has].mean()) < 0.2
 
 
-def test_has_word_marks_the_documents_with_one_of_the_features_words(rng):
-    # Feature 0 fires on 20 documents: 15 say "alpha", 5 say only "alphas"; feature 1 fires on the "beta" ones.
-    words = ["alpha"] * 15 + ["alphas"] * 5 + ["beta"] * 20 + ["gamma"] * 40
+def _alpha_corpus(rng, other: str):
+    """Feature 0 fires on 20 documents: 15 say "alpha", 5 say only `other`; feature 1 fires on the "beta" ones."""
+    words = ["alpha"] * 15 + [other] * 5 + ["beta"] * 20 + ["gamma"] * 40
     texts = [f"document {i} about {w} things" for i, w in enumerate(words)]
     fires = np.array([0] * 20 + [1] * 20 + [2] * 40)
     codes = SparseCodes(indices=fires[:, None].astype(np.int32), values=np.ones((80, 1), np.float32), n_features=3)
-    emb = rng.normal(size=(80, 8)).astype(np.float32)
+    return texts, codes, rng.normal(size=(80, 8)).astype(np.float32)
+
+
+def test_has_word_marks_the_documents_with_one_of_the_features_words(rng):
+    texts, codes, emb = _alpha_corpus(rng, "alef")
     docs = np.arange(80)
-    # word_min 1: only the concept term counts; a lower one adds "alphas", which feature 0 is the first hit of.
+    # word_min 1: only the concept term counts; a lower one adds "alef", which feature 0 is the first hit of.
     only = build_concepts(texts, codes, emb, ConceptConfig(word_min=1.0))
     assert only.concept_term(0) == "alpha"
     np.testing.assert_array_equal(np.flatnonzero(only.has_word(0, docs)), np.arange(15))
     wider = build_concepts(texts, codes, emb, ConceptConfig(word_min=0.1))
     np.testing.assert_array_equal(np.flatnonzero(wider.has_word(0, docs)), np.arange(20))
     np.testing.assert_array_equal(np.flatnonzero(wider.has_word(1, docs)), np.arange(20, 40))
+
+
+def test_singular_and_plural_are_one_word(rng):
+    texts, codes, emb = _alpha_corpus(rng, "alphas")
+    c = build_concepts(texts, codes, emb, ConceptConfig(word_min=1.0))
+    # The plural's documents count for the singular: feature 0 covers all 20 of them with precision 1.
+    assert c.row("alphas") == c.row("alpha") >= 0 and c.df[c.row("alpha")] == 20
+    np.testing.assert_array_equal(np.flatnonzero(c.has_word(0, np.arange(80))), np.arange(20))
+
+
+@pytest.mark.parametrize(
+    "term, key",
+    [("neural networks", "neural network"), ("galaxies", "galaxy"), ("robots", "robot"), ("llms", "llm"),
+     ("physics", "physics"), ("gas", "gas"), ("process", "process"), ("corpus", "corpus"), ("analysis", "analysis")],
+)
+def test_inflection_key(term, key):
+    assert inflection_key(term) == key
 
 
 def test_rank_by_word(concepts, tiny_index):

@@ -128,12 +128,15 @@ def test_concept_evidence_matches_a_brute_force_reading(searcher):
     data, concepts = searcher.data, searcher.catalog.concepts
     rows = np.arange(0, len(data.corpus), 3)
     feats = [5, 11, 17]
-    got = searcher._evidence(rows, data.embeddings[rows], feats)
+    x = query_vec(searcher, 5)
+    got = searcher._evidence(rows, data.embeddings[rows], feats, x)
     texts = data.corpus.texts()
     for j, f in enumerate(feats):
         term = concepts.concept_term(f)
+        # The probe without its component along the query.
+        u = concepts.probes[f] - float(concepts.probes[f] @ x) * x
         for i, row in enumerate(rows):
-            strength = float((data.embeddings[row] - concepts.mean) @ concepts.probes[f])
+            strength = float((data.embeddings[row] - concepts.mean) @ u)
             word = f" {term} " in " " + texts[row].lower().replace(".", " ") + " "
             acts = data.codes.values[row][data.codes.indices[row] == f]
             firing = min(float(acts.sum()) / data.stats.p90[f], FIRE_CAP)
