@@ -21,6 +21,7 @@ from indexer.steer import (
     POOL,
     POSTINGS,
     STEER_SCALE,
+    SUPPRESS_POOL,
     Embed,
     ResolvedSteer,
     SteerTerm,
@@ -242,7 +243,8 @@ class Searcher:
         return [(int(rows[i]), float(s[i]), float(s[i]), []) for i in order]
 
     def _concept(self, x: np.ndarray, k: int, mask: np.ndarray | None, active: list[ResolvedSteer]) -> list[tuple]:
-        rows = self.candidates(x, max(POOL, k), mask)
+        pool = POOL if any(r.term.weight > 0 for r in active) else SUPPRESS_POOL
+        rows = self.candidates(x, max(pool, k), mask)
         extra = []
         for r in active:
             if r.term.weight > 0:

@@ -25,7 +25,8 @@ Methods (`method` of a search):
   negative level, once the probe is read orthogonally to the query); the scale puts weight -1 at a fidelity
   of about 0.87 on the held-out cases.
   Both are linear in the weight, so 0 changes nothing and +-2 doubles the effect. Candidates are the query's
-  `POOL` nearest documents plus, for a boost, the strongest documents of each boosted feature (its postings).
+  `POOL` nearest documents plus, for a boost, the strongest documents of each boosted feature (its postings);
+  `SUPPRESS_POOL` nearest when every term suppresses.
 - "residual": the code edit z'_f = z_f + weight * STEER_SCALE * p90_f * share carried back to the dense vector,
   x' = normalise(x + sum_f (z'_f - z_f) W_dec[f]) (keeps what the SAE cannot reconstruct).
 - "decode": the paper's decode-only edit, x' = normalise(z' W_dec + b_dec).
@@ -60,7 +61,10 @@ SUPPRESS_SCALE, SUPPRESS_RANGE = 0.3, (0.0, 2.0)
 WORD_EVIDENCE, FIRE_EVIDENCE, FIRE_CAP = 0.5, 0.3, 2.0
 MIX_BETA = 0.8
 POOL = 1000
-"""Nearest documents rescored by the concept method."""
+"""Nearest documents rescored by the concept method when a term boosts."""
+SUPPRESS_POOL = 300
+"""Nearest documents rescored when every term suppresses: a suppression only lowers scores, so its results lie
+among the query's nearest few hundred (300 and 1,000 gave the same results on the benchmark, even at weight -2)."""
 POSTINGS = 200
 """Strongest documents of each boosted feature added to the concept method's candidates."""
 
@@ -178,7 +182,8 @@ def query_orthogonal(u: np.ndarray, x: np.ndarray) -> np.ndarray:
     high on a CT probe, and so does every neighbour); read orthogonally, a probe measures how much of the
     concept a document holds beyond what its likeness to the query explains, so a suppress step no longer
     penalises the query's closest neighbours as a block, and a boost favours documents that add the concept.
-    On the benchmark this raised boost lift by 0.02 to 0.09 at equal fidelity (BENCHMARKS.md)."""
+    On the benchmark this raised boost lift by 0.03 to 0.04 and suppress drop by 0.01 to 0.06 at equal
+    fidelity (BENCHMARKS.md)."""
     return (u - np.outer(x, x @ u)).astype(np.float32)
 
 
