@@ -119,7 +119,7 @@ class Concepts:
     def row(self, term: str) -> int:
         """Row of `term` (lower case) or of its singular or plural (`inflection_key`), or -1."""
         if not self._index:
-            self._index.update((inflection_key(t), i) for i, t in reversed(list(enumerate(self.terms))))
+            self._index.update((inflection_key(t), i) for i, t in enumerate(self.terms))
         return self._index.get(inflection_key(term), -1)
 
     def concept_term(self, feature: int) -> str | None:

@@ -189,10 +189,10 @@ def query_orthogonal(u: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def concept_evidence(strength: np.ndarray, word: np.ndarray, firing: np.ndarray) -> np.ndarray:
     """How strongly c documents carry the concepts of m features, (c, m) float32, in probe units (about 1 for a
-    typical document containing the concept term): strength (c, m) float32 probe readings (e_d - mu) . u_g, plus
-    WORD_EVIDENCE where word (c, m) bool says the document contains one of the feature's words, plus
-    FIRE_EVIDENCE per p90 of the feature's own activation firing (c, m) float32 (activation / p90, capped at
-    FIRE_CAP)."""
+    typical document containing the concept term): strength (c, m) float32 probe readings (e_d - mu) . u_g (u_g
+    read orthogonally to the query), plus WORD_EVIDENCE where word (c, m) bool says the document contains one of
+    the feature's words, plus FIRE_EVIDENCE per p90 of the feature's own activation firing (c, m) float32
+    (activation / p90, capped at FIRE_CAP)."""
     return (strength + WORD_EVIDENCE * word + FIRE_EVIDENCE * np.minimum(firing, FIRE_CAP)).astype(np.float32)
 
 

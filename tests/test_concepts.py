@@ -14,6 +14,7 @@ from indexer.concepts import (
     discriminant_probes,
     first_hit_terms,
     inflection_key,
+    merge_inflections,
     rank_by_word,
     term_feature_table,
     text_terms,
@@ -124,6 +125,22 @@ def test_singular_and_plural_are_one_word(rng):
     # The plural's documents count for the singular: feature 0 covers all 20 of them with precision 1.
     assert c.row("alphas") == c.row("alpha") >= 0 and c.df[c.row("alpha")] == 20
     np.testing.assert_array_equal(np.flatnonzero(c.has_word(0, np.arange(80))), np.arange(20))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_merge_inflections_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    vocab = ["robot", "robots", "galaxy", "galaxies", "gas", "physics", "neural network", "neural networks"]
+    terms = list(rng.choice(vocab, size=rng.integers(1, len(vocab) + 1), replace=False))
+    has = rng.random((len(terms), 30)) < 0.3
+    shown, merged = merge_inflections(terms, has.sum(1), sp.csr_matrix(has.astype(np.float32)))
+    keys = list(dict.fromkeys(inflection_key(t) for t in terms))
+    assert [inflection_key(t) for t in shown] == keys
+    for g, key in enumerate(keys):
+        members = [i for i, t in enumerate(terms) if inflection_key(t) == key]
+        np.testing.assert_array_equal(merged[g].toarray()[0] > 0, has[members].any(0))
+        assert has[terms.index(shown[g])].sum() == max(has[i].sum() for i in members)
 
 
 @pytest.mark.parametrize(
