@@ -28,8 +28,9 @@ Method = Literal[METHODS]  # type: ignore[valid-type]
 
 WEIGHT_DOC = (
     f"In [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}]; 0 changes nothing and the effect grows linearly with the weight. With the "
-    f"default 'concept' method a document's concept evidence (probe reading, +{WORD_EVIDENCE:g} if it contains one of the "
-    f"feature's words, +{FIRE_EVIDENCE:g} per p90 of the feature's activation in it) is ~0 for an average abstract and "
+    f"default 'concept' method a document's concept evidence (probe reading orthogonal to the query, "
+    f"+{WORD_EVIDENCE:g} if it contains one of the feature's words, +{FIRE_EVIDENCE:g} per p90 of the feature's "
+    f"activation in it) is ~0 for an average abstract and "
     f"~1 for a typical one with the word: +1 adds {BOOST_SCALE:g} x clip((evidence - {BOOST_FLOOR:g}) / "
     f"{1 - BOOST_FLOOR:g}, 0, 1) to its cosine score (a clear carrier overtakes any document up to "
     f"{BOOST_SCALE:g} more similar without it); -1 subtracts {SUPPRESS_SCALE:g} x clip(evidence, "
