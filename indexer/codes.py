@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,19 @@ def feature_stats(inv: InvertedLists, n_docs: int) -> FeatureStats:
         # Postings are sorted descending, so the 90th percentile sits 10% of the way in.
         p90[f] = vals[int(np.floor(0.1 * (len(vals) - 1)))]
     return FeatureStats(density=(counts / max(n_docs, 1)).astype(np.float32), p90=p90, max_activation=mx)
+
+
+def firing_matrix(codes: SparseCodes, dtype: type = np.float32) -> sp.csr_matrix:
+    """(n_docs, n_features) CSR of `dtype`, 1 where a feature fires on a document (activation > 0)."""
+    fired = codes.values > 0
+    rows = np.repeat(np.arange(codes.n_docs, dtype=np.int64), codes.indices.shape[1])[fired.ravel()]
+    a = sp.csr_matrix(
+        (np.ones(len(rows), dtype=dtype), (rows, codes.indices[fired].astype(np.int64))),
+        shape=(codes.n_docs, codes.n_features),
+    )
+    # A top-k code never lists a feature twice, but a malformed one would count double: cap at presence.
+    a.data[:] = 1
+    return a
 
 
 def dense_rows(codes: SparseCodes, rows: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from indexer.codes import SparseCodes
+from indexer.codes import SparseCodes, firing_matrix
 from indexer.errors import InvalidArgument
 from indexer.terms import TermMatrix, build_term_matrix, in_postings, is_term_word, tokenize
 
@@ -184,17 +184,6 @@ def merge_inflections(
     return shown, merged
 
 
-def _firing_matrix(codes: SparseCodes) -> sp.csr_matrix:
-    """(n_docs, n_features) float32 CSR, 1 where a feature fires on a document."""
-    n_docs, k = codes.indices.shape
-    live = codes.values.ravel() > 0
-    rows = np.repeat(np.arange(n_docs, dtype=np.int64), k)[live]
-    return sp.csr_matrix(
-        (np.ones(int(live.sum()), dtype=np.float32), (rows, codes.indices.ravel()[live])),
-        shape=(n_docs, codes.n_features),
-    )
-
-
 def term_feature_table(
     term_docs: sp.csr_matrix, df: np.ndarray, firing: sp.csr_matrix, per_term: int, chunk: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -311,7 +300,7 @@ def build_concepts(
     df_all = np.diff(merged.indptr)
     keep = np.flatnonzero((df_all >= min_df) & (df_all <= cfg.max_df * len(texts)))
     by_term, df = merged[keep], df_all[keep]
-    firing = _firing_matrix(codes)
+    firing = firing_matrix(codes)
     feats, prec, rec = term_feature_table(by_term, df, firing, cfg.per_term, cfg.chunk)
     f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-12), 0.0)
     by_f1 = best_terms(feats, f1, codes.n_features, cfg.min_f1)

@@ -62,7 +62,8 @@ def resolve_model(name: str | None) -> Path:
     return path.resolve()
 
 
-def _resolve_device(device: str) -> str:
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when torch sees a GPU, else "cpu"; "cpu" and "cuda[:N]" as given (refused without CUDA)."""
     import torch
 
     if device == "auto":
@@ -121,7 +122,7 @@ class Embedder:
         import torch
 
         self.name = DEFAULT_MODEL if model is None or model.strip().lower() in _DEFAULT_NAMES else model
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self._torch = torch
         self._model = _load(self.path, self.device)
         current = self._model.max_seq_length
@@ -259,13 +260,15 @@ def load_embeddings_file(path: str | Path) -> np.ndarray:
     """Memory-map a .npy file of float embeddings (no copy); refuse missing, unreadable or non-npy files."""
     path = Path(path)
     if not path.is_file():
-        raise InvalidArgument(f"embeddings file not found: {path}")
+        raise InvalidArgument(f"embeddings file not found: {path} does not exist or is not a file")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise InvalidArgument(f"cannot read embeddings file {path} as a .npy array: {' '.join(str(exc).split())}") from None
     if not isinstance(arr, np.ndarray):
-        raise InvalidArgument(f"embeddings file {path} is an archive of several arrays; expected one .npy array")
+        raise InvalidArgument(
+            f"embeddings file {path} is not a single .npy array (an .npz archive?); expected one .npy array"
+        )
     if arr.dtype.kind != "f":
         raise InvalidArgument(f"embeddings file {path} holds {arr.dtype} values; expected float16 or float32")
     return arr

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import minimum_spanning_tree
 
-from indexer.codes import FeatureStats, SparseCodes
+from indexer.codes import FeatureStats, SparseCodes, firing_matrix
 from indexer.errors import InvalidArgument
 from indexer.names import FeatureNames
 
@@ -109,14 +109,7 @@ class Families:
 def cooccurrence(codes: SparseCodes) -> sp.csr_matrix:
     """(n_features, n_features) int32 sparse symmetric counts of documents where both features fire; the
     diagonal holds each feature's firing count. Built as A^T A with A the sparse docs x features firing matrix."""
-    fired = codes.values > 0
-    rows = np.repeat(np.arange(codes.n_docs, dtype=np.int64), codes.indices.shape[1])[fired.ravel()]
-    cols = codes.indices[fired].astype(np.int64)
-    a = sp.csr_matrix(
-        (np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(codes.n_docs, codes.n_features)
-    )
-    # A top-k code never lists a feature twice, but a malformed one would count double: cap at presence.
-    a.data[:] = 1
+    a = firing_matrix(codes, np.int32)
     c = (a.T.tocsr() @ a).tocsr()
     c.sort_indices()
     return c

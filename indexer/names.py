@@ -24,7 +24,7 @@ import numpy as np
 
 from indexer.codes import FeatureStats, InvertedLists
 from indexer.errors import InvalidArgument
-from indexer.terms import TermMatrix, build_term_matrix, distinctive_terms, select_phrases
+from indexer.terms import TermMatrix, build_term_matrix, distinctive_terms, in_postings, select_phrases
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,7 @@ def sample_negatives(firing_sorted: np.ndarray, n_docs: int, n: int, rng: np.ran
     # Rejection sampling: the firing share is at most 3/4 here, so 1/(1-share) * 1.5 draws leave enough.
     draws = int(n * 1.5 * n_docs / n_free) + 16
     cand = np.unique(rng.integers(0, n_docs, size=draws))
-    if len(firing_sorted):
-        pos = np.searchsorted(firing_sorted, cand)
-        cand = cand[~((pos < len(firing_sorted)) & (firing_sorted[np.minimum(pos, len(firing_sorted) - 1)] == cand))]
-    return rng.permutation(cand)[:n]
+    return rng.permutation(cand[~in_postings(firing_sorted, cand)])[:n]
 
 
 def auroc(pos: np.ndarray, neg: np.ndarray) -> float:

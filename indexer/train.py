@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from indexer.embed import resolve_device
 from indexer.errors import InvalidArgument
 from indexer.sae import TopKSae, TrainableSae
 
@@ -115,14 +116,6 @@ def validate_embeddings(x: np.ndarray) -> None:
         bad = ~np.isfinite(np.asarray(x[start : start + 65536])).all(axis=1)
         if bad.any():
             raise InvalidArgument(f"embeddings have NaN or inf values (first bad row: {start + int(np.argmax(bad))})")
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgument("device 'cuda' was asked for but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def lr_factor(progress: float, warmup: float) -> float:
@@ -265,7 +258,7 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
     (its time counts towards the budget)."""
     start = time.perf_counter()
     validate_embeddings(x)
-    dev = _device(cfg.device)
+    dev = torch.device(resolve_device(cfg.device))
     data, val, mu, var = _prepare(x, cfg, dev)
     use_bf16 = _bf16_is_fast(dev) if cfg.bf16_select is None else cfg.bf16_select
     data_lp = data.bfloat16() if use_bf16 else None

@@ -9,8 +9,8 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 
+from indexer.embed import load_embeddings_file
 from indexer.errors import InvalidArgument
 from indexer.sae import save_sae
 from indexer.train import TrainConfig, train_sae, validate_embeddings
@@ -47,20 +47,6 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_train)
 
 
-def load_embeddings(path: Path) -> np.ndarray:
-    """Memory-map a 2-D float .npy; raise InvalidArgument naming the problem when it cannot be used."""
-    if not path.is_file():
-        raise InvalidArgument(f"embeddings file {path} does not exist or is not a file")
-    try:
-        x = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InvalidArgument(f"cannot read {path} as a .npy array: {exc}") from exc
-    if not isinstance(x, np.ndarray):
-        raise InvalidArgument(f"{path} is not a single .npy array (an .npz archive?)")
-    validate_embeddings(x)
-    return x
-
-
 def run_train(args: argparse.Namespace) -> int:
     """Handler of `train-sae`: validate, load, train, save. Returns the exit code (0)."""
     start = time.perf_counter()
@@ -72,7 +58,8 @@ def run_train(args: argparse.Namespace) -> int:
         k=args.k, latents=args.latents, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         time_budget=budget, seed=args.seed, device=args.device, progress=not args.no_progress,
     )
-    x = load_embeddings(Path(args.embeddings))
+    x = load_embeddings_file(args.embeddings)
+    validate_embeddings(x)
     if budget is not None:
         # The budget covers the subcommand, so loading time and the final save come out of it.
         cfg.time_budget = max(budget - (time.perf_counter() - start) - SAVE_RESERVE_S, 1e-3)

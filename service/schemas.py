@@ -154,7 +154,8 @@ class SearchOut(BaseModel):
     results: list[HitOut]
     query_features: list[FeatureActivationOut] = Field(description="The query's SAE code before steering, strongest first.")
     steered_features: list[FeatureActivationOut] = Field(
-        description="The code after the steer terms' edits (weight x 2 x p90 per feature): what 'residual' searches with."
+        description=f"The code after the steer terms' edits (weight x {STEER_SCALE:g} x p90 per feature): what "
+        "'residual' searches with."
     )
     steer: list[ResolvedSteerOut]
     method: str
