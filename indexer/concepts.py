@@ -27,12 +27,14 @@ with no concept term gets its probe from the documents it fires on.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+import snowballstemmer
 
 from indexer.codes import SparseCodes, firing_matrix
 from indexer.errors import InvalidArgument
@@ -106,8 +108,8 @@ class Concepts:
     """(n_features + 1,) int64 offsets into `word_docs`."""
     word_docs: np.ndarray
     """(nnz,) int32 documents containing any of each feature's words (its concept term and the terms it is the
-    clear first hit of, `ConceptConfig.word_min`), ascending within a feature: the lexical evidence steering
-    adds to the probe."""
+    clear first hit of, `ConceptConfig.word_min`, each with its other forms, `stem_keys`), ascending within a
+    feature: the lexical evidence steering adds to the probe."""
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -152,6 +154,31 @@ def inflection_key(term: str) -> str:
     "galaxy"); words of up to 3 letters and words ending in -ss, -us, -is or -ics ("physics" is no plural of
     "physic") are kept as they are."""
     return " ".join(_singular(w) for w in term.split(" "))
+
+
+def stem_keys(terms: list[str]) -> list[str]:
+    """Each term with every word (the parts of a hyphenated word count as words) made singular (`_singular`) and
+    cut to its Snowball stem, a final "i" dropped so that -y and -ic forms meet: "robot", "robotic" and
+    "robotics" -> "robot"; "dermoscopy" and "dermoscopic" -> "dermoscop"; "gravitational-wave" and
+    "gravitational waves" -> "gravit wave"; while "wave" and "wavelength" stay apart."""
+    stemmer = snowballstemmer.stemmer("english")
+    out = []
+    for term in terms:
+        stems = stemmer.stemWords([_singular(w) for w in re.split(r"[ -]", term) if w])
+        out.append(" ".join(s[:-1] if len(s) > 4 and s.endswith("i") else s for s in stems))
+    return out
+
+
+def stem_groups(terms: list[str]) -> sp.csr_matrix:
+    """(n_terms, n_terms) binary CSR: 1 where two terms share a `stem_keys` key (the diagonal included)."""
+    _, group = np.unique(stem_keys(terms), return_inverse=True)
+    member = sp.csr_matrix(
+        (np.ones(len(terms), dtype=np.float32), (np.arange(len(terms)), group.ravel())),
+        shape=(len(terms), int(group.max()) + 1 if len(terms) else 0),
+    )
+    out = (member @ member.T).tocsr()
+    out.data[:] = 1.0
+    return out
 
 
 def merge_inflections(
@@ -317,6 +344,8 @@ def build_concepts(
     owner = np.concatenate([feats[clear, top[clear]], np.flatnonzero(has_term)])
     term = np.concatenate([clear, probe_term[has_term]])
     own = sp.csr_matrix((np.ones(len(term), dtype=np.float32), (owner, term)), shape=(codes.n_features, len(keep)))
+    # A word's other forms count as the word: a user who suppresses "robot" means "robotic" and "robotics" too.
+    own = own @ stem_groups([shown[t] for t in keep])
     words = (own @ by_term).tocsr()
     words.data[:] = 1.0
     words.sort_indices()

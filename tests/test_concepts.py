@@ -16,6 +16,7 @@ from indexer.concepts import (
     inflection_key,
     merge_inflections,
     rank_by_word,
+    stem_keys,
     term_feature_table,
     text_terms,
     word_scores,
@@ -125,6 +126,25 @@ def test_singular_and_plural_are_one_word(rng):
     # The plural's documents count for the singular: feature 0 covers all 20 of them with precision 1.
     assert c.row("alphas") == c.row("alpha") >= 0 and c.df[c.row("alpha")] == 20
     np.testing.assert_array_equal(np.flatnonzero(c.has_word(0, np.arange(80))), np.arange(20))
+
+
+def test_stem_keys_join_the_forms_of_a_word_and_keep_others_apart():
+    keys = stem_keys(["robot", "robotic", "robotics", "dermoscopy", "dermoscopic", "gravitational-wave",
+                      "gravitational waves", "wave", "wavelength", "llms", "llm"])
+    assert len({keys[0], keys[1], keys[2]}) == 1 and keys[3] == keys[4] and keys[5] == keys[6]
+    assert keys[7] != keys[8] and keys[9] == keys[10]
+
+
+def test_a_features_words_include_their_other_forms(rng):
+    words = ["robot"] * 15 + ["robotic"] * 5 + ["beta"] * 20 + ["gamma"] * 40
+    texts = [f"document {i} about {w} things" for i, w in enumerate(words)]
+    fires = np.array([0] * 20 + [1] * 20 + [2] * 40)
+    codes = SparseCodes(indices=fires[:, None].astype(np.int32), values=np.ones((80, 1), np.float32), n_features=3)
+    c = build_concepts(texts, codes, rng.normal(size=(80, 8)).astype(np.float32), ConceptConfig(word_min=1.0))
+    # Only the concept term is a word at word_min 1, and "robotic" counts as a form of it.
+    assert c.concept_term(0) == "robot"
+    np.testing.assert_array_equal(np.flatnonzero(c.has_word(0, np.arange(80))), np.arange(20))
+    np.testing.assert_array_equal(np.flatnonzero(c.has_word(1, np.arange(80))), np.arange(20, 40))
 
 
 @settings(max_examples=30, deadline=None)

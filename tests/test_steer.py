@@ -9,12 +9,17 @@ from indexer.errors import InvalidArgument
 from indexer.steer import (
     BOOST_FLOOR,
     BOOST_SCALE,
+    FIRE_CAP,
+    FIRE_EVIDENCE,
+    MIN_BACKGROUND,
     MIX_BETA,
     SUPPRESS_RANGE,
     SUPPRESS_SCALE,
+    WORD_EVIDENCE,
     SteerTerm,
     code_delta,
     concept_bonus,
+    concept_evidence,
     decode_query,
     edit_contributions,
     mix_query,
@@ -49,6 +54,29 @@ def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
         assert np.all((bonus <= 0) & (bonus >= weight * SUPPRESS_SCALE * SUPPRESS_RANGE[1] - 1e-6))
         assert np.all(bonus[level <= 0] == 0)
     np.testing.assert_allclose(split.sum(axis=1), bonus, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), shift=st.floats(-1, 1, allow_nan=False))
+def test_evidence_is_measured_from_the_background(seed, shift):
+    rng = np.random.default_rng(seed)
+    c = int(rng.integers(MIN_BACKGROUND, 60))
+    strength = rng.normal(size=(c, 2)).astype(np.float32)
+    word = rng.random((c, 2)) < 0.3
+    firing = np.where(rng.random((c, 2)) < 0.3, rng.random((c, 2)) * 3, 0).astype(np.float32)
+    clean = ~word & (firing <= 0)
+    ev = concept_evidence(strength, word, firing)
+    for j in range(2):
+        if clean[:, j].sum() >= MIN_BACKGROUND:
+            # Candidates without the concept's words or feature sit around 0, half of them at or below it.
+            assert np.median(ev[clean[:, j], j]) == pytest.approx(0, abs=1e-5)
+        else:
+            raw = strength[:, j] + WORD_EVIDENCE * word[:, j] + FIRE_EVIDENCE * np.minimum(firing[:, j], FIRE_CAP)
+            np.testing.assert_allclose(ev[:, j], raw, atol=1e-5)
+    # A reading the whole neighbourhood shares changes nothing once there is a background to measure it by.
+    shifted = concept_evidence(strength + np.float32(shift), word, firing)
+    measured = clean.sum(axis=0) >= MIN_BACKGROUND
+    np.testing.assert_allclose(shifted[:, measured], ev[:, measured], atol=1e-5)
 
 
 def test_concept_bonus_levels():
