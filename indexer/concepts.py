@@ -169,16 +169,23 @@ def stem_keys(terms: list[str]) -> list[str]:
     return out
 
 
+def _key_groups(keys: list[str]) -> tuple[np.ndarray, sp.csr_matrix]:
+    """Items grouped by equal key, groups in the order of their first member: (group (n,) int64 of each item,
+    (n_groups, n) binary CSR membership)."""
+    _, first, group = np.unique(keys, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    group = rank[group.ravel()]
+    members = sp.csr_matrix(
+        (np.ones(len(keys), dtype=np.float32), (group, np.arange(len(keys)))), shape=(len(first), len(keys))
+    )
+    return group, members
+
+
 def stem_groups(terms: list[str]) -> sp.csr_matrix:
     """(n_terms, n_terms) binary CSR: 1 where two terms share a `stem_keys` key (the diagonal included)."""
-    _, group = np.unique(stem_keys(terms), return_inverse=True)
-    member = sp.csr_matrix(
-        (np.ones(len(terms), dtype=np.float32), (np.arange(len(terms)), group.ravel())),
-        shape=(len(terms), int(group.max()) + 1 if len(terms) else 0),
-    )
-    out = (member @ member.T).tocsr()
-    out.data[:] = 1.0
-    return out
+    _, members = _key_groups(stem_keys(terms))
+    return (members.T @ members).tocsr()
 
 
 def merge_inflections(
@@ -189,15 +196,8 @@ def merge_inflections(
     for each. terms (n_terms,), df (n_terms,), term_docs (n_terms, n_docs) binary CSR -> each group's shown
     form (its member in most documents) and (n_groups, n_docs) binary CSR; groups keep the order of their first
     member."""
-    keys = [inflection_key(t) for t in terms]
-    _, first, group = np.unique(keys, return_index=True, return_inverse=True)
-    rank = np.empty(len(first), dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    group = rank[group.ravel()]
-    n_groups = len(first)
-    members = sp.csr_matrix(
-        (np.ones(len(terms), dtype=np.float32), (group, np.arange(len(terms)))), shape=(n_groups, len(terms))
-    )
+    group, members = _key_groups([inflection_key(t) for t in terms])
+    n_groups = members.shape[0]
     merged = (members @ term_docs).tocsr()
     merged.data[:] = 1.0
     merged.sort_indices()
@@ -345,7 +345,8 @@ def build_concepts(
     term = np.concatenate([clear, probe_term[has_term]])
     own = sp.csr_matrix((np.ones(len(term), dtype=np.float32), (owner, term)), shape=(codes.n_features, len(keep)))
     # A word's other forms count as the word: a user who suppresses "robot" means "robotic" and "robotics" too.
-    own = own @ stem_groups([shown[t] for t in keep])
+    kept_terms = [shown[t] for t in keep]
+    own = own @ stem_groups(kept_terms)
     words = (own @ by_term).tocsr()
     words.data[:] = 1.0
     words.sort_indices()
@@ -358,7 +359,7 @@ def build_concepts(
         len(keep), int((probe_term >= 0).sum()), time.perf_counter() - start,
     )
     return Concepts(
-        terms=[shown[t] for t in keep], df=df.astype(np.int32), features=feats, precision=prec.astype(np.float32),
+        terms=kept_terms, df=df.astype(np.int32), features=feats, precision=prec.astype(np.float32),
         recall=rec.astype(np.float32), probe_term=probe_term, probes=probes, mean=mu,
         word_indptr=words.indptr.astype(np.int64), word_docs=words.indices.astype(np.int32),
     )
