@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from indexer.artifacts import IndexData
-from indexer.concepts import Concepts, build_concepts, rank_by_word
+from indexer.concepts import Concepts, build_concepts
 from indexer.errors import UnknownFamily, UnknownFeature
+from indexer.wordsearch import rank_by_word
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class Catalog:
     # -- searching names -------------------------------------------------------------------
     def search(self, text: str | None, limit: int = 10, min_trust: float = 0.0, sort: str = "relevance") -> list[FeatureMatch]:
         """Features that stand for `text`, best first. Score 3: the exact name. Score in (1, 2]: 1 + how well the
-        text's words predict where the feature fires (`concepts.rank_by_word`: precision-weighted F-score
+        text's words predict where the feature fires (`wordsearch.rank_by_word`: precision-weighted F-score
         times how much the word is the feature's own), so the feature that best *means* the word comes first.
         Score below 1: the words appear only in the name or distinctive terms (the share found in the name,
         then in the terms, earlier terms counting more, squashed into [0, 1)). Ties go to the more trusted,

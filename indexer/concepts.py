@@ -4,41 +4,38 @@ puts the feature that best *means* a word first) and by steering (indexer/steer.
 probes).
 
 Word-feature agreement. For every term t (unigram or bigram of `terms.build_term_matrix`, its singular and
-plural counted as one: `merge_inflections`) found in at least `min_df` documents and every feature f: precision
-P = share of the documents where f fires that contain t, and recall R = share of the documents containing t where
-f fires. Each term keeps the `per_term` features of highest F1 = 2PR / (P + R). A feature's *concept term* is the
-term where it reaches its highest F1.
+plural counted as one: `wordforms.merge_inflections`) found in at least `min_df` documents and every feature f:
+precision P = share of the documents where f fires that contain t, and recall R = share of the documents
+containing t where f fires. Each term keeps the `per_term` features of highest F1 = 2PR / (P + R).
 
 Probe. A feature's *concept term* is the word it is the best handle for: among the terms whose feature search
-(`rank_by_word`) returns it first, the one where it scores highest; a feature that is no term's first hit takes
-the term where its F1 is highest (if at least `min_f1`). So searching a word and steering with the first hit
-steers that word. The probe u_f of feature f is the linear discriminant between the documents containing its
-concept term and the whole corpus, u_f = S^-1 (m_t - mu), with S the corpus covariance of the embeddings shrunk
-toward a multiple of the identity, scaled so that (m_t - mu) . u_f = 1: a document's *concept strength*
-(e - mu) . u_f is then about 0 for an average document and about 1 for a typical document containing the word.
-Why a word rather than the feature's own firing: a TopK feature fires on a narrow, noisy slice of what its word
-means (the dictionary splits a topic among many latents), while the word's documents gather the whole concept,
-siblings and sub-topics included. On the shared corpus the word probe separates the steering benchmark's concept
-documents from their neighbours better (AUROC 0.90) than the feature's decoder direction (0.85), its firing
-documents' discriminant (0.85) or the embedding of the bare word (0.88) (BENCHMARKS.md). A feature
-with no concept term gets its probe from the documents it fires on.
+(`wordsearch.rank_by_word`) returns it first, the one where it scores highest; a feature that is no term's first hit
+takes the term where its F1 is highest (if at least `min_f1`). So searching a word and steering with the first hit
+steers that word. The probe u_f of feature f is the linear discriminant between the documents containing its concept
+term and the whole corpus, u_f = S^-1 (m_t - mu), with S the corpus covariance of the embeddings shrunk toward a
+multiple of the identity, scaled so that (m_t - mu) . u_f = 1: a document's *concept strength* (e - mu) . u_f is
+then about 0 for an average document and about 1 for a typical document containing the word. Why a word rather than
+the feature's own firing: a TopK feature fires on a narrow, noisy slice of what its word means (the dictionary
+splits a topic among many latents), while the word's documents gather the whole concept, siblings and sub-topics
+included. On the shared corpus the word probe separates the steering benchmark's concept documents from their
+neighbours better (AUROC 0.90) than the feature's decoder direction (0.85), its firing documents' discriminant
+(0.85) or the embedding of the bare word (0.88) (BENCHMARKS.md). A feature with no concept term gets its probe from
+the documents it fires on.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-import snowballstemmer
 
 from indexer.codes import SparseCodes, firing_matrix
 from indexer.errors import InvalidArgument
-from indexer.terms import TermMatrix, build_term_matrix, in_postings, is_term_word, tokenize
+from indexer.terms import TermMatrix, build_term_matrix, in_postings
+from indexer.wordforms import inflection_key, merge_inflections, stem_groups
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +105,7 @@ class Concepts:
     """(n_features + 1,) int64 offsets into `word_docs`."""
     word_docs: np.ndarray
     """(nnz,) int32 documents containing any of each feature's words (its concept term and the terms it is the
-    clear first hit of, `ConceptConfig.word_min`, each with its other forms, `stem_keys`), ascending within a
+    clear first hit of, `ConceptConfig.word_min`, each with its other forms, `wordforms.stem_keys`), ascending within a
     feature: the lexical evidence steering adds to the probe."""
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -139,76 +136,6 @@ class Concepts:
         valid = self.features >= 0
         np.maximum.at(out, self.features[valid], self.f1[valid])
         return out
-
-
-def _singular(word: str) -> str:
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is", "ics")):
-        return word[:-1]
-    return word
-
-
-def inflection_key(term: str) -> str:
-    """`term` with each word made singular by light rules ("neural networks" -> "neural network", "galaxies" ->
-    "galaxy"); words of up to 3 letters and words ending in -ss, -us, -is or -ics ("physics" is no plural of
-    "physic") are kept as they are."""
-    return " ".join(_singular(w) for w in term.split(" "))
-
-
-def stem_keys(terms: list[str]) -> list[str]:
-    """Each term with every word (the parts of a hyphenated word count as words) made singular (`_singular`) and
-    cut to its Snowball stem, a final "i" dropped so that -y and -ic forms meet: "robot", "robotic" and
-    "robotics" -> "robot"; "dermoscopy" and "dermoscopic" -> "dermoscop"; "gravitational-wave" and
-    "gravitational waves" -> "gravit wave"; while "wave" and "wavelength" stay apart."""
-    stemmer = snowballstemmer.stemmer("english")
-    out = []
-    for term in terms:
-        stems = stemmer.stemWords([_singular(w) for w in re.split(r"[ -]", term) if w])
-        out.append(" ".join(s[:-1] if len(s) > 4 and s.endswith("i") else s for s in stems))
-    return out
-
-
-def _key_groups(keys: list[str]) -> tuple[np.ndarray, sp.csr_matrix]:
-    """Items grouped by equal key, groups in the order of their first member: (group (n,) int64 of each item,
-    (n_groups, n) binary CSR membership)."""
-    _, first, group = np.unique(keys, return_index=True, return_inverse=True)
-    rank = np.empty(len(first), dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    group = rank[group.ravel()]
-    members = sp.csr_matrix(
-        (np.ones(len(keys), dtype=np.float32), (group, np.arange(len(keys)))), shape=(len(first), len(keys))
-    )
-    return group, members
-
-
-def stem_groups(terms: list[str]) -> sp.csr_matrix:
-    """(n_terms, n_terms) binary CSR: 1 where two terms share a `stem_keys` key (the diagonal included)."""
-    _, members = _key_groups(stem_keys(terms))
-    return (members.T @ members).tocsr()
-
-
-def merge_inflections(
-    terms: list[str], df: np.ndarray, term_docs: sp.csr_matrix
-) -> tuple[list[str], sp.csr_matrix]:
-    """Terms that share an `inflection_key` counted as one word: a user who types "robots" or "games" means the
-    documents that say "robot" or "game" too, and a feature that fires on both would otherwise look imprecise
-    for each. terms (n_terms,), df (n_terms,), term_docs (n_terms, n_docs) binary CSR -> each group's shown
-    form (its member in most documents) and (n_groups, n_docs) binary CSR; groups keep the order of their first
-    member."""
-    group, members = _key_groups([inflection_key(t) for t in terms])
-    n_groups = members.shape[0]
-    merged = (members @ term_docs).tocsr()
-    merged.data[:] = 1.0
-    merged.sort_indices()
-    # Shown form: the member in most documents (the first such term on ties).
-    order = np.lexsort((np.arange(len(terms)), -np.asarray(df), group))
-    lead = np.ones(len(order), dtype=bool)
-    lead[1:] = group[order][1:] != group[order][:-1]
-    shown = [""] * n_groups
-    for t in order[lead]:
-        shown[group[t]] = terms[t]
-    return shown, merged
 
 
 def term_feature_table(
@@ -363,35 +290,3 @@ def build_concepts(
         recall=rec.astype(np.float32), probe_term=probe_term, probes=probes, mean=mu,
         word_indptr=words.indptr.astype(np.int64), word_docs=words.indices.astype(np.int32),
     )
-
-
-def text_terms(text: str, df: Callable[[str], int], n_docs: int) -> list[tuple[str, float]]:
-    """Candidate terms of a free-text phrase with the share of the phrase each covers: adjacent pairs (bigrams)
-    first, then single words. A word's share is its IDF, log(n_docs / df), over the phrase's total, so in
-    "lip reading" the rarer, more specific "lip" counts more than "reading"; df(word) gives 0 for a word the
-    index does not know (counted as rare as a word can be)."""
-    words = [w for w in tokenize(text) if is_term_word(w)]
-    if not words:
-        return []
-    idf = {w: np.log(n_docs / max(df(w), 1)) + 1e-3 for w in words}
-    total = sum(idf[w] for w in words)
-    pairs = [(f"{a} {b}", (idf[a] + idf[b]) / total) for a, b in zip(words, words[1:])]
-    return pairs + [(w, idf[w] / total) for w in dict.fromkeys(words)]
-
-
-def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta: float = 0.5) -> dict[int, float]:
-    """Features the words of `text` stand for, scored in (0, 1]: the max over the text's terms of the share of
-    the text the term covers times `word_scores`. best_f1 (n_features,) from `Concepts.best_f1`; n_docs is the
-    corpus size."""
-    scores: dict[int, float] = {}
-    for term, coverage in text_terms(text, lambda w: int(c.df[r]) if (r := c.row(w)) >= 0 else 0, n_docs):
-        r = c.row(term)
-        if r < 0:
-            continue
-        valid = c.features[r] >= 0
-        feats = c.features[r][valid]
-        s = coverage * word_scores(c.precision[r][valid], c.recall[r][valid], best_f1[feats], c.df[r], beta)
-        for f, v in zip(feats.tolist(), s.tolist()):
-            if v > scores.get(f, 0.0):
-                scores[f] = v
-    return scores

@@ -119,6 +119,14 @@ def tiny_index():
 
 
 @pytest.fixture(scope="session")
+def concepts(tiny_index):
+    """Word-feature table and probes of the tiny index."""
+    from indexer.concepts import build_concepts
+
+    return build_concepts(tiny_index.corpus.texts(), tiny_index.codes, tiny_index.embeddings)
+
+
+@pytest.fixture(scope="session")
 def embedder():
     """The real default model, loaded once per test session."""
     from indexer.embed import Embedder

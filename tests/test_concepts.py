@@ -1,5 +1,3 @@
-import re
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -13,20 +11,10 @@ from indexer.concepts import (
     build_concepts,
     discriminant_probes,
     first_hit_terms,
-    inflection_key,
-    merge_inflections,
-    rank_by_word,
-    stem_keys,
     term_feature_table,
-    text_terms,
     word_scores,
 )
 from indexer.errors import InvalidArgument
-
-
-@pytest.fixture(scope="module")
-def concepts(tiny_index):
-    return build_concepts(tiny_index.corpus.texts(), tiny_index.codes, tiny_index.embeddings)
 
 
 @settings(max_examples=30, deadline=None)
@@ -128,13 +116,6 @@ def test_singular_and_plural_are_one_word(rng):
     np.testing.assert_array_equal(np.flatnonzero(c.has_word(0, np.arange(80))), np.arange(20))
 
 
-def test_stem_keys_join_the_forms_of_a_word_and_keep_others_apart():
-    keys = stem_keys(["robot", "robotic", "robotics", "dermoscopy", "dermoscopic", "gravitational-wave",
-                      "gravitational waves", "wave", "wavelength", "llms", "llm"])
-    assert len({keys[0], keys[1], keys[2]}) == 1 and keys[3] == keys[4] and keys[5] == keys[6]
-    assert keys[7] != keys[8] and keys[9] == keys[10]
-
-
 def test_a_features_words_include_their_other_forms(rng):
     words = ["robot"] * 15 + ["robotic"] * 5 + ["beta"] * 20 + ["gamma"] * 40
     texts = [f"document {i} about {w} things" for i, w in enumerate(words)]
@@ -145,49 +126,6 @@ def test_a_features_words_include_their_other_forms(rng):
     assert c.concept_term(0) == "robot"
     np.testing.assert_array_equal(np.flatnonzero(c.has_word(0, np.arange(80))), np.arange(20))
     np.testing.assert_array_equal(np.flatnonzero(c.has_word(1, np.arange(80))), np.arange(20, 40))
-
-
-@settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10_000))
-def test_merge_inflections_matches_brute_force(seed):
-    rng = np.random.default_rng(seed)
-    vocab = ["robot", "robots", "galaxy", "galaxies", "gas", "physics", "neural network", "neural networks"]
-    terms = list(rng.choice(vocab, size=rng.integers(1, len(vocab) + 1), replace=False))
-    has = rng.random((len(terms), 30)) < 0.3
-    shown, merged = merge_inflections(terms, has.sum(1), sp.csr_matrix(has.astype(np.float32)))
-    keys = list(dict.fromkeys(inflection_key(t) for t in terms))
-    assert [inflection_key(t) for t in shown] == keys
-    for g, key in enumerate(keys):
-        members = [i for i, t in enumerate(terms) if inflection_key(t) == key]
-        np.testing.assert_array_equal(merged[g].toarray()[0] > 0, has[members].any(0))
-        assert has[terms.index(shown[g])].sum() == max(has[i].sum() for i in members)
-
-
-@pytest.mark.parametrize(
-    "term, key",
-    [("neural networks", "neural network"), ("galaxies", "galaxy"), ("robots", "robot"), ("llms", "llm"),
-     ("physics", "physics"), ("gas", "gas"), ("process", "process"), ("corpus", "corpus"), ("analysis", "analysis")],
-)
-def test_inflection_key(term, key):
-    assert inflection_key(term) == key
-
-
-def test_rank_by_word(concepts, tiny_index):
-    best, n = concepts.best_f1(), len(tiny_index.corpus)
-    scores = rank_by_word(concepts, "Topic7!", best, n)
-    assert max(scores, key=scores.get) == 7 and 0 < scores[7] <= 1
-    assert rank_by_word(concepts, "nothing known here", best, n) == {}
-
-
-def test_text_terms_weigh_words_by_idf():
-    same = text_terms("dark matter halos", lambda w: 10, 1000)
-    assert [t for t, _ in same] == ["dark matter", "matter halos", "dark", "matter", "halos"]
-    np.testing.assert_allclose([c for _, c in same], [2 / 3, 2 / 3, 1 / 3, 1 / 3, 1 / 3])
-    # The rarer word carries more of the phrase; shares of single words add up to 1.
-    df = {"lip": 10, "reading": 100}
-    shares = dict(text_terms("lip reading", df.__getitem__, 1000))
-    assert shares["lip"] == pytest.approx(2 * shares["reading"], rel=1e-3)
-    assert shares["lip"] + shares["reading"] == pytest.approx(1.0) == shares["lip reading"]
 
 
 def test_common_words_are_not_concepts(concepts):

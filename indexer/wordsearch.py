@@ -1,0 +1,59 @@
+"""Feature search by words: which features a free-text phrase stands for, from the word-feature agreement
+table of indexer/concepts.py. The catalog ranks `GET /features?q=` with it, and a steer term given as free text
+resolves through it, so the feature that best *means* the user's words comes first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from indexer.concepts import Concepts, word_scores
+from indexer.terms import is_term_word, tokenize
+
+
+def text_terms(text: str, df: Callable[[str], int], n_docs: int) -> list[tuple[str, float]]:
+    """Candidate terms of a free-text phrase with the share of the phrase each covers: adjacent pairs (bigrams)
+    first, then single words. A word's share is its IDF, log(n_docs / df), over the phrase's total, so in
+    "lip reading" the rarer, more specific "lip" counts more than "reading"; df(word) gives 0 for a word the
+    index does not know (counted as rare as a word can be)."""
+    words = [w for w in tokenize(text) if is_term_word(w)]
+    if not words:
+        return []
+    idf = {w: np.log(n_docs / max(df(w), 1)) + 1e-3 for w in words}
+    total = sum(idf[w] for w in words)
+    pairs = [(f"{a} {b}", (idf[a] + idf[b]) / total) for a, b in zip(words, words[1:])]
+    return pairs + [(w, idf[w] / total) for w in dict.fromkeys(words)]
+
+
+PHRASE_RECALL = 0.2
+"""A two-word text that is itself a term is read as that term alone when the term's best feature fires on at least
+this share of the term's documents (`rank_by_word`); a handle that fires on fewer may share them by chance."""
+
+
+def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta: float = 0.5) -> dict[int, float]:
+    """Features the words of `text` stand for, scored in (0, 1]: the max over the text's terms of the share of
+    the text the term covers times `word_scores`. A two-word text that is itself a term, with a feature that fires
+    on at least PHRASE_RECALL of its documents, is read as that term alone: "weak lensing" means cosmic shear, not
+    the strong lensing that the word "lensing" alone leads to. best_f1 (n_features,) from `Concepts.best_f1`;
+    n_docs is the corpus size."""
+    found = []
+    for term, coverage in text_terms(text, lambda w: int(c.df[r]) if (r := c.row(w)) >= 0 else 0, n_docs):
+        r = c.row(term)
+        if r < 0:
+            continue
+        valid = c.features[r] >= 0
+        feats = c.features[r][valid]
+        s = word_scores(c.precision[r][valid], c.recall[r][valid], best_f1[feats], c.df[r], beta)
+        found.append((coverage, feats, s, c.recall[r][valid]))
+    whole = [t for t in found if t[0] >= 1.0 - 1e-6 and len(t[1])]
+    if whole and len(found) > 1:
+        _, _, s, recall = whole[0]
+        if s.max() > 0 and recall[s.argmax()] >= PHRASE_RECALL:
+            found = whole
+    scores: dict[int, float] = {}
+    for coverage, feats, s, _ in found:
+        for f, v in zip(feats.tolist(), (coverage * s).tolist()):
+            if v > scores.get(f, 0.0):
+                scores[f] = v
+    return scores

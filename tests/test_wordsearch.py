@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from indexer.codes import SparseCodes
+from indexer.concepts import build_concepts
+from indexer.wordsearch import rank_by_word, text_terms
+
+
+def test_rank_by_word(concepts, tiny_index):
+    best, n = concepts.best_f1(), len(tiny_index.corpus)
+    scores = rank_by_word(concepts, "Topic7!", best, n)
+    assert max(scores, key=scores.get) == 7 and 0 < scores[7] <= 1
+    assert rank_by_word(concepts, "nothing known here", best, n) == {}
+
+
+def _lensing_corpus(rng, phrase_fires: int):
+    """Feature 0 fires on `phrase_fires` of the 20 "weak lensing" documents (features 4, 5, ... one each on the
+    others) and on 60 fillers, feature 1 on the "strong lensing" ones, feature 2 on the "weak supervision" ones:
+    each word alone leads elsewhere."""
+    words = ["weak lensing"] * 20 + ["strong lensing"] * 40 + ["weak supervision"] * 40 + ["gamma"] * 100
+    texts = [f"document {i} about {w} things" for i, w in enumerate(words)]
+    rest = list(range(4, 24 - phrase_fires))
+    fires = np.array([0] * phrase_fires + rest + [1] * 40 + [2] * 40 + [0] * 60 + [3] * 40)
+    codes = SparseCodes(indices=fires[:, None].astype(np.int32), values=np.ones((200, 1), np.float32), n_features=24)
+    c = build_concepts(texts, codes, rng.normal(size=(200, 8)).astype(np.float32))
+    return rank_by_word(c, "weak lensing", c.best_f1(), 200)
+
+
+def test_a_two_word_term_is_read_as_itself_when_a_feature_covers_it(rng):
+    # Feature 0 is imprecise for "weak lensing" (20 of its 80 documents) but fires on all of them; each word alone
+    # is a precise handle of another feature, and would win if the words were scored apart.
+    scores = _lensing_corpus(rng, phrase_fires=20)
+    assert max(scores, key=scores.get) == 0 and set(scores) == {0}
+    # Firing on 3 of the 20 (recall 0.15 < PHRASE_RECALL) may be chance: the words decide.
+    scores = _lensing_corpus(rng, phrase_fires=3)
+    assert max(scores, key=scores.get) in (1, 2) and 0 in scores
+
+
+def test_text_terms_weigh_words_by_idf():
+    same = text_terms("dark matter halos", lambda w: 10, 1000)
+    assert [t for t, _ in same] == ["dark matter", "matter halos", "dark", "matter", "halos"]
+    np.testing.assert_allclose([c for _, c in same], [2 / 3, 2 / 3, 1 / 3, 1 / 3, 1 / 3])
+    # The rarer word carries more of the phrase; shares of single words add up to 1.
+    df = {"lip": 10, "reading": 100}
+    shares = dict(text_terms("lip reading", df.__getitem__, 1000))
+    assert shares["lip"] == pytest.approx(2 * shares["reading"], rel=1e-3)
+    assert shares["lip"] + shares["reading"] == pytest.approx(1.0) == shares["lip reading"]
