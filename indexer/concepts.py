@@ -105,8 +105,8 @@ class Concepts:
     """(n_features + 1,) int64 offsets into `word_docs`."""
     word_docs: np.ndarray
     """(nnz,) int32 documents containing any of each feature's words (its concept term and the terms it is the
-    clear first hit of, `ConceptConfig.word_min`, each with its other forms, `wordforms.stem_keys`), ascending within a
-    feature: the lexical evidence steering adds to the probe."""
+    clear first hit of, `ConceptConfig.word_min`, each with its other forms, `wordforms.stem_keys`), ascending
+    within a feature: the lexical evidence steering adds to the probe."""
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property

@@ -45,14 +45,15 @@ def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta:
         valid = c.features[r] >= 0
         feats = c.features[r][valid]
         s = word_scores(c.precision[r][valid], c.recall[r][valid], best_f1[feats], c.df[r], beta)
-        found.append((coverage, feats, s, c.recall[r][valid]))
-    whole = [t for t in found if t[0] >= 1.0 - 1e-6 and len(t[1])]
-    if whole and len(found) > 1:
-        _, _, s, recall = whole[0]
+        found.append((term, coverage, feats, s, c.recall[r][valid]))
+    # A pair that covers the whole text is the text itself: a two-word phrase the index knows.
+    phrase = [t for t in found if " " in t[0] and t[1] >= 1.0 - 1e-6 and len(t[2])]
+    if phrase:
+        _, _, _, s, recall = phrase[0]
         if s.max() > 0 and recall[s.argmax()] >= PHRASE_RECALL:
-            found = whole
+            found = phrase
     scores: dict[int, float] = {}
-    for coverage, feats, s, _ in found:
+    for _, coverage, feats, s, _ in found:
         for f, v in zip(feats.tolist(), (coverage * s).tolist()):
             if v > scores.get(f, 0.0):
                 scores[f] = v
