@@ -250,7 +250,10 @@ class Searcher:
         for r in active:
             if r.term.weight > 0:
                 # The concept's strongest documents, in case few of them are among the query's neighbours.
-                extra += [self.data.inv.postings(f.id)[0][:POSTINGS] for f in r.features]
+                extra += [
+                    self.data.inv.postings(f.id)[0][: max(1, round(POSTINGS * share * share))]
+                    for f, share in zip(r.features, r.shares)
+                ]
         if extra:
             more = np.concatenate(extra).astype(np.int64)
             rows = sorted_unique(np.concatenate([rows, more if mask is None else more[mask[more]]]))
@@ -277,16 +280,30 @@ class Searcher:
         # (e - mu) . u without materialising the centred candidates.
         strength = emb_c @ u - concepts.mean @ u
         word = np.stack([concepts.has_word(f, rows) for f in feats], axis=1)
-        # Each candidate's activation of each feature, scattered from the feature's postings into a scratch row
-        # over all documents: 30 times faster than looking the feature up in the candidates' top-k codes.
-        firing = np.zeros((len(rows), len(feats)), dtype=np.float32)
-        scratch = np.zeros(len(self.data.corpus), dtype=np.float32)
-        for j, f in enumerate(feats):
-            docs, acts = self.data.inv.postings(f)
-            scratch[docs] = acts
-            firing[:, j] = scratch[rows] / self.data.stats.p90[f]
-            scratch[docs] = 0.0
+        firing = self._firing(rows, feats) / self.data.stats.p90[feats][None, :]
         return concept_evidence(strength, word, firing)
+
+    def _firing(self, rows: np.ndarray, feats: list[int]) -> np.ndarray:
+        """(c, m) float32 activation of each of feats in each of rows (0 where it does not fire), by whichever
+        read touches fewer entries: the features' postings scattered into a scratch row over all documents (one
+        feature: 0.02 ms for 1,200 candidates), or the candidates' top-k codes through a column map (0.47 ms,
+        but independent of how many features and how dense they are; a large family's postings hold millions)."""
+        codes, inv = self.data.codes, self.data.inv
+        firing = np.zeros((len(rows), len(feats)), dtype=np.float32)
+        if sum(len(inv.postings(f)[0]) for f in feats) < len(rows) * codes.indices.shape[1]:
+            scratch = np.zeros(len(self.data.corpus), dtype=np.float32)
+            for j, f in enumerate(feats):
+                docs, acts = inv.postings(f)
+                scratch[docs] = acts
+                firing[:, j] = scratch[rows]
+                scratch[docs] = 0.0
+            return firing
+        column = np.full(codes.n_features, -1, dtype=np.int64)
+        column[feats] = np.arange(len(feats))
+        col = column[codes.indices[rows]]
+        r, slot = np.nonzero(col >= 0)
+        firing[r, col[r, slot]] = codes.values[rows[r], slot]
+        return firing
 
     def _edited(
         self, x: np.ndarray, z: np.ndarray, k: int, mask: np.ndarray | None, active: list[ResolvedSteer],

@@ -28,7 +28,7 @@ Methods (`method` of a search):
   negative level, once the probe is read orthogonally to the query); the scale puts weight -1 at a fidelity
   of about 0.875 on the held-out cases.
   Both are linear in the weight, so 0 changes nothing and +-2 doubles the effect. Candidates are the query's
-  `POOL` nearest documents plus, for a boost, the strongest documents of each boosted feature (its postings);
+  `POOL` nearest documents plus, for a boost, the `POSTINGS` strongest documents of each boosted term;
   `SUPPRESS_POOL` nearest when every term suppresses.
 - "residual": the code edit z'_f = z_f + weight * STEER_SCALE * p90_f * share carried back to the dense vector,
   x' = normalise(x + sum_f (z'_f - z_f) W_dec[f]) (keeps what the SAE cannot reconstruct).
@@ -71,7 +71,9 @@ SUPPRESS_POOL = 300
 """Nearest documents rescored when every term suppresses: a suppression only lowers scores, so its results lie
 among the query's nearest few hundred (300 and 1,000 gave the same results on the benchmark, even at weight -2)."""
 POSTINGS = 200
-"""Strongest documents of each boosted feature added to the concept method's candidates."""
+"""Strongest documents of each boosting term added to the concept method's candidates, split over the term's
+features by their squared shares (a single feature brings 200; each of a 383-member family's features one, so
+a family boost rescores about 1,200 documents, not 77,000)."""
 
 Embed = Callable[[str], np.ndarray]
 
@@ -210,15 +212,18 @@ def background_level(evidence: np.ndarray, word: np.ndarray, firing: np.ndarray)
     (on the benchmark, neighbours of "lung nodule detection" without "CT" read 0.34 in median):
     measured from this level, a suppression no longer pushes them out along with the carriers, and a boost
     asks for the concept beyond what the neighbourhood already holds. On the benchmark, with the words' other
-    forms (`concepts.stem_keys`), this raised suppress drop at fidelity 0.87 by 0.04 on the held-out and blind
+    forms (`wordforms.stem_keys`), this raised suppress drop at fidelity 0.87 by 0.04 on the held-out and blind
     cases and left the tuning cases unchanged (BENCHMARKS.md)."""
     clean = ~np.asarray(word, dtype=bool) & (firing <= 0)
-    out = np.zeros(evidence.shape[1], dtype=np.float32)
-    for j in range(evidence.shape[1]):
-        values = evidence[clean[:, j], j]
-        if len(values) >= MIN_BACKGROUND:
-            out[j] = np.median(values)
-    return out
+    n = clean.sum(axis=0)
+    if not n.any():
+        return np.zeros(evidence.shape[1], dtype=np.float32)
+    # All columns at once: the others sorted to the end, then each column's middle one or two of its n values
+    # (a loop of np.median took 17 ms for a 383-feature family over 1,400 candidates, this 8 ms).
+    ranked = np.sort(np.where(clean, evidence, np.inf), axis=0)
+    low = np.take_along_axis(ranked, np.maximum((n - 1) // 2, 0)[None, :], axis=0)[0]
+    high = np.take_along_axis(ranked, np.maximum(n // 2, 0)[None, :], axis=0)[0]
+    return np.where(n >= MIN_BACKGROUND, (low + high) / 2, 0.0).astype(np.float32)
 
 
 def concept_bonus(

@@ -124,6 +124,18 @@ def test_result_features_are_shared_with_the_steered_query(searcher):
         assert {f.id for f in hit.features} <= steered & doc_feats
 
 
+@pytest.mark.parametrize("many", [False, True])
+def test_candidate_activations_match_the_codes(searcher, many):
+    # One feature reads its postings; every feature at once reads the candidates' codes: both give the codes.
+    data = searcher.data
+    rows = np.arange(1, len(data.corpus), 2)
+    feats = [int(f) for f in np.flatnonzero(data.stats.p90 > 0)] if many else [5]
+    got = searcher._firing(rows, feats)
+    for i, row in enumerate(rows):
+        for j, f in enumerate(feats):
+            assert got[i, j] == pytest.approx(float(data.codes.values[row][data.codes.indices[row] == f].sum()))
+
+
 def test_concept_evidence_matches_a_brute_force_reading(searcher):
     data, concepts = searcher.data, searcher.catalog.concepts
     rows = np.arange(0, len(data.corpus), 3)

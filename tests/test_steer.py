@@ -60,13 +60,13 @@ def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
 @given(seed=st.integers(0, 10_000), shift=st.floats(-1, 1, allow_nan=False))
 def test_evidence_is_measured_from_the_background(seed, shift):
     rng = np.random.default_rng(seed)
-    c = int(rng.integers(MIN_BACKGROUND, 60))
-    strength = rng.normal(size=(c, 2)).astype(np.float32)
-    word = rng.random((c, 2)) < 0.3
-    firing = np.where(rng.random((c, 2)) < 0.3, rng.random((c, 2)) * 3, 0).astype(np.float32)
+    c, m = int(rng.integers(0, 60)), int(rng.integers(1, 6))
+    strength = rng.normal(size=(c, m)).astype(np.float32)
+    word = rng.random((c, m)) < 0.3
+    firing = np.where(rng.random((c, m)) < 0.3, rng.random((c, m)) * 3, 0).astype(np.float32)
     clean = ~word & (firing <= 0)
     ev = concept_evidence(strength, word, firing)
-    for j in range(2):
+    for j in range(m):
         if clean[:, j].sum() >= MIN_BACKGROUND:
             # Candidates without the concept's words or feature sit around 0, half of them at or below it.
             assert np.median(ev[clean[:, j], j]) == pytest.approx(0, abs=1e-5)
