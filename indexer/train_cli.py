@@ -9,7 +9,6 @@ import logging
 import time
 from pathlib import Path
 
-
 from indexer.embed import load_embeddings_file
 from indexer.errors import InvalidArgument
 from indexer.sae import save_sae

@@ -87,9 +87,9 @@ def test_built_concepts_find_each_planted_word(concepts, tiny_index):
     assert level[has].mean() == pytest.approx(1.0, abs=0.05) and abs(level[~has].mean()) < 0.2
 
 
-def _alpha_corpus(rng, other: str):
-    """Feature 0 fires on 20 documents: 15 say "alpha", 5 say only `other`; feature 1 fires on the "beta" ones."""
-    words = ["alpha"] * 15 + [other] * 5 + ["beta"] * 20 + ["gamma"] * 40
+def _alpha_corpus(rng, other: str, word: str = "alpha"):
+    """Feature 0 fires on 20 documents: 15 say `word`, 5 say only `other`; feature 1 fires on the "beta" ones."""
+    words = [word] * 15 + [other] * 5 + ["beta"] * 20 + ["gamma"] * 40
     texts = [f"document {i} about {w} things" for i, w in enumerate(words)]
     fires = np.array([0] * 20 + [1] * 20 + [2] * 40)
     codes = SparseCodes(indices=fires[:, None].astype(np.int32), values=np.ones((80, 1), np.float32), n_features=3)
@@ -117,11 +117,8 @@ def test_singular_and_plural_are_one_word(rng):
 
 
 def test_a_features_words_include_their_other_forms(rng):
-    words = ["robot"] * 15 + ["robotic"] * 5 + ["beta"] * 20 + ["gamma"] * 40
-    texts = [f"document {i} about {w} things" for i, w in enumerate(words)]
-    fires = np.array([0] * 20 + [1] * 20 + [2] * 40)
-    codes = SparseCodes(indices=fires[:, None].astype(np.int32), values=np.ones((80, 1), np.float32), n_features=3)
-    c = build_concepts(texts, codes, rng.normal(size=(80, 8)).astype(np.float32), ConceptConfig(word_min=1.0))
+    texts, codes, emb = _alpha_corpus(rng, "robotic", word="robot")
+    c = build_concepts(texts, codes, emb, ConceptConfig(word_min=1.0))
     # Only the concept term is a word at word_min 1, and "robotic" counts as a form of it.
     assert c.concept_term(0) == "robot"
     np.testing.assert_array_equal(np.flatnonzero(c.has_word(0, np.arange(80))), np.arange(20))
