@@ -22,7 +22,10 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--latents", type=int, help="SAE latents (default: from corpus size, 256..6144)")
     p.add_argument("--epochs", type=int, help="SAE training epochs (default: the trainer's)")
     p.add_argument("--time-budget", type=float, help="seconds allowed for SAE training")
-    p.add_argument("--faiss", default="Flat", help="FAISS index_factory string, inner product (default Flat = exact)")
+    p.add_argument(
+        "--faiss", default=BuildConfig.faiss_factory,
+        help="FAISS index_factory string, inner product (default SQfp16: float16 rows, results rescored exactly)",
+    )
     p.add_argument("--limit", type=int, help="use only the first N usable rows")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -28,8 +28,9 @@ class BuildConfig:
     """SAE training epochs; None uses the trainer's default."""
     time_budget: float | None = None
     """Seconds allowed for SAE training; None means no limit."""
-    faiss_factory: str = "Flat"
-    """FAISS index_factory string (inner product metric); "Flat" is exact search."""
+    faiss_factory: str = "SQfp16"
+    """FAISS index_factory string (inner product metric). "SQfp16" (rows stored in float16, rescored exactly)
+    and "Flat" give exact results; approximate types such as "HNSW32" may miss neighbours."""
     limit: int | None = None
     """Use only the first `limit` usable corpus rows (for quick builds)."""
     check_rows: int = 8

@@ -1,4 +1,7 @@
-"""FAISS index over the dense document embeddings (inner product on unit vectors = cosine)."""
+"""FAISS index over the dense document embeddings (inner product on unit vectors = cosine), and exact top-k
+through it: the default index stores the rows in float16, half the bytes of an exact Flat index, so a scan of
+115k rows takes about half the time, and `nearest` rescores what it returns with the float32 rows, widening
+the search until the stored rows' error bound proves the top k exact."""
 
 from __future__ import annotations
 
@@ -9,12 +12,17 @@ import numpy as np
 
 from indexer.errors import InvalidArgument
 
-DEFAULT_FACTORY = "Flat"
+DEFAULT_FACTORY = "SQfp16"
+_EXHAUSTIVE = (faiss.IndexFlat, faiss.IndexScalarQuantizer)
+_DECODE_CHUNK = 16384
+_TIE = 1e-6
+"""Slack for float32 rounding when comparing exact scores with the index's own."""
 
 
 def build_faiss(emb: np.ndarray, factory: str = DEFAULT_FACTORY) -> faiss.Index:
     """Index (n, d) float32 unit rows with `faiss.index_factory(d, factory, METRIC_INNER_PRODUCT)`.
-    "Flat" (the default) is exact; approximate types such as "HNSW32" are trained here if they need it."""
+    "SQfp16" (the default) and "Flat" compare the query with every row; approximate types such as "HNSW32" are
+    trained here if they need it."""
     x = np.ascontiguousarray(emb, dtype=np.float32)
     try:
         index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
@@ -32,6 +40,47 @@ def search_faiss(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.nd
     k = min(k, index.ntotal)
     scores, rows = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
     return scores, rows
+
+
+def code_error(index: faiss.Index, emb: np.ndarray) -> float | None:
+    """Largest L2 distance between a row of emb (n, d) float32 and the index's stored copy of it. For a unit
+    query it bounds how far any score the index gives is from the exact one (Cauchy-Schwarz). None for index
+    types that do not scan every row (HNSW, IVF): their misses are not bounded by any error of the rows."""
+    # Keep `index` bound: the downcast view does not own the C++ object.
+    kind = faiss.downcast_index(index)
+    if not isinstance(kind, _EXHAUSTIVE):
+        return None
+    if isinstance(kind, faiss.IndexFlat):
+        return 0.0
+    worst = 0.0
+    for start in range(0, index.ntotal, _DECODE_CHUNK):
+        stored = index.reconstruct_n(start, min(_DECODE_CHUNK, index.ntotal - start))
+        exact = np.asarray(emb[start : start + len(stored)], dtype=np.float32)
+        worst = max(worst, float(np.sqrt(((stored - exact) ** 2).sum(axis=1)).max()))
+    return worst
+
+
+def nearest(
+    index: faiss.Index, emb: np.ndarray, q: np.ndarray, k: int, error: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k rows of emb (n, d) float32 by inner product with q (d,) float32 (unit norm), best first, with
+    exact float32 scores: scores (k',) float32, rows (k',) int64, k' = min(k, n). The index (holding emb's
+    rows, maybe lossily) proposes a few more than k; with its `code_error` bound the answer is exact: a row it
+    did not return scores at most the lowest score it did, plus the error, so once the k-th exact score clears
+    that the top k is proven and otherwise the search widens. With error None (HNSW, IVF) the proposals are
+    only rescored."""
+    n = index.ntotal
+    k = min(k, n)
+    want = min(n, k + max(16, k // 16))
+    bound = None if error is None else error * float(np.linalg.norm(q)) + _TIE
+    while True:
+        approx, rows = search_faiss(index, q[None, :], want)
+        approx, rows = approx[0], rows[0].astype(np.int64)
+        exact = np.take(emb, rows, axis=0) @ q
+        order = np.argsort(-exact, kind="stable")[:k]
+        if bound is None or want >= n or exact[order[-1]] >= approx[-1] + bound:
+            return exact[order].astype(np.float32, copy=False), rows[order]
+        want = min(n, want * 4)
 
 
 def save_faiss(index: faiss.Index, path: str | Path) -> None:

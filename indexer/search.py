@@ -12,7 +12,7 @@ import numpy as np
 from indexer.artifacts import IndexData
 from indexer.catalog import Catalog
 from indexer.errors import InvalidArgument
-from indexer.index import search_faiss
+from indexer.index import code_error, nearest, search_faiss
 from indexer.steer import (
     DEFAULT_METHOD,
     MAX_WEIGHT,
@@ -123,6 +123,7 @@ class Searcher:
         w = data.sae.weights_numpy()
         self.W_enc, self.b_enc, self.W_dec, self.b_dec = w["W_enc"], w["b_enc"], w["W_dec"], w["b_dec"]
         self.k = data.sae.k
+        self._dense_error = code_error(data.faiss_index, data.embeddings)
         self._by_category: dict[str, list[int]] = {}
         for row, cats in enumerate(data.corpus.categories):
             for c in cats:
@@ -175,10 +176,15 @@ class Searcher:
             mask &= hit
         return mask
 
-    def candidates(self, q: np.ndarray, n: int, mask: np.ndarray | None) -> np.ndarray:
-        """int64 rows of up to n documents nearest to q (d,) among those `mask` allows (all when None)."""
+    def candidates(self, q: np.ndarray, n: int, mask: np.ndarray | None, exact: bool = True) -> np.ndarray:
+        """int64 rows of up to n documents nearest to q (d,) among those `mask` allows (all when None). With
+        exact False and no mask the index's own scores pick them (float16 rows by default, so a document at
+        the edge may trade places with its neighbour): enough for a pool that is rescored anyway, and it saves
+        gathering the pool twice."""
         emb = self.data.embeddings
         if mask is None:
+            if exact:
+                return self._nearest(q, n)[1]
             return search_faiss(self.data.faiss_index, q[None, :], n)[1][0].astype(np.int64)
         allowed = int(mask.sum())
         if allowed <= EXACT_LIMIT:
@@ -189,12 +195,15 @@ class Searcher:
             return ids[np.argpartition(-s, n - 1)[:n]]
         want = n * 4
         while True:
-            rows = search_faiss(self.data.faiss_index, q[None, :], want)[1][0]
-            rows = rows[rows >= 0]
+            rows = self._nearest(q, want)[1]
             kept = rows[mask[rows]]
             if len(kept) >= n or want >= self.data.faiss_index.ntotal:
                 return kept[:n].astype(np.int64)
             want *= 4
+
+    def _nearest(self, q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact scores (n,) float32 and rows (n,) int64 of the n documents nearest to q (d,), best first."""
+        return nearest(self.data.faiss_index, self.data.embeddings, q, n, self._dense_error)
 
     # -- search -----------------------------------------------------------------------------------
     def search(
@@ -236,8 +245,8 @@ class Searcher:
 
     def _plain(self, x: np.ndarray, k: int, mask: np.ndarray | None) -> list[tuple]:
         if mask is None:
-            scores, rows = search_faiss(self.data.faiss_index, x[None, :], k)
-            return [(int(r), float(s), float(s), []) for s, r in zip(scores[0], rows[0]) if r >= 0]
+            scores, rows = self._nearest(x, k)
+            return [(int(r), float(s), float(s), []) for s, r in zip(scores, rows)]
         rows = self.candidates(x, k, mask)
         s = self.data.embeddings[rows] @ x
         order = np.argsort(-s, kind="stable")
@@ -245,7 +254,7 @@ class Searcher:
 
     def _concept(self, x: np.ndarray, k: int, mask: np.ndarray | None, active: list[ResolvedSteer]) -> list[tuple]:
         pool = POOL if any(r.term.weight > 0 for r in active) else SUPPRESS_POOL
-        rows = self.candidates(x, max(pool, k), mask)
+        rows = self.candidates(x, max(pool, k), mask, exact=False)
         extra = []
         for r in active:
             if r.term.weight > 0:

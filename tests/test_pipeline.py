@@ -18,7 +18,7 @@ def test_manifest_records_provenance(demo_index):
     assert m["documents"] == 300 and m["model"]["dim"] == 384
     assert m["corpus"]["sha256"] and m["corpus"]["rows_used"] == 300
     assert m["sae"]["k"] == 16 and m["sae"]["n"] == 256 and "train_nmse" in m["sae"]["metrics"]
-    assert m["faiss"]["type"] == "Flat" and m["embeddings"]["min_cosine"] >= 0.99
+    assert m["faiss"]["type"] == "SQfp16" and m["embeddings"]["min_cosine"] >= 0.99
     assert set(m["timings_s"]) >= {"corpus", "embeddings", "sae", "codes", "names", "families", "faiss"}
     data = load_index(demo_index)
     # Every document has exactly k code slots and the inverted lists agree with them.

@@ -136,6 +136,19 @@ def test_candidate_activations_match_the_codes(searcher, many):
             assert got[i, j] == pytest.approx(float(data.codes.values[row][data.codes.indices[row] == f].sum()))
 
 
+@pytest.mark.parametrize("exact_limit", [0, 20_000])
+def test_filtered_candidates_are_the_nearest_allowed(searcher, monkeypatch, exact_limit):
+    # Limit 0 sends every filter through FAISS and the widening loop; the default scores the allowed set.
+    monkeypatch.setattr("indexer.search.EXACT_LIMIT", exact_limit)
+    emb = searcher.data.embeddings
+    x = query_vec(searcher, 8)
+    mask = np.arange(len(emb)) % 3 == 0
+    rows = searcher.candidates(x, 25, mask)
+    allowed = np.flatnonzero(mask)
+    expected = allowed[np.argsort(-(emb[allowed] @ x))[:25]]
+    assert sorted(rows.tolist()) == sorted(expected.tolist())
+
+
 def test_concept_evidence_matches_a_brute_force_reading(searcher):
     data, concepts = searcher.data, searcher.catalog.concepts
     rows = np.arange(0, len(data.corpus), 3)
