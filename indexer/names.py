@@ -147,7 +147,12 @@ def sample_negatives(firing_sorted: np.ndarray, n_docs: int, n: int, rng: np.ran
     # Rejection sampling: the firing share is at most 3/4 here, so 1/(1-share) * 1.5 draws leave enough.
     draws = int(n * 1.5 * n_docs / n_free) + 16
     cand = np.unique(rng.integers(0, n_docs, size=draws))
-    return rng.permutation(cand[~in_postings(firing_sorted, cand)])[:n]
+    got = rng.permutation(cand[~in_postings(firing_sorted, cand)])[:n]
+    if len(got) < n:
+        # Rare, and only in small corpora, where the draws collide often: take them from the free list.
+        free = np.setdiff1d(np.arange(n_docs), firing_sorted, assume_unique=True)
+        return rng.choice(free, size=n, replace=False)
+    return got
 
 
 def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
