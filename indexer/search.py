@@ -1,5 +1,4 @@
-"""Query-time retrieval over a loaded index: hard filters answered from the inverted lists and categories,
-candidate retrieval (FAISS, or exact scoring of a small filtered set), steering (indexer/steer.py), and results
+"""Query-time retrieval over a loaded index: hard filters (indexer/filters.py), candidate retrieval (FAISS, or exact scoring of a small filtered set), steering (indexer/steer.py), and results
 that explain themselves: each result's plain cosine, the contributions that took it to its score, and the
 features it shares with the steered query. Without steering and filters a search is plain dense retrieval."""
 
@@ -12,6 +11,7 @@ import numpy as np
 from indexer.artifacts import IndexData
 from indexer.catalog import Catalog
 from indexer.errors import InvalidArgument
+from indexer.filters import FilterIndex, Filters
 from indexer.index import code_error, nearest, search_faiss
 from indexer.steer import (
     DEFAULT_METHOD,
@@ -37,41 +37,11 @@ from indexer.steer import (
 )
 from indexer.terms import sorted_unique
 
-__all__ = ["MAX_WEIGHT", "STEER_SCALE", "Filters", "Searcher", "SteerTerm", "Target"]
+__all__ = ["MAX_WEIGHT", "STEER_SCALE", "Searcher", "SteerTerm"]
 
 MAX_K = 100
 EXACT_LIMIT = 20_000
 """Filtered sets up to this size are scored exactly; larger ones filter FAISS results."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """A feature or a family (any member counts) named in `require` / `exclude`."""
-
-    feature: int | str | None = None
-    family: int | str | None = None
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Hard constraints on results."""
-
-    require: list[Target] = field(default_factory=list)
-    """Every one must fire on a result."""
-    exclude: list[Target] = field(default_factory=list)
-    """None may fire on a result."""
-    categories: list[str] = field(default_factory=list)
-    """A result has at least one of these arXiv categories ("cs.CV"), or one under a prefix ("astro-ph")."""
-    threshold: float = 0.0
-    """A feature fires on a document when its activation exceeds threshold x its p90 activation."""
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.threshold <= 10.0:
-            raise InvalidArgument(f"threshold must lie in [0, 10] (a multiple of p90), got {self.threshold}")
-
-    @property
-    def active(self) -> bool:
-        return bool(self.require or self.exclude or self.categories)
 
 
 @dataclass(frozen=True)
@@ -124,10 +94,7 @@ class Searcher:
         self.W_enc, self.b_enc, self.W_dec, self.b_dec = w["W_enc"], w["b_enc"], w["W_dec"], w["b_dec"]
         self.k = data.sae.k
         self._dense_error = code_error(data.faiss_index, data.embeddings)
-        self._by_category: dict[str, list[int]] = {}
-        for row, cats in enumerate(data.corpus.categories):
-            for c in cats:
-                self._by_category.setdefault(c, []).append(row)
+        self.filters = FilterIndex(data, self.catalog)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Dense SAE code of one query: x (d,) float32 -> z (n,) float32 with at most k non-zeros."""
@@ -140,41 +107,6 @@ class Searcher:
     def resolve(self, terms: list[SteerTerm]) -> list[ResolvedSteer]:
         """Steer terms -> features and code edits (indexer/steer.py)."""
         return resolve_terms(self.catalog, terms)
-
-    # -- filters ----------------------------------------------------------------------------------
-    def firing_docs(self, target: Target, threshold: float = 0.0) -> np.ndarray:
-        """int32 documents where the target feature (or any member of the target family) fires above
-        threshold x its p90, from the inverted lists."""
-        if (target.feature is None) == (target.family is None):
-            raise InvalidArgument("each require/exclude entry names exactly one of 'feature' or 'family'")
-        if target.family is not None:
-            members = self.catalog.family_members(self.catalog.family_id(target.family))
-        else:
-            members = [self.catalog.feature_id(target.feature)]
-        p90 = self.data.stats.p90
-        parts = []
-        for f in members:
-            docs, acts = self.data.inv.postings(int(f))
-            parts.append(docs[acts > threshold * p90[f]])
-        return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int32)
-
-    def allowed(self, filters: Filters) -> np.ndarray:
-        """(n_docs,) bool: documents passing every filter."""
-        n = len(self.data.corpus)
-        mask = np.ones(n, dtype=bool)
-        for t in filters.require:
-            hit = np.zeros(n, dtype=bool)
-            hit[self.firing_docs(t, filters.threshold)] = True
-            mask &= hit
-        for t in filters.exclude:
-            mask[self.firing_docs(t, filters.threshold)] = False
-        if filters.categories:
-            wanted = [c.strip() for c in filters.categories if c.strip()]
-            rows = [r for cat, rs in self._by_category.items() if any(cat == w or cat.startswith(w + ".") for w in wanted) for r in rs]
-            hit = np.zeros(n, dtype=bool)
-            hit[np.asarray(rows, dtype=np.int64)] = True
-            mask &= hit
-        return mask
 
     def candidates(self, q: np.ndarray, n: int, mask: np.ndarray | None, exact: bool = True) -> np.ndarray:
         """int64 rows of up to n documents nearest to q (d,) among those `mask` allows (all when None). With
@@ -225,7 +157,7 @@ class Searcher:
         delta = code_delta(active, len(z))
         mask, notes, matched = None, [], None
         if filters is not None and filters.active:
-            mask = self.allowed(filters)
+            mask = self.filters.allowed(filters)
             matched = int(mask.sum())
             if matched < k:
                 notes.append(f"only {matched} documents pass the filters, so fewer than k={k} results are returned")

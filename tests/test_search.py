@@ -4,7 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.errors import InvalidArgument, UnknownFamily, UnknownFeature
-from indexer.search import STEER_SCALE, Filters, Searcher, SteerTerm, Target
+from indexer.filters import Filters, Target
+from indexer.search import STEER_SCALE, Searcher, SteerTerm
 from indexer.steer import FIRE_CAP, FIRE_EVIDENCE, METHODS, MIN_BACKGROUND, WORD_EVIDENCE
 
 

@@ -4,7 +4,7 @@ import time
 
 from fastapi import APIRouter
 
-from indexer.search import Filters, Target
+from indexer.filters import Filters, Target
 from indexer.steer import SteerTerm
 from service.deps import SearcherDep, StateDep
 from service.schemas import ResolvedSteerOut, SearchIn, SearchOut

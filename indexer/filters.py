@@ -1,0 +1,88 @@
+"""Hard constraints on search results: documents that must or must not carry a feature or a family (any
+member), answered from the inverted lists, and arXiv categories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from indexer.artifacts import IndexData
+from indexer.catalog import Catalog
+from indexer.errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class Target:
+    """A feature or a family (any member counts) named in `require` / `exclude`."""
+
+    feature: int | str | None = None
+    family: int | str | None = None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Hard constraints on results."""
+
+    require: list[Target] = field(default_factory=list)
+    """Every one must fire on a result."""
+    exclude: list[Target] = field(default_factory=list)
+    """None may fire on a result."""
+    categories: list[str] = field(default_factory=list)
+    """A result has at least one of these arXiv categories ("cs.CV"), or one under a prefix ("astro-ph")."""
+    threshold: float = 0.0
+    """A feature fires on a document when its activation exceeds threshold x its p90 activation."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 10.0:
+            raise InvalidArgument(f"threshold must lie in [0, 10] (a multiple of p90), got {self.threshold}")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.require or self.exclude or self.categories)
+
+
+class FilterIndex:
+    """The documents each filter allows, over one loaded index."""
+
+    def __init__(self, data: IndexData, catalog: Catalog) -> None:
+        self.data = data
+        self.catalog = catalog
+        self._by_category: dict[str, list[int]] = {}
+        for row, cats in enumerate(data.corpus.categories):
+            for c in cats:
+                self._by_category.setdefault(c, []).append(row)
+
+    def firing_docs(self, target: Target, threshold: float = 0.0) -> np.ndarray:
+        """int32 documents where the target feature (or any member of the target family) fires above
+        threshold x its p90, from the inverted lists."""
+        if (target.feature is None) == (target.family is None):
+            raise InvalidArgument("each require/exclude entry names exactly one of 'feature' or 'family'")
+        if target.family is not None:
+            members = self.catalog.family_members(self.catalog.family_id(target.family))
+        else:
+            members = [self.catalog.feature_id(target.feature)]
+        p90 = self.data.stats.p90
+        parts = []
+        for f in members:
+            docs, acts = self.data.inv.postings(int(f))
+            parts.append(docs[acts > threshold * p90[f]])
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int32)
+
+    def allowed(self, filters: Filters) -> np.ndarray:
+        """(n_docs,) bool: documents passing every filter."""
+        n = len(self.data.corpus)
+        mask = np.ones(n, dtype=bool)
+        for t in filters.require:
+            hit = np.zeros(n, dtype=bool)
+            hit[self.firing_docs(t, filters.threshold)] = True
+            mask &= hit
+        for t in filters.exclude:
+            mask[self.firing_docs(t, filters.threshold)] = False
+        if filters.categories:
+            wanted = [c.strip() for c in filters.categories if c.strip()]
+            rows = [r for cat, rs in self._by_category.items() if any(cat == w or cat.startswith(w + ".") for w in wanted) for r in rs]
+            hit = np.zeros(n, dtype=bool)
+            hit[np.asarray(rows, dtype=np.int64)] = True
+            mask &= hit
+        return mask

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.catalog import Catalog
+from indexer.errors import InvalidArgument
+from indexer.filters import FilterIndex, Filters, Target
+
+
+@pytest.fixture(scope="module")
+def index(tiny_index):
+    return FilterIndex(tiny_index, Catalog(tiny_index))
+
+
+def fires(data, row, feature, threshold):
+    """Brute force from the document's top-k code."""
+    acts = data.codes.values[row][data.codes.indices[row] == feature]
+    return bool(len(acts)) and float(acts.max()) > threshold * data.stats.p90[feature]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    require=st.lists(st.integers(0, 23), max_size=2), exclude=st.lists(st.integers(0, 23), max_size=2),
+    categories=st.lists(st.sampled_from(["cat", "cat.0", "cat.2", "none"]), max_size=2),
+    threshold=st.sampled_from([0.0, 0.5, 1.5]),
+)
+def test_allowed_matches_a_brute_force_reading_of_the_codes(index, require, exclude, categories, threshold):
+    data = index.data
+    filters = Filters([Target(f) for f in require], [Target(f) for f in exclude], categories, threshold)
+    expected = [
+        all(fires(data, r, f, threshold) for f in require)
+        and not any(fires(data, r, f, threshold) for f in exclude)
+        and (not categories or any(c == w or c.startswith(w + ".") for c in data.corpus.categories[r] for w in categories))
+        for r in range(len(data.corpus))
+    ]
+    np.testing.assert_array_equal(index.allowed(filters), expected)
+
+
+def test_a_family_fires_where_any_member_does(index):
+    data = index.data
+    fam = index.catalog.family_id("family four")
+    members = index.catalog.family_members(fam)
+    expected = [r for r in range(len(data.corpus)) if any(fires(data, r, f, 0.0) for f in members)]
+    assert index.firing_docs(Target(family="family four")).tolist() == expected
+
+
+def test_a_target_names_exactly_one_of_feature_or_family(index):
+    for bad in (Target(), Target(feature=1, family=0)):
+        with pytest.raises(InvalidArgument, match="exactly one"):
+            index.firing_docs(bad)
