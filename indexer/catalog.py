@@ -64,8 +64,11 @@ class Catalog:
         self._family_by_name = {}
         for i, name in enumerate(data.families.names):
             self._family_by_name.setdefault(name.lower(), i)
-        self._name_words = [set(_words(n)) for n in names.names]
-        self._term_words = [[set(_words(t)) for t in terms] for terms in names.terms]
+        self._same_name: dict[str, list[int]] = {}
+        for i, name in enumerate(names.names):
+            self._same_name.setdefault(name.lower(), []).append(i)
+        self._listed = np.array([s != "dead" for s in names.status])
+        self._lexical = _lexical_index(names.names, names.terms)
 
     # -- resolving references -------------------------------------------------------------
     def feature_id(self, ref: int | str) -> int:
@@ -125,33 +128,49 @@ class Catalog:
         if text is not None and not q:
             return []
         names, stats = self.data.names, self.data.stats
-        exact = (text or "").strip().lower()
-        by_word = rank_by_word(self.concepts, text, self._best_f1, len(self.data.corpus)) if text else {}
-        scored = []
-        for i in range(self.n_features):
-            if names.status[i] == "dead" or names.trust[i] < min_trust:
-                continue
-            score = 0.0
-            if q:
-                if names.names[i].lower() == exact:
-                    score = 3.0
-                elif i in by_word:
-                    score = 1.0 + by_word[i]
-                else:
-                    lexical = 2.0 * len(q & self._name_words[i]) / len(q)
-                    for rank, words in enumerate(self._term_words[i]):
-                        if q & words:
-                            lexical += len(q & words) / len(q) / (1.0 + 0.3 * rank)
-                    score = lexical / (1.0 + lexical)
-                if score <= 0:
-                    continue
-            scored.append((score, float(names.trust[i]), float(stats.density[i]), i))
-        key = {"relevance": lambda t: t[:3], "trust": lambda t: (t[1], t[0]), "density": lambda t: (t[2], t[0])}[sort]
-        scored.sort(key=key, reverse=True)
+        keep = self._listed & (names.trust >= min_trust)
+        score = np.zeros(self.n_features)
+        if q:
+            for w in q:
+                feats, weights = self._lexical.get(w, _NO_POSTINGS)
+                np.add.at(score, feats, weights)
+            score /= len(q)
+            score /= 1.0 + score
+            for f, v in rank_by_word(self.concepts, text, self._best_f1, len(self.data.corpus)).items():
+                score[f] = 1.0 + v
+            score[self._same_name.get((text or "").strip().lower(), [])] = 3.0
+            keep &= score > 0
+        ids = np.flatnonzero(keep)
+        trust, density = names.trust[ids].astype(np.float64), stats.density[ids].astype(np.float64)
+        # Descending by the sort's keys; equal keys keep ascending ids (lexsort is stable).
+        keys = {"relevance": (density, trust, score[ids]), "trust": (score[ids], trust), "density": (score[ids], density)}[sort]
+        top = ids[np.lexsort(tuple(-k for k in keys))[:limit]]
         return [
-            FeatureMatch(i, names.names[i], density, trust, names.status[i], round(score, 4))
-            for score, trust, density, i in scored[:limit]
+            FeatureMatch(
+                int(i), names.names[i], float(stats.density[i]), float(names.trust[i]), names.status[i], round(float(score[i]), 4)
+            )
+            for i in top
         ]
+
+
+_NO_POSTINGS = (np.empty(0, dtype=np.int64), np.empty(0))
+
+
+def _lexical_index(names: list[str], terms: list[list[str]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """word -> (features, weights): 2 where the word is in the feature's name, and 1 / (1 + 0.3 rank) for each
+    of its distinctive terms (rank 0 first) that holds the word. A text's lexical score for a feature is the sum
+    over its distinct words, over their number."""
+    postings: dict[str, list[tuple[int, float]]] = {}
+    for i, name in enumerate(names):
+        for w in set(_words(name)):
+            postings.setdefault(w, []).append((i, 2.0))
+    for i, feature_terms in enumerate(terms):
+        for rank, term in enumerate(feature_terms):
+            for w in set(_words(term)):
+                postings.setdefault(w, []).append((i, 1.0 / (1.0 + 0.3 * rank)))
+    return {
+        w: (np.array([f for f, _ in p], dtype=np.int64), np.array([v for _, v in p])) for w, p in postings.items()
+    }
 
 
 @dataclass(frozen=True)

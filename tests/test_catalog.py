@@ -1,7 +1,10 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from indexer.catalog import Catalog, family_summary, family_tree, feature_detail, list_families
+from indexer.catalog import Catalog, _words, family_summary, family_tree, feature_detail, list_families
 from indexer.errors import UnknownFeature
+from indexer.wordsearch import rank_by_word
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +67,40 @@ def test_filter_and_sort_by_trust(tiny_index):
     assert [h.trust for h in hits] == sorted((h.trust for h in hits), reverse=True)
     dens = [h.density for h in catalog.search("words", limit=100, sort="density")]
     assert dens == sorted(dens, reverse=True)
+
+
+def naive_scores(catalog, text, by_word):
+    """The ranking's scores feature by feature, as the docstring of Catalog.search states them."""
+    names, q = catalog.data.names, set(_words(text))
+    out = {}
+    for i, name in enumerate(names.names):
+        if names.status[i] == "dead":
+            continue
+        if name.lower() == text.strip().lower():
+            out[i] = 3.0
+        elif i in by_word:
+            out[i] = 1.0 + by_word[i]
+        else:
+            lexical = 2.0 * len(q & set(_words(name))) / len(q)
+            for rank, term in enumerate(names.terms[i]):
+                lexical += len(q & set(_words(term))) / len(q) / (1.0 + 0.3 * rank)
+            if lexical > 0:
+                out[i] = lexical / (1.0 + lexical)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), words_known=st.booleans())
+def test_search_scores_match_a_feature_by_feature_reading(catalog, data, words_known):
+    # In the tiny corpus most words predict a feature, whose word score then hides the lexical one; with
+    # words_known False the word scores are left out, so the lexical scores decide.
+    vocabulary = sorted({w for n, ts in zip(catalog.data.names.names, catalog.data.names.terms) for t in [n, *ts] for w in _words(t)})
+    text = " ".join(data.draw(st.lists(st.sampled_from(vocabulary), min_size=1, max_size=3)))
+    by_word = rank_by_word(catalog.concepts, text, catalog.concepts.best_f1(), len(catalog.data.corpus)) if words_known else {}
+    expected = naive_scores(catalog, text, by_word)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr("indexer.catalog.rank_by_word", lambda *args: by_word)
+        hits = catalog.search(text, limit=1000)
+    assert {h.id: h.score for h in hits} == pytest.approx({i: round(v, 4) for i, v in expected.items()}, abs=1e-4)
+    ranked = sorted(expected, key=lambda i: (-expected[i], -catalog.data.names.trust[i], -catalog.data.stats.density[i], i))
+    assert [h.id for h in hits] == ranked
