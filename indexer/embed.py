@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,16 +109,27 @@ class Embedder:
     """'cpu' or 'cuda[:N]'; on CUDA the model runs in fp16."""
     query_threads: int | None
     """torch intra-op threads used by `embed_query` on the CPU (None: leave torch's setting)."""
+    query_cache: int
+    """How many recent query texts `embed_query` remembers (0: none)."""
 
-    def __init__(self, model: str | None = None, device: str = "auto", query_threads: int | None = 1) -> None:
+    def __init__(
+        self, model: str | None = None, device: str = "auto", query_threads: int | None = 1, query_cache: int = 0
+    ) -> None:
         """Load `model` (see `resolve_model`) on `device` ('auto': CUDA when present, else CPU).
         `query_threads` defaults to 1: for a ~10-token query the matrices are too small to gain much
         from a second thread, and with other work on the cores (a rebuild, other requests) the OpenMP
         threads wait on each other: a short query measured ~750 ms with 2 threads against ~23 ms with 1
-        on a loaded 2-core machine."""
+        on a loaded 2-core machine. `query_cache` > 0 keeps that many recent queries' vectors: steering the
+        same query again and again is the usual way to use the service, and the model is most of a search's
+        time."""
         if query_threads is not None and query_threads < 1:
             raise InvalidArgument(f"query_threads must be at least 1 or None, got {query_threads}")
+        if query_cache < 0:
+            raise InvalidArgument(f"query_cache must be 0 (off) or more, got {query_cache}")
         self.query_threads = query_threads
+        self.query_cache = query_cache
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._recent_lock = threading.Lock()
         model = None if model is None else str(model)
         self.path = resolve_model(model)
         import torch
@@ -160,11 +173,21 @@ class Embedder:
         _check_texts([text])
         if not text.strip():
             raise InvalidArgument("query text is empty")
+        with self._recent_lock:
+            if text in self._recent:
+                self._recent.move_to_end(text)
+                return self._recent[text].copy()
         threads = self.query_threads if self.device == "cpu" else None
         with self._torch.inference_mode(), _torch_threads(self._torch, threads):
             features = self._to_device(self._preprocess([text]), self._torch.device(self.device))
             vec = self._model(features)["sentence_embedding"][0]
-        return _unit_rows(vec.float().cpu().numpy()[None, :])[0]
+        unit = _unit_rows(vec.float().cpu().numpy()[None, :])[0]
+        if self.query_cache:
+            with self._recent_lock:
+                self._recent[text] = unit.copy()
+                while len(self._recent) > self.query_cache:
+                    self._recent.popitem(last=False)
+        return unit
 
 
 @contextmanager

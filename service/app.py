@@ -34,7 +34,9 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         set_search_threads(settings.search_threads)
-        state = AppState(settings, embedder or Embedder(settings.model, device=settings.device))
+        state = AppState(
+            settings, embedder or Embedder(settings.model, device=settings.device, query_cache=settings.query_cache)
+        )
         state.load()
         app.state.sae = state
         log.info("service ready index_dir=%s", settings.index_dir)

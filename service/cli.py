@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 
 from indexer.build_cli import add_build_parser
-from indexer.errors import SaeSearchError
+from indexer.errors import InvalidArgument, SaeSearchError
 from indexer.train_cli import add_train_parser
 from service.logs import configure_logging
 
@@ -21,12 +21,18 @@ log = logging.getLogger("sae-search")
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from pydantic import ValidationError
 
     from service.app import create_app
     from service.settings import Settings
 
     overrides = {"index_dir": args.index} if args.index else {}
-    app = create_app(Settings(**overrides))
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        bad = "; ".join(f"SAE_SEARCH_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise InvalidArgument(f"invalid setting: {bad}") from None
+    app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
 

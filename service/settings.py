@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,4 +35,6 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     search_threads: int = 1
     """FAISS threads per query; more only pays on big indexes with idle cores."""
+    query_cache: int = Field(default=1024, ge=0)
+    """Recent query texts whose embeddings are kept (0: embed every query anew)."""
     log_level: str = "INFO"

@@ -29,6 +29,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys, args, fragment):
     assert not (tmp_path / "i").exists()
 
 
+def test_serve_refuses_a_bad_setting_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SAE_SEARCH_QUERY_CACHE", "-1")
+    assert main(["serve", "--index", str(tmp_path / "i")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sae-search: error: invalid setting: SAE_SEARCH_QUERY_CACHE")
+
+
 def test_console_entry_point_exits_non_zero_without_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "service", "build", "--corpus", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "i")],

@@ -77,6 +77,8 @@ def test_bad_device_and_threads_are_refused():
         Embedder(device="tpu")
     with pytest.raises(InvalidArgument, match="query_threads"):
         Embedder(query_threads=0)
+    with pytest.raises(InvalidArgument, match="query_cache"):
+        Embedder(query_cache=-1)
 
 
 def test_embedder_attributes(embedder):
@@ -125,6 +127,26 @@ def test_embed_refuses_bad_input(embedder):
         embedder.embed(["ok", 3], progress=False)  # type: ignore[list-item]
     with pytest.raises(InvalidArgument, match="batch size"):
         embedder.embed(["ok"], batch_size=0)
+
+
+def test_recent_queries_are_remembered_exactly_and_the_oldest_forgotten(embedder, monkeypatch):
+    monkeypatch.setattr(embedder, "_recent", type(embedder._recent)())
+    fresh = embedder.embed_query("stellar streams")
+    assert not embedder._recent  # the session's embedder keeps none (query_cache 0)
+    monkeypatch.setattr(embedder, "query_cache", 2)
+    first = embedder.embed_query("stellar streams")
+    np.testing.assert_array_equal(first, fresh)
+    first[:] = 0.0  # a caller's changes must not reach the remembered vector
+
+    def no_model(texts):
+        raise AssertionError("the model ran for a remembered query")
+
+    with monkeypatch.context() as m:
+        m.setattr(embedder, "_preprocess", no_model)
+        np.testing.assert_array_equal(embedder.embed_query("stellar streams"), fresh)
+    embedder.embed_query("tidal disruption events")
+    embedder.embed_query("exoplanet transits")
+    assert list(embedder._recent) == ["tidal disruption events", "exoplanet transits"]
 
 
 def test_query_threads_are_restored(embedder):
