@@ -2,7 +2,8 @@
 
 Starts the real CLI (`sae-search build --if-stale` then `sae-search serve`) in a subprocess on a free loopback
 port, waits for the first successful search, then sends a fixed number of plain and steered searches from
-one client and reports p50/p99 per kind. Prints one JSON line per measurement and appends them to
+one client and reports p50/p99 per kind: texts made new for each request (the query is embedded every time),
+and steered searches of queries already seen (answered by the server's query cache). Prints one JSON line per measurement and appends them to
 bench/out/search_latency.jsonl. Usage: python bench/search_latency.py [--fresh] [--requests N]
 """
 
@@ -59,8 +60,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     index = tmp / "index" if args.fresh else ROOT / "data" / "index"
     cli = str(Path(sys.executable).parent / "sae-search")
-    # Without the query cache: the bench repeats 16 queries, and would otherwise time the model once per query.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SAE_SEARCH_LOG_LEVEL": "WARNING", "SAE_SEARCH_QUERY_CACHE": "0"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SAE_SEARCH_LOG_LEVEL": "WARNING"}
     start = time.perf_counter()
     subprocess.run([cli, "build", "--corpus", "data/demo_abstracts.parquet", "--embeddings", "data/demo_embeddings.npy",
                     "--out", str(index), "--if-stale"], cwd=ROOT, env=env, check=True)
@@ -80,11 +80,14 @@ def main() -> None:
         first_s = time.perf_counter() - start
         results = [{"measure": "first_search", "fresh_build": args.fresh, "build_s": round(built, 2), "first_search_s": round(first_s, 2)}]
         steer_feature = first["query_features"][0]["id"]
-        for kind in ("plain", "steered"):
+        for kind in ("plain", "steered", "steered_repeat"):
             times = []
             for i in range(args.requests):
-                body = {"query": QUERIES[i % len(QUERIES)], "k": 10}
-                if kind == "steered":
+                # A request number makes each text new, so the server's query cache never answers; the repeat
+                # kind re-steers the 16 queries, as a user does, and the cache does answer.
+                text = QUERIES[i % len(QUERIES)]
+                body = {"query": text if kind == "steered_repeat" else f"{text} ({kind} {i})", "k": 10}
+                if kind != "plain":
                     body["steer"] = [{"feature": steer_feature, "weight": 1.0}, {"feature": (steer_feature + 7) % 50, "weight": -1.0}]
                 t = time.perf_counter()
                 post(f"{url}/search", body)

@@ -94,7 +94,8 @@ def load_faiss(path: str | Path) -> faiss.Index:
 
 
 def set_search_threads(n: int) -> None:
-    """OpenMP threads FAISS uses per search. One query at a time gains little from a second thread, and on a
-    small shared machine the threads wait on each other (measured: plain search p50 56 ms with 2 threads vs
-    7 ms with 1 under load)."""
+    """OpenMP threads FAISS uses for the calling thread's searches (OpenMP keeps the count per thread, so a
+    server sets it in each worker thread that searches). One query at a time gains little from a second thread,
+    and on a small shared machine the threads wait on each other (measured: plain search p50 56 ms with 2
+    threads vs 7 ms with 1 under load)."""
     faiss.omp_set_num_threads(max(1, int(n)))

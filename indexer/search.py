@@ -12,7 +12,7 @@ from indexer.artifacts import IndexData
 from indexer.catalog import Catalog
 from indexer.errors import InvalidArgument
 from indexer.filters import FilterIndex, Filters
-from indexer.index import code_error, nearest, search_faiss
+from indexer.index import code_error, nearest, search_faiss, set_search_threads
 from indexer.steer import (
     DEFAULT_METHOD,
     MAX_WEIGHT,
@@ -87,8 +87,10 @@ class SearchOutcome:
 class Searcher:
     """One loaded index ready for queries: the data, its catalog, and the SAE weights as numpy arrays."""
 
-    def __init__(self, data: IndexData) -> None:
+    def __init__(self, data: IndexData, threads: int = 1) -> None:
+        """`threads`: OpenMP threads of each search's FAISS calls, set in whichever thread searches."""
         self.data = data
+        self.threads = threads
         self.catalog = Catalog(data)
         w = data.sae.weights_numpy()
         self.W_enc, self.b_enc, self.W_dec, self.b_dec = w["W_enc"], w["b_enc"], w["W_dec"], w["b_dec"]
@@ -150,6 +152,7 @@ class Searcher:
         if method not in METHODS:
             raise InvalidArgument(f"method must be one of {', '.join(METHODS)}; got {method!r}")
         x = np.asarray(x, dtype=np.float32)
+        set_search_threads(self.threads)
         z = self.encode(x)
         resolved = self.resolve(terms or [])
         # Weight 0 changes nothing, exactly: such terms are reported but take no part.

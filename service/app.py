@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from threadpoolctl import threadpool_limits
 
 from indexer.embed import Embedder
-from indexer.index import set_search_threads
 from service import errors
 from service.logs import configure_logging
 from service.routes import admin, catalog, health, search
@@ -33,15 +33,22 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        set_search_threads(settings.search_threads)
-        state = AppState(
-            settings, embedder or Embedder(settings.model, device=settings.device, query_cache=settings.query_cache)
-        )
-        state.load()
-        app.state.sae = state
-        log.info("service ready index_dir=%s", settings.index_dir)
-        yield
-        state.jobs.join(timeout=1.0)
+        # Spare BLAS threads wait on the request's own work and on the query's embedding. Set here, in the
+        # server's main thread, the limit holds for numpy's OpenBLAS in every thread; FAISS's OpenMP count is
+        # per thread and each search sets it. Over HTTP on the demo index, steered searches took p99 40 to 44 ms
+        # with neither, 27 ms with the FAISS setting alone, 21 to 26 ms with both (BENCHMARKS.md).
+        blas = threadpool_limits(settings.search_threads, user_api="blas")
+        try:
+            state = AppState(
+                settings, embedder or Embedder(settings.model, device=settings.device, query_cache=settings.query_cache)
+            )
+            state.load()
+            app.state.sae = state
+            log.info("service ready index_dir=%s", settings.index_dir)
+            yield
+            state.jobs.join(timeout=1.0)
+        finally:
+            blas.restore_original_limits()
 
     app = FastAPI(title="sae-search", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)

@@ -33,8 +33,9 @@ class Settings(BaseSettings):
     """OpenAI-compatible endpoint that names features during rebuilds; None uses TF-IDF names only."""
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
-    search_threads: int = 1
-    """FAISS threads per query; more only pays on big indexes with idle cores."""
+    search_threads: int = Field(default=1, ge=1)
+    """Threads of FAISS (per search) and of numpy's BLAS (for the whole process, rebuilds included) while
+    serving; more only pays on big indexes with idle cores."""
     query_cache: int = Field(default=1024, ge=0)
     """Recent query texts whose embeddings are kept (0: embed every query anew)."""
     log_level: str = "INFO"

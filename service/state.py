@@ -44,7 +44,7 @@ class AppState:
         except IndexNotReady as exc:
             log.warning("index not loaded: %s", exc)
             return
-        self.swap(Searcher(data))
+        self.swap(Searcher(data, self.settings.search_threads))
 
     def swap(self, searcher: Searcher) -> None:
         with self._lock:
@@ -87,6 +87,6 @@ class AppState:
         def run(on_stage: Callable[[str], None]) -> None:
             data = build_index(cfg, embedder=self.embedder, on_stage=on_stage)
             on_stage("swap")
-            self.swap(Searcher(data))
+            self.swap(Searcher(data, self.settings.search_threads))
 
         return self.jobs.submit(run).job_id

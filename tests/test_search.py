@@ -50,6 +50,20 @@ def test_unsteered_search_is_plain_dense_retrieval(searcher):
     assert all(h.score == h.plain_score and h.contributions == [] for h in out.hits)
 
 
+def test_a_search_sets_faiss_threads_in_the_thread_that_runs_it(tiny_index):
+    import threading
+
+    import faiss
+
+    # OpenMP keeps the count per thread: a server's worker threads start from the default, not the app's setting.
+    seen = []
+    searcher = Searcher(tiny_index, threads=3)
+    worker = threading.Thread(target=lambda: (searcher.search(query_vec(searcher), 5), seen.append(faiss.omp_get_max_threads())))
+    worker.start()
+    worker.join()
+    assert seen == [3]
+
+
 @pytest.mark.parametrize("method", ["concept", "residual", "decode"])
 def test_weight_zero_changes_nothing(searcher, method):
     x = query_vec(searcher, 3)
