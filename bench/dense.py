@@ -69,7 +69,8 @@ def main() -> None:
         for i, x in enumerate(q):
             same10 += np.allclose(nearest(ix, emb, x, 10, errors[t])[0], exact[i, :10], rtol=0, atol=1e-6)
             same100 += np.allclose(nearest(ix, emb, x, 100, errors[t])[0], exact[i, :100], rtol=0, atol=1e-6)
-        ms = {label: round(1000 * statistics.median(times[(t, label)]), 3) for label in ("scan10", "scan1000", "nearest10")}
+        labels = ("scan10", "scan1000", "nearest10")
+        ms = {label: round(1000 * statistics.median(times[(t, label)]), 3) for label in labels}
         lines.append({
             "type": t, "documents": int(ix.ntotal), "stored_mb": round(faiss.serialize_index(ix).nbytes / 2**20, 1),
             "max_row_error": errors[t], **{f"{k}_p50_ms": v for k, v in ms.items()},

@@ -141,13 +141,14 @@ class Catalog:
             score[self._same_name.get((text or "").strip().lower(), [])] = 3.0
             keep &= score > 0
         ids = np.flatnonzero(keep)
-        trust, density = names.trust[ids].astype(np.float64), stats.density[ids].astype(np.float64)
-        # Descending by the sort's keys; equal keys keep ascending ids (lexsort is stable).
-        keys = {"relevance": (density, trust, score[ids]), "trust": (score[ids], trust), "density": (score[ids], density)}[sort]
+        rel, trust, density = score[ids], names.trust[ids].astype(np.float64), stats.density[ids].astype(np.float64)
+        # Descending by the sort's keys, the last one first; equal keys keep ascending ids (lexsort is stable).
+        keys = {"relevance": (density, trust, rel), "trust": (rel, trust), "density": (rel, density)}[sort]
         top = ids[np.lexsort(tuple(-k for k in keys))[:limit]]
         return [
             FeatureMatch(
-                int(i), names.names[i], float(stats.density[i]), float(names.trust[i]), names.status[i], round(float(score[i]), 4)
+                int(i), names.names[i], float(stats.density[i]), float(names.trust[i]), names.status[i],
+                round(float(score[i]), 4),
             )
             for i in top
         ]

@@ -1,6 +1,7 @@
-"""Query-time retrieval over a loaded index: hard filters (indexer/filters.py), candidate retrieval (FAISS, or exact scoring of a small filtered set), steering (indexer/steer.py), and results
-that explain themselves: each result's plain cosine, the contributions that took it to its score, and the
-features it shares with the steered query. Without steering and filters a search is plain dense retrieval."""
+"""Query-time retrieval over a loaded index: hard filters (indexer/filters.py), candidate retrieval (FAISS, or
+exact scoring of a small filtered set), steering (indexer/steer.py), and results that explain themselves: each
+result's plain cosine, the contributions that took it to its score, and the features it shares with the
+steered query. Without steering and filters a search is plain dense retrieval."""
 
 from __future__ import annotations
 
