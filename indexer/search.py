@@ -211,8 +211,10 @@ class Searcher:
         top = np.argsort(-score, kind="stable")[:k]
         out = []
         for i in top:
+            # Only the features that moved the score: a family's hundreds of members mostly add nothing.
             contrib = [
-                (f.id, f.name, float(split[i, j])) for r, split in zip(active, splits) for j, f in enumerate(r.features)
+                (r.features[j].id, r.features[j].name, float(split[i, j]))
+                for r, split in zip(active, splits) for j in np.flatnonzero(split[i])
             ]
             out.append((int(rows[i]), float(score[i]), float(plain[i]), contrib))
         return out
