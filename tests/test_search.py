@@ -119,6 +119,8 @@ def test_concept_contributions_name_the_steered_features(searcher):
     members = {4, 5, 6}
     for h in out.hits:
         assert {c.id for c in h.contributions} <= members
+        # Members that added nothing to this result are left out.
+        assert all(c.value != 0 for c in h.contributions)
 
 
 def test_steered_code_moves_by_the_documented_amount(searcher):
