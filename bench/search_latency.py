@@ -4,7 +4,7 @@ Starts the real CLI (`sae-search build --if-stale` then `sae-search serve`) in a
 port, waits for the first successful search, then sends a fixed number of plain and steered searches from
 one client and reports p50/p99 per kind: texts made new for each request (the query is embedded every time),
 and steered searches of queries already seen (answered by the server's query cache). Prints one JSON line per measurement and appends them to
-bench/out/search_latency.jsonl. Usage: python bench/search_latency.py [--fresh] [--requests N]
+bench/out/search_latency.jsonl. Usage: python bench/search_latency.py [--fresh | --index DIR] [--requests N]
 """
 
 from __future__ import annotations
@@ -55,15 +55,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fresh", action="store_true", help="build into a new directory (time the cold build too)")
     ap.add_argument("--requests", type=int, default=300, help="searches per kind (plain, steered)")
+    ap.add_argument("--index", type=Path, help="serve this existing index instead of building the demo one")
     args = ap.parse_args()
     port = free_port()
     tmp = Path(tempfile.mkdtemp())
-    index = tmp / "index" if args.fresh else ROOT / "data" / "index"
+    index = args.index or (tmp / "index" if args.fresh else ROOT / "data" / "index")
     cli = str(Path(sys.executable).parent / "sae-search")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SAE_SEARCH_LOG_LEVEL": "WARNING"}
     start = time.perf_counter()
-    subprocess.run([cli, "build", "--corpus", "data/demo_abstracts.parquet", "--embeddings", "data/demo_embeddings.npy",
-                    "--out", str(index), "--if-stale"], cwd=ROOT, env=env, check=True)
+    if args.index is None:
+        subprocess.run([cli, "build", "--corpus", "data/demo_abstracts.parquet", "--embeddings", "data/demo_embeddings.npy",
+                        "--out", str(index), "--if-stale"], cwd=ROOT, env=env, check=True)
     built = time.perf_counter() - start
     server = subprocess.Popen([cli, "serve", "--index", str(index), "--port", str(port)], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -78,7 +80,8 @@ def main() -> None:
                     raise SystemExit("server did not answer")
                 time.sleep(0.2)
         first_s = time.perf_counter() - start
-        results = [{"measure": "first_search", "fresh_build": args.fresh, "build_s": round(built, 2), "first_search_s": round(first_s, 2)}]
+        results = [{"measure": "first_search", "index": str(index), "fresh_build": args.fresh, "build_s": round(built, 2),
+                    "first_search_s": round(first_s, 2)}]
         steer_feature = first["query_features"][0]["id"]
         for kind in ("plain", "steered", "steered_repeat"):
             times = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -49,6 +50,11 @@ class AppState:
     def swap(self, searcher: Searcher) -> None:
         with self._lock:
             self._searcher = searcher
+        # A full collection walks every object an index holds (0.47 s at 115k documents) and stalls every
+        # request meanwhile: run it once here, then keep the loaded objects out of later ones (gc.freeze).
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
         log.info("index swapped in documents=%d features=%d", len(searcher.data.corpus), searcher.catalog.n_features)
 
     def _inside_data_dir(self, name: str) -> Path:

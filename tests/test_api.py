@@ -125,6 +125,13 @@ def test_admin_disabled_without_a_key(demo_index, embedder):
         assert c.post("/index/rebuild", headers=AUTH).status_code == 403
 
 
+def test_the_loaded_index_is_kept_out_of_garbage_collections(client):
+    import gc
+
+    assert client.get("/health").status_code == 200
+    assert gc.get_freeze_count() > 100_000
+
+
 def test_rebuild_swaps_in_a_new_index_while_serving(client):
     before = client.get("/health").json()["index"]["built_at"]
     time.sleep(1.1)  # built_at has one-second resolution
