@@ -57,16 +57,14 @@ class Catalog:
         self._best_f1 = self.concepts.best_f1()
         names = data.names
         self.n_features = len(names.names)
-        self._by_name = {}
-        for i, name in enumerate(names.names):
-            # First (lowest id) wins when two features share a name; the API shows ids beside names.
-            self._by_name.setdefault(name.lower(), i)
-        self._family_by_name = {}
-        for i, name in enumerate(data.families.names):
-            self._family_by_name.setdefault(name.lower(), i)
         self._same_name: dict[str, list[int]] = {}
         for i, name in enumerate(names.names):
             self._same_name.setdefault(name.lower(), []).append(i)
+        # First (lowest id) wins when two features share a name; the API shows ids beside names.
+        self._by_name = {name: ids[0] for name, ids in self._same_name.items()}
+        self._family_by_name = {}
+        for i, name in enumerate(data.families.names):
+            self._family_by_name.setdefault(name.lower(), i)
         self._listed = np.array([s != "dead" for s in names.status])
         self._lexical = _lexical_index(names.names, names.terms)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.errors import InvalidArgument
+from indexer.index import DEFAULT_FACTORY
 
 
 @dataclass
@@ -28,7 +29,7 @@ class BuildConfig:
     """SAE training epochs; None uses the trainer's default."""
     time_budget: float | None = None
     """Seconds allowed for SAE training; None means no limit."""
-    faiss_factory: str = "SQfp16"
+    faiss_factory: str = DEFAULT_FACTORY
     """FAISS index_factory string (inner product metric). "SQfp16" (rows stored in float16, rescored exactly)
     and "Flat" give exact results; approximate types such as "HNSW32" may miss neighbours."""
     limit: int | None = None

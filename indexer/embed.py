@@ -173,10 +173,11 @@ class Embedder:
         _check_texts([text])
         if not text.strip():
             raise InvalidArgument("query text is empty")
-        with self._recent_lock:
-            if text in self._recent:
-                self._recent.move_to_end(text)
-                return self._recent[text].copy()
+        if self.query_cache:
+            with self._recent_lock:
+                if text in self._recent:
+                    self._recent.move_to_end(text)
+                    return self._recent[text].copy()
         threads = self.query_threads if self.device == "cpu" else None
         with self._torch.inference_mode(), _torch_threads(self._torch, threads):
             features = self._to_device(self._preprocess([text]), self._torch.device(self.device))

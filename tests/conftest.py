@@ -113,6 +113,12 @@ def make_tiny_index(n_docs: int = 240, d: int = 16, n_features: int = 24, k: int
     )
 
 
+def fires(data, row, feature, threshold=0.0):
+    """Whether `feature` fires on document `row` above threshold x its p90, read from the row's top-k code."""
+    acts = data.codes.values[row][data.codes.indices[row] == feature]
+    return bool(len(acts)) and float(acts.max()) > threshold * data.stats.p90[feature]
+
+
 @pytest.fixture(scope="session")
 def tiny_index():
     return make_tiny_index()

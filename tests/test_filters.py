@@ -6,17 +6,12 @@ from hypothesis import strategies as st
 from indexer.catalog import Catalog
 from indexer.errors import InvalidArgument
 from indexer.filters import FilterIndex, Filters, Target
+from tests.conftest import fires
 
 
 @pytest.fixture(scope="module")
 def index(tiny_index):
     return FilterIndex(tiny_index, Catalog(tiny_index))
-
-
-def fires(data, row, feature, threshold):
-    """Brute force from the document's top-k code."""
-    acts = data.codes.values[row][data.codes.indices[row] == feature]
-    return bool(len(acts)) and float(acts.max()) > threshold * data.stats.p90[feature]
 
 
 @settings(max_examples=30, deadline=None)

@@ -7,6 +7,7 @@ from indexer.errors import InvalidArgument, UnknownFamily, UnknownFeature
 from indexer.filters import Filters, Target
 from indexer.search import STEER_SCALE, Searcher, SteerTerm
 from indexer.steer import FIRE_CAP, FIRE_EVIDENCE, METHODS, MIN_BACKGROUND, WORD_EVIDENCE
+from tests.conftest import fires
 
 
 @pytest.fixture(scope="module")
@@ -14,15 +15,9 @@ def searcher(tiny_index):
     return Searcher(tiny_index)
 
 
-def fires(searcher, row, feature, threshold=0.0):
-    codes, p90 = searcher.data.codes, searcher.data.stats.p90
-    acts = codes.values[row][codes.indices[row] == feature]
-    return bool(len(acts)) and float(acts.max()) > threshold * p90[feature]
-
-
 def share_firing(searcher, rows, feature):
     """Share of result documents where `feature` is active."""
-    return np.mean([fires(searcher, r, feature) for r in rows])
+    return np.mean([fires(searcher.data, r, feature) for r in rows])
 
 
 def query_vec(searcher, row=0):
@@ -218,20 +213,20 @@ def test_free_text_concept_resolves_to_the_feature_of_its_word(searcher):
 def test_exclude_never_returns_a_document_where_the_feature_fires(searcher, feature, threshold, row):
     filters = Filters(exclude=[Target(feature=feature)], threshold=threshold)
     out = searcher.search(query_vec(searcher, row), 30, [SteerTerm(1.0, feature=feature)], filters=filters)
-    assert out.hits and not any(fires(searcher, h.row, feature, threshold) for h in out.hits)
+    assert out.hits and not any(fires(searcher.data, h.row, feature, threshold) for h in out.hits)
 
 
 def test_require_keeps_only_documents_where_the_feature_fires(searcher):
     x = query_vec(searcher, 30)
     out = searcher.search(x, 10, filters=Filters(require=[Target(feature=2)]))
-    allowed = np.flatnonzero([fires(searcher, r, 2) for r in range(len(searcher.data.corpus))])
+    allowed = np.flatnonzero([fires(searcher.data, r, 2) for r in range(len(searcher.data.corpus))])
     brute = allowed[np.argsort(-(searcher.data.embeddings[allowed] @ x))[:10]]
     assert [h.row for h in out.hits] == brute.tolist()
 
 
 def test_family_exclusion_removes_every_member(searcher):
     out = searcher.search(query_vec(searcher, 30), 20, filters=Filters(exclude=[Target(family="family four")]))
-    assert not any(fires(searcher, h.row, f) for h in out.hits for f in (4, 5, 6))
+    assert not any(fires(searcher.data, h.row, f) for h in out.hits for f in (4, 5, 6))
 
 
 def test_categories_filter_and_short_result_notice(searcher):
