@@ -5,6 +5,8 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.app import create_app
 from service.settings import Settings
@@ -84,6 +86,42 @@ def test_bad_search_input_gets_422_with_a_message(client, body, fragment):
     r = client.post("/search", json=body)
     assert r.status_code == 422
     assert fragment in r.json()["detail"]
+
+
+_REF = st.one_of(st.integers(-1, 300), st.sampled_from(["galaxy", "neural networks", "0", " ", "🚀", "dark matter"]))
+_WEIGHT = st.floats(-2.5, 2.5)
+_TERM = st.one_of(
+    st.builds(lambda f, w: {"feature": f, "weight": w}, _REF, _WEIGHT),
+    st.builds(lambda f, w: {"family": f, "weight": w}, _REF, _WEIGHT),
+    st.builds(lambda c, w: {"concept": c, "weight": w}, st.text(max_size=15), _WEIGHT),
+)
+_CONSTRAINT = st.one_of(
+    st.builds(lambda f, t: {"feature": f, "threshold": t}, _REF, st.floats(-0.5, 3)),
+    st.builds(lambda f: {"family": f}, _REF),
+)
+_BODY = st.fixed_dictionaries(
+    {"query": st.one_of(st.sampled_from(["galaxy formation", "robot grasping"]), st.text(max_size=30)), "k": st.integers(0, 101)},
+    optional={
+        "steer": st.lists(_TERM, max_size=3),
+        "method": st.sampled_from(["concept", "residual", "decode", "mix", "rewrite"]),
+        "require": st.lists(_CONSTRAINT, max_size=2),
+        "exclude": st.lists(_CONSTRAINT, max_size=2),
+        "categories": st.lists(st.sampled_from(["cs.CV", "astro-ph.GA", "no.such"]), max_size=2),
+    },
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_BODY)
+def test_any_search_body_gets_results_or_a_422_never_a_500(client, body):
+    # The client re-raises server exceptions, so an unmapped error fails here too.
+    r = client.post("/search", json=body)
+    assert r.status_code in (200, 404, 422), r.text
+    if r.status_code == 200:
+        scores = [hit["score"] for hit in r.json()["results"]]
+        assert scores == sorted(scores, reverse=True) and len(scores) <= body["k"]
+    else:
+        assert r.json()["detail"]
 
 
 def test_unknown_feature_name_suggests_close_names(client):
