@@ -100,7 +100,10 @@ _CONSTRAINT = st.one_of(
     st.builds(lambda f: {"family": f}, _REF),
 )
 _BODY = st.fixed_dictionaries(
-    {"query": st.one_of(st.sampled_from(["galaxy formation", "robot grasping"]), st.text(max_size=30)), "k": st.integers(0, 101)},
+    {
+        "query": st.one_of(st.sampled_from(["galaxy formation", "robot grasping"]), st.text(max_size=30)),
+        "k": st.integers(0, 101),
+    },
     optional={
         "steer": st.lists(_TERM, max_size=3),
         "method": st.sampled_from(["concept", "residual", "decode", "mix", "rewrite"]),
