@@ -130,6 +130,24 @@ class Concepts:
         """(len(docs),) bool: whether each of `docs` contains one of the words of `feature` (binary search)."""
         return in_postings(self.word_docs[self.word_indptr[feature] : self.word_indptr[feature + 1]], docs)
 
+    def has_words(self, features: list[int], docs: np.ndarray) -> np.ndarray:
+        """(len(docs), m) bool: `has_word` for each of m features. Several at once mark each feature's documents
+        in a scratch row instead (a 383-feature family over 1,400 candidates: 3.2 ms against 6.9 ms for a
+        binary search per feature)."""
+        docs = np.asarray(docs, dtype=np.int64)
+        if len(features) == 1 or len(docs) == 0:
+            return np.stack([self.has_word(f, docs) for f in features], axis=1).reshape(len(docs), len(features))
+        size = int(docs.max()) + 1
+        scratch = np.zeros(size, dtype=bool)
+        out = np.empty((len(docs), len(features)), dtype=bool)
+        for j, f in enumerate(features):
+            words = self.word_docs[self.word_indptr[f] : self.word_indptr[f + 1]]
+            words = words[: np.searchsorted(words, size)]
+            scratch[words] = True
+            out[:, j] = scratch[docs]
+            scratch[words] = False
+        return out
+
     def best_f1(self) -> np.ndarray:
         """(n_features,) float32 each feature's highest F1 over the table (0 when it is in no term's list)."""
         out = np.zeros(len(self.probe_term), dtype=np.float32)

@@ -226,7 +226,7 @@ class Searcher:
         u = query_orthogonal(concepts.probes[feats].T, x)
         # (e - mu) . u without materialising the centred candidates.
         strength = emb_c @ u - concepts.mean @ u
-        word = np.stack([concepts.has_word(f, rows) for f in feats], axis=1)
+        word = concepts.has_words(feats, rows)
         firing = self._firing(rows, feats) / self.data.stats.p90[feats][None, :]
         return concept_evidence(strength, word, firing)
 

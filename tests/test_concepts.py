@@ -150,3 +150,15 @@ def test_a_prebuilt_term_matrix_gives_the_same_concepts(concepts, tiny_index, pr
     assert again.terms == concepts.terms
     for a in ("df", "features", "precision", "recall", "probe_term", "probes", "mean"):
         np.testing.assert_array_equal(getattr(again, a), getattr(concepts, a))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    features=st.lists(st.integers(0, 23), min_size=1, max_size=6),
+    docs=st.lists(st.integers(0, 239), max_size=60),
+)
+def test_has_words_matches_has_word_feature_by_feature(concepts, features, docs):
+    # Any order and repeats: a suppression's candidates come in the dense index's order, not sorted.
+    docs = np.array(docs, dtype=np.int64)
+    expected = np.stack([concepts.has_word(f, docs) for f in features], axis=1).reshape(len(docs), len(features))
+    np.testing.assert_array_equal(concepts.has_words(features, docs), expected)
