@@ -135,8 +135,10 @@ class Concepts:
         in a scratch row instead (a 383-feature family over 1,400 candidates: 3.2 ms against 6.9 ms for a
         binary search per feature)."""
         docs = np.asarray(docs, dtype=np.int64)
-        if len(features) == 1 or len(docs) == 0:
-            return np.stack([self.has_word(f, docs) for f in features], axis=1).reshape(len(docs), len(features))
+        if len(docs) == 0:
+            return np.zeros((0, len(features)), dtype=bool)
+        if len(features) == 1:
+            return self.has_word(features[0], docs)[:, None]
         size = int(docs.max()) + 1
         scratch = np.zeros(size, dtype=bool)
         out = np.empty((len(docs), len(features)), dtype=bool)
