@@ -76,7 +76,8 @@ def dead_fraction(sae: TopKSae, x: np.ndarray) -> float:
 
 
 def _machine() -> dict[str, Any]:
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "gpu": gpu,
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
@@ -110,7 +111,7 @@ def run_cli(spec: dict[str, Any]) -> dict[str, Any]:
         npy, out = Path(tmp) / "train.npy", Path(tmp) / "sae"
         np.save(npy, np.asarray(emb[train_rows]))
         flags = {"k": "--k", "latents": "--latents", "epochs": "--epochs", "batch_size": "--batch-size",
-                 "lr": "--lr", "time_budget": "--time-budget", "seed": "--seed"}
+                 "lr": "--lr", "time_budget": "--time-budget", "seed": "--seed", "device": "--device"}
         argv = ["train-sae", "--embeddings", str(npy), "--out", str(out), "--no-progress"]
         for key, value in spec["config"].items():
             argv += [flags[key], str(value)]
@@ -184,6 +185,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--time-budget", type=float, default=None)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="default: the trainer's (auto)")
     ap.add_argument("--cli", action="store_true", help="run the train-sae command instead of train_sae()")
     ap.add_argument("--label", default=None, help="prefix of each record's label")
     ap.add_argument("--out", type=Path, default=OUT / "sae_grid.jsonl", help="JSONL file appended to")
@@ -199,7 +201,8 @@ def main() -> None:
         plot(sorted(OUT.glob("sae_*.jsonl")), args.png)
         return
     extra = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
-                               ("time_budget", args.time_budget), ("seed", args.seed)) if v is not None}
+                               ("time_budget", args.time_budget), ("seed", args.seed),
+                               ("device", args.device)) if v is not None}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for k in args.k:
         for latents in args.latents:

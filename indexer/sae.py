@@ -106,8 +106,9 @@ class SparsePattern:
         flat = self.indices.reshape(-1)
         self._crow = torch.arange(0, b * k + 1, k, device=flat.device)
         self.order = torch.argsort(flat, stable=True)
-        counts = torch.bincount(flat, minlength=n)
-        self.offsets = torch.cumsum(counts, 0) - counts
+        # Where each latent's run starts among the latent-sorted slots. Unlike bincount + cumsum, searchsorted
+        # needs no device-to-host sync for its output size, which stalls every training step on a GPU.
+        self.offsets = torch.searchsorted(flat[self.order], torch.arange(n, device=flat.device))
 
     def gather_dot(self, rows: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """out[i, j] = rows[i] . table[indices[i, j]]. rows (b, d), table (n, d) float32 -> (b, k) float32."""
@@ -223,7 +224,7 @@ class TrainableSae:
         sae = TopKSae(d, n, k)
         sae.load_state_dict(
             {"W_enc": w_enc, "b_enc": self.b_enc.detach().cpu() + self.b_dec.detach().cpu() @ w_enc,
-             "W_dec": self.dec.detach().cpu().clone(), "b_dec": (mu + self.b_dec.detach()).cpu()}
+             "W_dec": self.dec.detach().cpu().clone(), "b_dec": mu.cpu() + self.b_dec.detach().cpu()}
         )
         return sae.eval()
 
@@ -243,10 +244,11 @@ class TrainableSae:
     def loss(
         self, x: torch.Tensor, scores: torch.Tensor, k: int, var: float,
         dead: torch.Tensor | None = None, auxk: int = 256, auxk_coef: float = 1 / 32,
-    ) -> tuple[torch.Tensor, float, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Normalised reconstruction loss of centred rows x (b, d) with the top-k latents of `scores`,
         plus AuxK (Gao et al. 2024) over the `dead` (n,) bool latents: their top `auxk` must model
-        what the live ones missed. Returns (loss, squared-error sum, (n,) bool latents that fired)."""
+        what the live ones missed. Returns (loss, squared-error sum (a detached 0-d tensor), (n,) bool
+        latents that fired); nothing here waits for the device unless `dead` is given."""
         n = self.dec.shape[0]
         pattern = SparsePattern(fast_topk(scores, k)[1], n)
         vals = self.active_values(x, pattern)
@@ -254,13 +256,15 @@ class TrainableSae:
         # Row sums first: a flat parallel sum's rounding depends on the thread count, row sums' does not.
         sq = (resid**2).sum(dim=1).sum()
         loss = sq / (len(x) * var)
-        if dead is not None:
-            aux = SparsePattern(fast_topk(scores.masked_fill(~dead, -math.inf), min(auxk, int(dead.sum())))[1], n)
+        n_dead = 0 if dead is None else min(auxk, int(dead.sum()))
+        if n_dead:
+            aux = SparsePattern(fast_topk(scores.masked_fill(~dead, -math.inf), n_dead)[1], n)
             aux_hat = sparse_decode(self.active_values(x, aux), self.dec, aux)
             loss = loss + auxk_coef * ((resid.detach() - aux_hat) ** 2).sum() / (len(x) * var)
-        fired = torch.zeros(n, dtype=torch.bool, device=x.device)
-        fired[pattern.indices[vals.detach() > 0]] = True
-        return loss, float(sq.detach()), fired
+        # Counting instead of boolean-mask indexing, which would need the mask's size on the host.
+        hits = torch.zeros(n, dtype=torch.int32, device=x.device)
+        hits.index_add_(0, pattern.indices.reshape(-1), (vals.detach() > 0).int().reshape(-1))
+        return loss, sq.detach(), hits > 0
 
     @torch.no_grad()
     def nmse(self, xc: torch.Tensor, k: int, chunk: int = 2048) -> float:

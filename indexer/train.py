@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EPOCHS = 8
 """Epochs when TrainConfig.epochs is None and the corpus is large enough for `min_steps`."""
+GPU_DEAD_CHECK_STEPS = 16
+"""On a GPU, steps between looks at whether any latent is dead for AuxK: each look waits for the device to
+catch up. On the CPU a look costs nothing, so every step looks."""
 
 
 @dataclass
@@ -237,9 +240,9 @@ def _prepare(
 def _train_step(
     sae: TrainableSae, opt: torch.optim.Optimizer, x: torch.Tensor, x_bf16: torch.Tensor | None,
     cfg: TrainConfig, var: float, dead: torch.Tensor | None,
-) -> tuple[float, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One Adam step on centred rows x (b, d) float32 (x_bf16: the same rows in bfloat16, or None).
-    Returns the squared-error sum and the (n,) bool latents that fired."""
+    Returns the squared-error sum (0-d tensor, left on the device) and the (n,) bool latents that fired."""
     loss, sq, fired = sae.loss(x, sae.scores(x, x_bf16), cfg.k, var, dead, cfg.auxk, cfg.auxk_coef)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -273,8 +276,9 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
     since_fired = torch.zeros(cfg.latents, dtype=torch.long, device=dev)
     best: tuple[float, list[torch.Tensor] | None] = (math.inf, None)
     history: list[dict[str, Any]] = []
-    step, stopped = 0, False
+    step, stopped, any_dead = 0, False, False
     tuner, clock = _ThreadTuner(cfg.threads, dev), _Clock(cfg.time_budget, start)
+    dead_every = 1 if dev.type == "cpu" else GPU_DEAD_CHECK_STEPS
     bar = tqdm(total=total, disable=not cfg.progress, desc="train SAE", unit="step")
     try:
         for epoch in range(epochs):
@@ -290,14 +294,15 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * lr_factor(clock.progress(step, total), cfg.warmup)
                 rows = perm[s * batch : (s + 1) * batch]
-                dead = since_fired > cfg.dead_steps if cfg.auxk > 0 else None
+                if cfg.auxk > 0 and step % dead_every == 0:
+                    any_dead = bool((since_fired > cfg.dead_steps).any())
                 sq, fired = _train_step(
                     state, opt, data.index_select(0, rows), None if data_lp is None else data_lp.index_select(0, rows),
-                    cfg, var, dead if dead is not None and bool(dead.any()) else None,
+                    cfg, var, since_fired > cfg.dead_steps if any_dead else None,
                 )
                 since_fired = torch.where(fired, 0, since_fired + 1)
                 fired_epoch |= fired
-                err_sum, rows_seen, step = err_sum + sq, rows_seen + len(rows), step + 1
+                err_sum, rows_seen, step = err_sum + sq.double(), rows_seen + len(rows), step + 1
                 seconds = time.perf_counter() - t_step
                 clock.record_step(seconds)
                 tuner.after_step(threads, seconds)
@@ -308,7 +313,7 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
             val_nmse = state.nmse(val, cfg.k) if len(val) else None
             clock.record_eval(time.perf_counter() - t_eval)
             entry = {"epoch": epoch + 1, "elapsed_s": time.perf_counter() - start, "steps": step,
-                     "train_nmse": err_sum / (var * rows_seen), "val_nmse": val_nmse,
+                     "train_nmse": float(err_sum) / (var * rows_seen), "val_nmse": val_nmse,
                      "dead_fraction": float((~fired_epoch).float().mean()), "threads": tuner.choice}
             history.append(entry)
             log.info("sae epoch %d: train NMSE %.4f, validation NMSE %s, dead %.2f%%", epoch + 1,

@@ -18,6 +18,14 @@ DEMO_EMBEDDINGS = ROOT / "data" / "demo_embeddings.npy"
 SHARED = ROOT.parent / "shared" / "data"
 
 
+def torch_devices() -> list:
+    """'cpu', and 'cuda' where torch sees a GPU (skipped elsewhere: CI machines have none)."""
+    import torch
+
+    no_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+    return ["cpu", pytest.param("cuda", marks=no_gpu)]
+
+
 @pytest.fixture
 def seed() -> int:
     return 0

@@ -25,6 +25,7 @@ from indexer.sae import (
     sparse_decode,
     sparse_encode,
 )
+from tests.conftest import torch_devices
 
 
 def _random_sae(d: int = 24, n: int = 96, k: int = 5, seed: int = 0) -> TopKSae:
@@ -102,17 +103,18 @@ def test_decode_matches_gather_einsum_reference() -> None:
     assert torch.allclose(sae.decode(vals, idx), ref, atol=1e-6)
 
 
-def test_sparse_pattern_kernels_match_dense_references() -> None:
+@pytest.mark.parametrize("device", torch_devices())
+def test_sparse_pattern_kernels_match_dense_references(device: str) -> None:
     gen = torch.Generator().manual_seed(4)
     b, d, n, k = 11, 7, 30, 4
-    idx = _distinct_indices(b, n, k, seed=9)
+    idx = _distinct_indices(b, n, k, seed=9).to(device)
     pattern = SparsePattern(idx, n)
-    rows, table = torch.randn(b, d, generator=gen), torch.randn(n, d, generator=gen)
-    w = torch.randn(b, k, generator=gen)
+    rows, table = torch.randn(b, d, generator=gen).to(device), torch.randn(n, d, generator=gen).to(device)
+    w = torch.randn(b, k, generator=gen).to(device)
     si = pattern.indices
     assert torch.equal(si, idx.sort(1).values)
     assert torch.allclose(pattern.gather_dot(rows, table), (table[si] * rows[:, None, :]).sum(-1), atol=1e-5)
-    dense_w = torch.zeros(b, n).scatter(1, si, w)
+    dense_w = torch.zeros(b, n, device=device).scatter(1, si, w)
     assert torch.allclose(pattern.scatter_rows(w, rows), dense_w.t() @ rows, atol=1e-5)
     assert torch.allclose(pattern.decode(w, table), dense_w @ table, atol=1e-5)
 
@@ -151,15 +153,16 @@ def test_sparse_kernels_pass_gradcheck() -> None:
     assert torch.autograd.gradcheck(lambda v, t: sparse_decode(v, t, pattern), (w, table))
 
 
-def test_trainable_loss_matches_plain_dense_topk_sae() -> None:
+@pytest.mark.parametrize("device", torch_devices())
+def test_trainable_loss_matches_plain_dense_topk_sae(device: str) -> None:
     """Loss and gradients of `TrainableSae.loss` (sparse kernels) equal a plain dense TopK SAE in torch."""
     torch.manual_seed(0)
     d, n, k, b = 12, 48, 4, 20
-    state = TrainableSae(d, n, seed=0, device=torch.device("cpu"))
+    state = TrainableSae(d, n, seed=0, device=torch.device(device))
     with torch.no_grad():
         state.b_enc.normal_(0, 0.1)
         state.b_dec.normal_(0, 0.1)
-    x = torch.randn(b, d)
+    x = torch.randn(b, d).to(device)
     scores = torch.addmm(state.b_enc, x, state.enc_t.t()).detach()
     loss, _, fired = state.loss(x, scores, k, var=1.7)
     loss.backward()

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from indexer.errors import InvalidArgument
 from indexer.sae import encode_array, nmse
 from indexer.train import TrainConfig, _Clock, _ThreadTuner, lr_factor, train_sae, validate_embeddings
+from tests.conftest import torch_devices
 
 
 def _planted(n_rows: int = 3000, d: int = 32, n_dirs: int = 64, per_row: int = 3, seed: int = 0):
@@ -35,28 +36,32 @@ def _tiny(n_rows: int = 400, d: int = 16, seed: int = 0) -> np.ndarray:
 
 
 def _quick(**kw) -> TrainConfig:
-    base = dict(k=4, latents=64, epochs=3, progress=False, threads=1)
+    base = dict(k=4, latents=64, epochs=3, progress=False, threads=1, device="cpu")
     base.update(kw)
     return TrainConfig(**base)
 
 
 @pytest.mark.slow  # about 3-6 s: 2,000 small steps
-def test_recovers_planted_sparse_directions() -> None:
+@pytest.mark.parametrize("device", torch_devices())
+def test_recovers_planted_sparse_directions(device: str) -> None:
     x, dirs = _planted()
-    res = train_sae(x, TrainConfig(k=4, latents=128, progress=False, threads=1, seed=1))
+    res = train_sae(x, TrainConfig(k=4, latents=128, progress=False, threads=1, seed=1, device=device))
     dec = res.sae.W_dec.detach().numpy()
     best_cos = (dirs @ dec.T).max(axis=1)
-    assert (best_cos > 0.9).all(), f"weakest planted direction cos={best_cos.min():.3f}"
+    # Which few directions end up shared by two latents depends on the seed and the device's rounding (on an
+    # H100, seeds 1 and 4 of 0-4 leave 2-3 of the 64 below 0.9, at 0.83-0.85; on the CPU, seed 4 leaves one).
+    assert (best_cos > 0.9).sum() >= 60 and best_cos.min() > 0.8, f"cosines {np.sort(best_cos)[:5].round(3)}"
     idx, val = encode_array(res.sae, x)
     x_hat = res.sae.decode(torch.from_numpy(val), torch.from_numpy(idx.astype(np.int64))).detach().numpy()
     assert nmse(x, x_hat) < 0.1
 
 
-def test_same_seed_same_weights_other_seed_differs() -> None:
+@pytest.mark.parametrize("device", torch_devices())
+def test_same_seed_same_weights_other_seed_differs(device: str) -> None:
     x = _tiny()
-    a = train_sae(x, _quick(seed=3)).sae.weights_numpy()
-    b = train_sae(x, _quick(seed=3)).sae.weights_numpy()
-    c = train_sae(x, _quick(seed=4)).sae.weights_numpy()
+    a = train_sae(x, _quick(seed=3, device=device)).sae.weights_numpy()
+    b = train_sae(x, _quick(seed=3, device=device)).sae.weights_numpy()
+    c = train_sae(x, _quick(seed=4, device=device)).sae.weights_numpy()
     assert all(np.array_equal(a[name], b[name]) for name in a)
     assert not np.array_equal(a["W_dec"], c["W_dec"])
 
