@@ -27,6 +27,7 @@ from indexer.steer import (
     ResolvedSteer,
     SteerTerm,
     code_delta,
+    bonus_split,
     concept_evidence,
     concept_scores,
     decode_query,
@@ -204,17 +205,20 @@ class Searcher:
             rows = sorted_unique(np.concatenate([rows, more if mask is None else more[mask[more]]]))
         emb_c = np.take(self.data.embeddings, rows, axis=0)
         plain = emb_c @ x
-        bonus, splits = concept_scores(
-            [self._evidence(rows, emb_c, [f.id for f in r.features], x) for r in active], active
-        )
+        evidence = [self._evidence(rows, emb_c, [f.id for f in r.features], x) for r in active]
+        bonus, bonuses = concept_scores(evidence, active)
         score = plain + bonus
         top = np.argsort(-score, kind="stable")[:k]
+        splits = [
+            bonus_split(ev[top], np.asarray(r.shares, dtype=np.float32), b[top])
+            for ev, b, r in zip(evidence, bonuses, active)
+        ]
         out = []
-        for i in top:
+        for pos, i in enumerate(top):
             # Only the features that moved the score: a family's hundreds of members mostly add nothing.
             contrib = [
-                (r.features[j].id, r.features[j].name, float(split[i, j]))
-                for r, split in zip(active, splits) for j in np.flatnonzero(split[i])
+                (r.features[j].id, r.features[j].name, float(split[pos, j]))
+                for r, split in zip(active, splits) for j in np.flatnonzero(split[pos])
             ]
             out.append((int(rows[i]), float(score[i]), float(plain[i]), contrib))
         return out

@@ -18,6 +18,7 @@ from indexer.steer import (
     WORD_EVIDENCE,
     SteerTerm,
     code_delta,
+    bonus_split,
     concept_bonus,
     concept_evidence,
     decode_query,
@@ -45,7 +46,8 @@ finite = st.floats(-3, 3, allow_nan=False, width=32)
 def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
     m = strength.shape[1]
     shares = data.draw(arrays(np.float32, (m,), elements=st.floats(0.0625, 1, width=32)))
-    bonus, split = concept_bonus(strength, shares, weight)
+    bonus = concept_bonus(strength, shares, weight)
+    split = bonus_split(strength, shares, bonus)
     level = (strength * shares).sum(axis=1) / shares.sum()
     if weight > 0:
         assert np.all((bonus >= 0) & (bonus <= weight * BOOST_SCALE + 1e-6))
@@ -54,6 +56,10 @@ def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
         assert np.all((bonus <= 0) & (bonus >= weight * SUPPRESS_SCALE * SUPPRESS_RANGE[1] - 1e-6))
         assert np.all(bonus[level <= 0] == 0)
     np.testing.assert_allclose(split.sum(axis=1), bonus, atol=1e-5)
+    # Row by row: any subset of the rows gets the same bonuses and splits.
+    rows = data.draw(st.lists(st.integers(0, len(strength) - 1), max_size=len(strength)))
+    np.testing.assert_array_equal(concept_bonus(strength[rows], shares, weight), bonus[rows])
+    np.testing.assert_array_equal(bonus_split(strength[rows], shares, bonus[rows]), split[rows])
 
 
 @settings(max_examples=40, deadline=None)
@@ -82,19 +88,21 @@ def test_evidence_is_measured_from_the_background(seed, shift):
 def test_concept_bonus_levels():
     strength = np.array([[-1.0], [0.0], [BOOST_FLOOR], [0.65], [1.0], [3.0]], dtype=np.float32)
     shares = np.ones(1, dtype=np.float32)
-    boost, _ = concept_bonus(strength, shares, 1.0)
+    boost = concept_bonus(strength, shares, 1.0)
     # Nothing at or below the boost floor, full scale from a typical concept document (strength 1) up.
     np.testing.assert_allclose(boost, [0, 0, 0, BOOST_SCALE / 2, BOOST_SCALE, BOOST_SCALE], atol=1e-6)
-    suppress, _ = concept_bonus(strength, shares, -2.0)
+    suppress = concept_bonus(strength, shares, -2.0)
     # Linear within [0, 2]: an absent concept costs nothing, a doubly typical one pays double.
     np.testing.assert_allclose(suppress, -2 * SUPPRESS_SCALE * np.array([0, 0, 0.3, 0.65, 1, 2]), atol=1e-6)
-    zero, split = concept_bonus(strength, shares, 0.0)
-    assert not zero.any() and not split.any()
+    zero = concept_bonus(strength, shares, 0.0)
+    assert not zero.any() and not bonus_split(strength, shares, zero).any()
 
 
 def test_split_follows_the_parts_that_agree_with_the_strength():
     strength = np.array([[2.0, 0.0], [1.0, 1.0], [-1.0, 3.0], [-2.0, 0.5]], dtype=np.float32)
-    bonus, split = concept_bonus(strength, np.array([1.0, 1.0], dtype=np.float32), -1.0)
+    shares = np.array([1.0, 1.0], dtype=np.float32)
+    bonus = concept_bonus(strength, shares, -1.0)
+    split = bonus_split(strength, shares, bonus)
     np.testing.assert_allclose(split[0], [bonus[0], 0.0], atol=1e-6)
     np.testing.assert_allclose(split[1], [bonus[1] / 2, bonus[1] / 2], atol=1e-6)
     np.testing.assert_allclose(split[2], [0.0, bonus[2]], atol=1e-6)
