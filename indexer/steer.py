@@ -202,7 +202,8 @@ def concept_evidence(strength: np.ndarray, word: np.ndarray, firing: np.ndarray)
     (c, m) float32 (activation / p90, capped at FIRE_CAP); minus each feature's `background_level` among these
     candidates."""
     # float32 constants keep `raw` in float32: the background's sort takes half as long as in float64.
-    raw = strength + np.float32(WORD_EVIDENCE) * word + np.float32(FIRE_EVIDENCE) * np.minimum(firing, np.float32(FIRE_CAP))
+    fire = np.float32(FIRE_EVIDENCE) * np.minimum(firing, np.float32(FIRE_CAP))
+    raw = strength + np.float32(WORD_EVIDENCE) * word + fire
     return (raw - background_level(raw, word, firing)[None, :]).astype(np.float32)
 
 
