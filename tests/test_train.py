@@ -62,8 +62,13 @@ def test_same_seed_same_weights_other_seed_differs(device: str) -> None:
     a = train_sae(x, _quick(seed=3, device=device)).sae.weights_numpy()
     b = train_sae(x, _quick(seed=3, device=device)).sae.weights_numpy()
     c = train_sae(x, _quick(seed=4, device=device)).sae.weights_numpy()
-    assert all(np.array_equal(a[name], b[name]) for name in a)
-    assert not np.array_equal(a["W_dec"], c["W_dec"])
+    if device == "cpu":
+        assert all(np.array_equal(a[name], b[name]) for name in a)
+    else:
+        # CUDA reductions may add in another order from run to run (on an H100 this 400-row run differed by up to
+        # 2e-9; larger runs drift further, see BENCHMARKS.md), so the same seed gives the same weights up to that.
+        assert all(np.allclose(a[name], b[name], atol=1e-5) for name in a)
+    assert not np.allclose(a["W_dec"], c["W_dec"], atol=1e-2)
 
 
 def test_thread_count_does_not_change_the_result() -> None:
