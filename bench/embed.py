@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,7 +59,7 @@ def write_sample(out: Path, rows: int, check: int, seed: int) -> None:
 
 def _sync(embedder: Embedder) -> None:
     if embedder.device.startswith("cuda"):
-        embedder._torch.cuda.synchronize()
+        torch.cuda.synchronize()
 
 
 def time_documents(embedder: Embedder, texts: list[str], batch_size: int, reps: int) -> dict[str, Any]:
@@ -101,7 +102,6 @@ def agreement(embedder: Embedder, texts: list[str], reference: Path, check: int)
 
 
 def _machine(embedder: Embedder) -> dict[str, Any]:
-    torch = embedder._torch
     gpu = torch.cuda.get_device_name() if embedder.device.startswith("cuda") else None
     return {"device": embedder.device, "gpu": gpu, "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
