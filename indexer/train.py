@@ -1,5 +1,5 @@
 """TopK SAE trainer built for a small CPU: active latents are chosen with a bfloat16 encoder matmul, then
-only those k latents per row are computed in float32 and back-propagated (`indexer.sae.TrainableSae`).
+only those k latents per row are computed in float32 and back-propagated (`indexer.sparse_sae.TrainableSae`).
 Small batches with a high Adam learning rate, warmup then linear decay to zero; an optional wall-clock
 budget that the schedule follows; AuxK for dead latents; the best state on a small validation slice
 kept; the CPU thread count picked from step timings."""
@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from indexer.embed import resolve_device
 from indexer.errors import InvalidArgument
-from indexer.sae import TopKSae, TrainableSae
+from indexer.sae import TopKSae
+from indexer.sparse_sae import TrainableSae
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,14 @@ DEMO_EMBEDDINGS = ROOT / "data" / "demo_embeddings.npy"
 SHARED = ROOT.parent / "shared" / "data"
 
 
+def distinct_indices(b: int, n: int, k: int, seed: int):
+    """(b, k) int64 torch tensor: each row k distinct latents out of n."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randperm(n, generator=gen)[:k] for _ in range(b)])
+
+
 def torch_devices() -> list:
     """'cpu', and 'cuda' where torch sees a GPU (skipped elsewhere: CI machines have none)."""
     import torch
