@@ -51,6 +51,35 @@ class InvertedLists:
         return np.diff(self.indptr)
 
 
+def postings_at(
+    indptr: np.ndarray, docs: np.ndarray, features: list[int], rows: np.ndarray, values: np.ndarray | None = None
+) -> np.ndarray:
+    """(len(rows), m) table of m features' CSR postings (feature f: `docs[indptr[f]:indptr[f+1]]`) read at
+    `rows` (any order, repeats allowed): `values` of the posting where f's list holds the row, else 0; with
+    values None, bool: whether it holds it. Every posting is looked up at once in a map from document to row,
+    so the cost follows the features' total postings, not their number."""
+    rows = np.asarray(rows, dtype=np.int64)
+    dtype = bool if values is None else values.dtype
+    if len(rows) == 0:
+        return np.zeros((0, len(features)), dtype=dtype)
+    feats = np.asarray(features, dtype=np.int64)
+    starts, lens = indptr[feats], indptr[feats + 1] - indptr[feats]
+    # The slots of all the features' postings, and the column each belongs to.
+    slots = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+    cols = np.repeat(np.arange(len(feats)), lens)
+    # Document -> 1 + its (last) position in rows, 0 for the others (np.zeros costs nothing until written, unlike
+    # a fill with -1); a repeated row reads the table line of its last copy.
+    row_of = np.zeros(int(rows.max()) + 1, dtype=np.int64)
+    row_of[rows] = np.arange(1, len(rows) + 1)
+    found = docs[slots]
+    near = found < len(row_of)
+    slots, cols, at = slots[near], cols[near], row_of[found[near]]
+    hit = at > 0
+    out = np.zeros((len(rows), len(feats)), dtype=dtype)
+    out[at[hit] - 1, cols[hit]] = True if values is None else values[slots[hit]]
+    return out[row_of[rows] - 1]
+
+
 def invert(codes: SparseCodes) -> InvertedLists:
     """Build the inverted lists of `codes`, dropping slots that did not fire."""
     n_docs, k = codes.indices.shape

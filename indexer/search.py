@@ -11,6 +11,7 @@ import numpy as np
 
 from indexer.artifacts import IndexData
 from indexer.catalog import Catalog
+from indexer.codes import postings_at
 from indexer.errors import InvalidArgument
 from indexer.filters import FilterIndex, Filters
 from indexer.index import code_error, nearest, search_faiss, set_search_threads
@@ -236,19 +237,13 @@ class Searcher:
 
     def _firing(self, rows: np.ndarray, feats: list[int]) -> np.ndarray:
         """(c, m) float32 activation of each of feats in each of rows (0 where it does not fire), by whichever
-        read touches fewer entries: the features' postings scattered into a scratch row over all documents (one
-        feature: 0.02 ms for 1,200 candidates), or the candidates' top-k codes through a column map (0.47 ms,
-        but independent of how many features and how dense they are; a large family's postings hold millions)."""
+        read touches fewer entries: the features' postings (`codes.postings_at`; one feature: 0.04 ms for 1,200
+        candidates), or the candidates' top-k codes through a column map (0.47 ms, but independent of how many
+        features and how dense they are; a large family's postings hold millions)."""
         codes, inv = self.data.codes, self.data.inv
-        firing = np.zeros((len(rows), len(feats)), dtype=np.float32)
         if sum(len(inv.postings(f)[0]) for f in feats) < len(rows) * codes.indices.shape[1]:
-            scratch = np.zeros(len(self.data.corpus), dtype=np.float32)
-            for j, f in enumerate(feats):
-                docs, acts = inv.postings(f)
-                scratch[docs] = acts
-                firing[:, j] = scratch[rows]
-                scratch[docs] = 0.0
-            return firing
+            return postings_at(inv.indptr, inv.doc_ids, feats, rows, inv.values)
+        firing = np.zeros((len(rows), len(feats)), dtype=np.float32)
         column = np.full(codes.n_features, -1, dtype=np.int64)
         column[feats] = np.arange(len(feats))
         col = column[codes.indices[rows]]

@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.codes import SparseCodes, dense_rows, feature_stats, invert
+from indexer.codes import SparseCodes, dense_rows, feature_stats, invert, postings_at
 
 
 def random_codes(rng: np.random.Generator, n_docs: int, n_features: int, k: int) -> SparseCodes:
@@ -26,6 +26,19 @@ def test_inverted_lists_hold_exactly_the_fired_slots_sorted(n_docs, n_features, 
         assert sorted(docs.tolist()) == expected.tolist()
         np.testing.assert_array_equal(vals, dense[docs, f])
     assert inv.counts().sum() == (codes.values > 0).sum()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 1000), data=st.data())
+def test_postings_at_reads_the_dense_codes(seed, data):
+    # Features in any order, repeated or not; rows in any order with repeats, as candidates may come.
+    codes = random_codes(np.random.default_rng(seed), 30, 12, 3)
+    inv, dense = invert(codes), dense_rows(codes, np.arange(30))
+    feats = data.draw(st.lists(st.integers(0, 11), min_size=1, max_size=5))
+    rows = np.array(data.draw(st.lists(st.integers(0, 29), max_size=40)), dtype=np.int64)
+    got = postings_at(inv.indptr, inv.doc_ids, feats, rows, inv.values)
+    np.testing.assert_array_equal(got, dense[rows][:, feats])
+    np.testing.assert_array_equal(postings_at(inv.indptr, inv.doc_ids, feats, rows), dense[rows][:, feats] > 0)
 
 
 def test_feature_stats_match_brute_force(rng):
