@@ -295,11 +295,12 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * lr_factor(clock.progress(step, total), cfg.warmup)
                 rows = perm[s * batch : (s + 1) * batch]
-                if cfg.auxk > 0 and step % dead_every == 0:
-                    any_dead = bool((since_fired > cfg.dead_steps).any())
+                dead = since_fired > cfg.dead_steps if cfg.auxk > 0 else None
+                if dead is not None and step % dead_every == 0:
+                    any_dead = bool(dead.any())
                 sq, fired = _train_step(
                     state, opt, data.index_select(0, rows), None if data_lp is None else data_lp.index_select(0, rows),
-                    cfg, var, since_fired > cfg.dead_steps if any_dead else None,
+                    cfg, var, dead if any_dead else None,
                 )
                 since_fired = torch.where(fired, 0, since_fired + 1)
                 fired_epoch |= fired
