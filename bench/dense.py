@@ -25,16 +25,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cases import query_texts  # noqa: E402
 from indexer.embed import Embedder  # noqa: E402
 from indexer.index import build_faiss, code_error, nearest  # noqa: E402
 
 TYPES = ["Flat", "SQfp16", "SQ8"]
-CASES = sorted((ROOT / "bench").glob("steering_cases*.jsonl"))
 
 
 def queries() -> np.ndarray:
     """(q, d) float32 unit rows: every distinct query text of the steering case sets."""
-    texts = sorted({json.loads(line)["query"] for f in CASES for line in f.read_text().splitlines() if line.strip()})
+    texts = query_texts()
     embedder = Embedder(device="cpu")
     return np.stack([embedder.embed_query(t) for t in texts])
 

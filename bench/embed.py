@@ -34,6 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cases import query_texts  # noqa: E402
 from indexer.corpus import load_corpus  # noqa: E402
 from indexer.embed import Embedder  # noqa: E402
 from indexer.tables import write_parquet  # noqa: E402
@@ -41,7 +42,6 @@ from indexer.tables import write_parquet  # noqa: E402
 log = logging.getLogger("bench.embed")
 
 DATA = ROOT.parent / "shared" / "data"
-CASES = sorted((ROOT / "bench").glob("steering_cases*.jsonl"))
 
 
 def write_sample(out: Path, rows: int, check: int, seed: int) -> None:
@@ -78,7 +78,7 @@ def time_documents(embedder: Embedder, texts: list[str], batch_size: int, reps: 
 
 def time_queries(embedder: Embedder, reps: int) -> dict[str, Any]:
     """p50 and p90 milliseconds of `embed_query` over the steering cases' query texts, `reps` passes."""
-    texts = sorted({json.loads(line)["query"] for f in CASES for line in f.read_text().splitlines() if line.strip()})
+    texts = query_texts()
     for t in texts[:5]:
         embedder.embed_query(t)
     ms = []
