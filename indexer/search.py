@@ -33,6 +33,7 @@ from indexer.steer import (
     concept_scores,
     decode_query,
     edit_contributions,
+    largest_contributions,
     mix_query,
     query_orthogonal,
     residual_query,
@@ -303,6 +304,6 @@ class Searcher:
             row=row, id=corpus.ids[row], title=corpus.titles[row], score=round(score, 6), plain_score=round(plain, 6),
             categories=list(corpus.categories[row]),
             features=[FeatureActivation(f, names[f], round(a, 5)) for _, f, a in shared],
-            contributions=[Contribution(fid, name, round(value, 6)) for fid, name, value in contrib],
+            contributions=[Contribution(fid, name, round(value, 6)) for fid, name, value in largest_contributions(contrib)],
         )
 

@@ -42,7 +42,7 @@ Every result's score is its plain cosine with the unsteered query plus contribut
 the difference: per steered feature for "concept" (a term's bonus split over its features in proportion to
 their parts of the level that agree in sign with it) and "residual"/"mix" (the edit's dot product with the
 document after renormalisation, plus one "query renormalisation" entry), one "query edit" entry for
-"decode"/"rewrite"."""
+"decode"/"rewrite"; at most MAX_CONTRIBUTIONS of them, largest first (`largest_contributions`)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,9 @@ WORD_EVIDENCE, FIRE_EVIDENCE, FIRE_CAP = 0.5, 0.3, 2.0
 MIN_BACKGROUND = 10
 """Candidates without a sign of the concept needed to measure its background level (`background_level`)."""
 MIX_BETA = 0.8
+MAX_CONTRIBUTIONS = 10
+"""Contributions listed per result: the largest, then one entry for the rest (a family's hundreds of members
+each add a sliver; listing them all made a family suppression's response 94 KB, 59 KB of it slivers)."""
 POOL = 1000
 """Nearest documents rescored by the concept method when a term boosts."""
 SUPPRESS_POOL = 300
@@ -267,6 +270,19 @@ def concept_scores(evidence: list[np.ndarray], resolved: list[ResolvedSteer]) ->
     for bonus in bonuses:
         total += bonus
     return total, bonuses
+
+
+def largest_contributions(
+    parts: list[tuple[int | None, str, float]], limit: int = MAX_CONTRIBUTIONS
+) -> list[tuple[int | None, str, float]]:
+    """At most `limit` (>= 2) entries of one result's contributions (id, name, value), largest |value| first:
+    the limit - 1 largest as they are, then one entry (id None) summing the others, so the list still adds up
+    to the same score difference."""
+    ranked = sorted(parts, key=lambda p: -abs(p[2]))
+    if len(ranked) <= limit:
+        return ranked
+    rest = ranked[limit - 1 :]
+    return ranked[: limit - 1] + [(None, f"the other {len(rest)} parts", float(sum(p[2] for p in rest)))]
 
 
 def edit_contributions(

@@ -11,6 +11,7 @@ from indexer.steer import (
     BOOST_SCALE,
     DEFAULT_METHOD,
     FIRE_EVIDENCE,
+    MAX_CONTRIBUTIONS,
     MAX_WEIGHT,
     METHODS,
     MIX_BETA,
@@ -138,7 +139,10 @@ class HitOut(_Out):
     plain_score: float = Field(description="Cosine similarity with the unsteered query.")
     categories: list[str]
     features: list[FeatureActivationOut] = Field(description="Features the result shares with the steered query, with the result's activation.")
-    contributions: list[ContributionOut] = Field(description="What steering added to (or took from) the plain score; they add up to score - plain_score.")
+    contributions: list[ContributionOut] = Field(
+        description=f"What steering added to (or took from) the plain score, largest first; they add up to score - "
+        f"plain_score. At most {MAX_CONTRIBUTIONS}: the last then sums the smaller ones (id null)."
+    )
 
 
 class ResolvedSteerOut(BaseModel):

@@ -23,6 +23,7 @@ from indexer.steer import (
     concept_evidence,
     decode_query,
     edit_contributions,
+    largest_contributions,
     mix_query,
     residual_query,
     resolve_terms,
@@ -143,6 +144,24 @@ def test_edit_contributions_add_up(seed, n_parts):
     norm = float(np.linalg.norm(raw))
     contrib = edit_contributions(doc, float(x @ doc), norm, parts)
     assert sum(v for _, _, v in contrib) == pytest.approx(float(raw @ doc) / norm - float(x @ doc), abs=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.floats(-1, 1, allow_nan=False, width=32), max_size=40),
+    limit=st.integers(2, 12),
+)
+def test_largest_contributions_keep_the_largest_and_the_sum(values, limit):
+    parts = [(i, f"f{i}", v) for i, v in enumerate(values)]
+    out = largest_contributions(parts, limit)
+    assert len(out) == min(len(parts), limit)
+    assert sum(v for _, _, v in out) == pytest.approx(sum(values), abs=1e-9)
+    sizes = sorted((abs(v) for v in values), reverse=True)
+    kept = [abs(v) for fid, _, v in out if fid is not None]
+    # Whatever is listed by name is the largest, in order; the rest is one entry at the end.
+    assert kept == sizes[: len(kept)]
+    if len(parts) > limit:
+        assert out[-1][0] is None and out[-1][1] == f"the other {len(parts) - limit + 1} parts"
 
 
 def test_resolution_and_code_delta(catalog):
