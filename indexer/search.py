@@ -25,6 +25,7 @@ from indexer.steer import (
     STEER_SCALE,
     SUPPRESS_POOL,
     Embed,
+    Evidence,
     ResolvedSteer,
     SteerTerm,
     bonus_split,
@@ -225,8 +226,8 @@ class Searcher:
             out.append((int(rows[i]), float(score[i]), float(plain[i]), contrib))
         return out
 
-    def _evidence(self, rows: np.ndarray, emb_c: np.ndarray, feats: list[int], x: np.ndarray) -> np.ndarray:
-        """(c, m) float32 `concept_evidence` of candidate rows (c,) with embeddings emb_c (c, d) for features
+    def _evidence(self, rows: np.ndarray, emb_c: np.ndarray, feats: list[int], x: np.ndarray) -> Evidence:
+        """`concept_evidence` (c, m) of candidate rows (c,) with embeddings emb_c (c, d) for features
         feats, the probes read orthogonally to the query x (d,) (`steer.query_orthogonal`)."""
         concepts = self.catalog.concepts
         u = query_orthogonal(concepts.probes[feats].T, x)

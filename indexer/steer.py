@@ -11,7 +11,9 @@ Methods (`method` of a search):
                                                                  in any of their forms
                       + 0.3 min(z_g(d) / p90_g, 2)      the feature's own activation in d (its code)
       evidence_g(d) = reading_g(d) - median reading_g of the candidates with neither g's words nor g firing
-      level_i(d)    = sum_g s_g evidence_g(d) / sum_g s_g          over the term's features g, shares s_g
+      level_i(d)    = max_g (s_g / max s) evidence_g(d)  over the term's features g (shares s_g) that d names
+                                                         or fires, if any (a family: any of its sub-topics);
+                      else sum_g s_g evidence_g(d) / sum_g s_g    (`_parts`; one feature: its evidence)
       score(d)      = cos(x, e_d) + sum_i weight_i * shape(level_i(d))
   (`Concepts.has_word`, `background_level`). The probe carries synonyms and sub-topics; the words and the code
   make a document that names the concept or fires the feature count for sure; the background is what the
@@ -64,6 +66,10 @@ SUPPRESS_SCALE, SUPPRESS_RANGE = 0.35, (0.0, 2.0)
 WORD_EVIDENCE, FIRE_EVIDENCE, FIRE_CAP = 0.5, 0.3, 2.0
 MIN_BACKGROUND = 10
 """Candidates without a sign of the concept needed to measure its background level (`background_level`)."""
+BACKGROUND_CELLS = 65_536
+"""Evidence values (candidates x features) a background is measured over: past that, as for a large family over
+its ~1,400 candidates, every n-th candidate stands in for all. A median over ~150 of them moves little, and
+sorting 1,400 x 383 values was a quarter of a family boost."""
 MIX_BETA = 0.8
 MAX_CONTRIBUTIONS = 10
 """Contributions listed per result: the largest, then one entry for the rest (a family's hundreds of members
@@ -197,17 +203,32 @@ def query_orthogonal(u: np.ndarray, x: np.ndarray) -> np.ndarray:
     return (u - np.outer(x, x @ u)).astype(np.float32)
 
 
-def concept_evidence(strength: np.ndarray, word: np.ndarray, firing: np.ndarray) -> np.ndarray:
-    """How strongly c candidate documents carry the concepts of m features, (c, m) float32, in probe units (about
+@dataclass(frozen=True)
+class Evidence:
+    """One steer term's `concept_evidence` over c candidate documents for its m features."""
+
+    value: np.ndarray
+    """(c, m) float32, about 1 for a typical document containing the feature's concept term, 0 for the background."""
+    direct: np.ndarray
+    """(c, m) bool: the document contains one of the feature's words or fires the feature."""
+
+    def __getitem__(self, rows: np.ndarray) -> Evidence:
+        return Evidence(self.value[rows], self.direct[rows])
+
+
+def concept_evidence(strength: np.ndarray, word: np.ndarray, firing: np.ndarray) -> Evidence:
+    """How strongly c candidate documents carry the concepts of m features, in probe units (about
     1 for a typical document containing the concept term): strength (c, m) float32 probe readings (e_d - mu) .
     u_g (u_g read orthogonally to the query), plus WORD_EVIDENCE where word (c, m) bool says the document
     contains one of the feature's words, plus FIRE_EVIDENCE per p90 of the feature's own activation firing
     (c, m) float32 (activation / p90, capped at FIRE_CAP); minus each feature's `background_level` among these
-    candidates."""
+    candidates (every n-th of them past BACKGROUND_CELLS values)."""
     # float32 constants keep `raw` in float32: the background's sort takes half as long as in float64.
     fire = np.float32(FIRE_EVIDENCE) * np.minimum(firing, np.float32(FIRE_CAP))
     raw = strength + np.float32(WORD_EVIDENCE) * word + fire
-    return (raw - background_level(raw, word, firing)[None, :]).astype(np.float32)
+    step = -(-raw.size // BACKGROUND_CELLS) or 1
+    value = (raw - background_level(raw[::step], word[::step], firing[::step])[None, :]).astype(np.float32)
+    return Evidence(value, np.asarray(word, dtype=bool) | (firing > 0))
 
 
 def background_level(evidence: np.ndarray, word: np.ndarray, firing: np.ndarray) -> np.ndarray:
@@ -231,17 +252,30 @@ def background_level(evidence: np.ndarray, word: np.ndarray, firing: np.ndarray)
     return np.where(n >= MIN_BACKGROUND, (low + high) / 2, 0.0).astype(np.float32)
 
 
-def _parts(evidence: np.ndarray, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each feature's part (c, m) of a term's level (c,): the share-weighted mean of its evidence (c, m)."""
-    parts = evidence * shares[None, :]
-    return parts, parts.sum(axis=1) / max(float(shares.sum()), 1e-12)
+def _parts(ev: Evidence, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A term's level (c,) and each feature's part (c, m) of it. A document that names or fires any of the
+    term's features carries the term as strongly as the strongest of those (share-scaled evidence), all of it
+    that feature's part; any other document gets the share-weighted mean of the features' evidence. For one
+    feature both are its evidence. Why not the mean everywhere: a family's members are sub-topics, and a
+    document about one of 383 read 1/383 of a typical carrier, so a family boost changed nothing
+    (BENCHMARKS.md)."""
+    parts = ev.value * (shares / max(float(shares.sum()), 1e-12))[None, :]
+    level = parts.sum(axis=1)
+    hit = np.flatnonzero(ev.direct.any(axis=1))
+    if len(hit):
+        scaled = np.where(ev.direct[hit], ev.value[hit] * (shares / shares.max())[None, :], -np.inf)
+        best = scaled.argmax(axis=1)
+        level[hit] = scaled[np.arange(len(hit)), best]
+        parts[hit] = 0.0
+        parts[hit, best] = level[hit]
+    return parts, level
 
 
-def concept_bonus(evidence: np.ndarray, shares: np.ndarray, weight: float) -> np.ndarray:
-    """Bonus (c,) float32 of one steer term for c documents, from their (c, m) float32 `concept_evidence`
-    for the term's m features with shares (m,) (see the module docstring for the two shapes). Row by row:
-    a subset of rows gets the same bonuses."""
-    _, level = _parts(evidence, shares)
+def concept_bonus(ev: Evidence, shares: np.ndarray, weight: float) -> np.ndarray:
+    """Bonus (c,) float32 of one steer term for c documents, from their `concept_evidence` for the term's m
+    features with shares (m,) (see the module docstring for the two shapes). Row by row: a subset of rows gets
+    the same bonuses."""
+    _, level = _parts(ev, shares)
     if weight > 0:
         shaped = BOOST_SCALE * np.clip((level - BOOST_FLOOR) / (1.0 - BOOST_FLOOR), 0.0, 1.0)
     else:
@@ -249,24 +283,24 @@ def concept_bonus(evidence: np.ndarray, shares: np.ndarray, weight: float) -> np
     return (weight * shaped).astype(np.float32)
 
 
-def bonus_split(evidence: np.ndarray, shares: np.ndarray, bonus: np.ndarray) -> np.ndarray:
+def bonus_split(ev: Evidence, shares: np.ndarray, bonus: np.ndarray) -> np.ndarray:
     """(c, m) float32 split of the `concept_bonus` (c,) of c documents over the term's m features, rows
     summing to the bonus: in proportion to the parts that agree in sign with the term's level. Row by row,
     so a search splits only the results it shows (for a 383-feature family, most of the bonus's cost)."""
-    parts, level = _parts(evidence, shares)
+    parts, level = _parts(ev, shares)
     agree = np.where(np.sign(parts) == np.sign(level)[:, None], np.abs(parts), 0.0)
     total = agree.sum(axis=1, keepdims=True)
     split = np.where(total > 0, agree / np.maximum(total, 1e-12), 1.0 / parts.shape[1])
     return (bonus[:, None] * split).astype(np.float32)
 
 
-def concept_scores(evidence: list[np.ndarray], resolved: list[ResolvedSteer]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Summed bonus (c,) float32 of c candidate documents under every term, given each term's (c, m_i)
+def concept_scores(evidence: list[Evidence], resolved: list[ResolvedSteer]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Summed bonus (c,) float32 of c candidate documents under every term, given each term's
     `concept_evidence`, and each term's own bonus (c,)."""
     bonuses = [
         concept_bonus(ev, np.asarray(r.shares, dtype=np.float32), r.term.weight) for ev, r in zip(evidence, resolved)
     ]
-    total = np.zeros(len(evidence[0]) if evidence else 0, dtype=np.float32)
+    total = np.zeros(len(evidence[0].value) if evidence else 0, dtype=np.float32)
     for bonus in bonuses:
         total += bonus
     return total, bonuses

@@ -16,6 +16,7 @@ from indexer.steer import (
     SUPPRESS_RANGE,
     SUPPRESS_SCALE,
     WORD_EVIDENCE,
+    Evidence,
     SteerTerm,
     code_delta,
     bonus_split,
@@ -47,9 +48,10 @@ finite = st.floats(-3, 3, allow_nan=False, width=32)
 def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
     m = strength.shape[1]
     shares = data.draw(arrays(np.float32, (m,), elements=st.floats(0.0625, 1, width=32)))
-    bonus = concept_bonus(strength, shares, weight)
-    split = bonus_split(strength, shares, bonus)
-    level = (strength * shares).sum(axis=1) / shares.sum()
+    ev = Evidence(strength, data.draw(arrays(bool, strength.shape)))
+    bonus = concept_bonus(ev, shares, weight)
+    split = bonus_split(ev, shares, bonus)
+    level = np.array([term_level(v, d, shares) for v, d in zip(ev.value, ev.direct)])
     if weight > 0:
         assert np.all((bonus >= 0) & (bonus <= weight * BOOST_SCALE + 1e-6))
     else:
@@ -59,8 +61,30 @@ def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
     np.testing.assert_allclose(split.sum(axis=1), bonus, atol=1e-5)
     # Row by row: any subset of the rows gets the same bonuses and splits.
     rows = data.draw(st.lists(st.integers(0, len(strength) - 1), max_size=len(strength)))
-    np.testing.assert_array_equal(concept_bonus(strength[rows], shares, weight), bonus[rows])
-    np.testing.assert_array_equal(bonus_split(strength[rows], shares, bonus[rows]), split[rows])
+    np.testing.assert_array_equal(concept_bonus(ev[rows], shares, weight), bonus[rows])
+    np.testing.assert_array_equal(bonus_split(ev[rows], shares, bonus[rows]), split[rows])
+
+
+def term_level(value, direct, shares):
+    """One document's level, feature by feature: the strongest share-scaled evidence among the features it
+    names or fires, else the share-weighted mean."""
+    carried = [v * s / shares.max() for v, d, s in zip(value, direct, shares) if d]
+    return max(carried) if carried else float((value * shares).sum() / shares.sum())
+
+
+def test_a_document_carrying_one_member_of_a_large_family_gets_the_whole_steer():
+    m = 383
+    value = np.zeros((3, m), dtype=np.float32)
+    direct = np.zeros((3, m), dtype=bool)
+    value[0, 7], direct[0, 7] = 1.0, True  # names or fires member 7, reads as a typical carrier of it
+    value[1, 7] = 1.0  # reads like member 7 on its probe alone: one of 383 readings
+    value[2, :2], direct[2, :2] = [0.4, 1.5], True  # carries two members: as much as the stronger
+    shares = np.full(m, 1 / np.sqrt(m), dtype=np.float32)
+    ev = Evidence(value, direct)
+    np.testing.assert_allclose(concept_bonus(ev, shares, 1.0), [BOOST_SCALE, 0, BOOST_SCALE], atol=1e-6)
+    np.testing.assert_allclose(concept_bonus(ev, shares, -1.0), -SUPPRESS_SCALE * np.array([1, 1 / m, 1.5]), atol=1e-6)
+    split = bonus_split(ev, shares, concept_bonus(ev, shares, -1.0))
+    assert split[0, 7] == split[0].sum() and split[2, 1] == split[2].sum()
 
 
 @settings(max_examples=40, deadline=None)
@@ -72,7 +96,9 @@ def test_evidence_is_measured_from_the_background(seed, shift):
     word = rng.random((c, m)) < 0.3
     firing = np.where(rng.random((c, m)) < 0.3, rng.random((c, m)) * 3, 0).astype(np.float32)
     clean = ~word & (firing <= 0)
-    ev = concept_evidence(strength, word, firing)
+    evidence = concept_evidence(strength, word, firing)
+    ev = evidence.value
+    np.testing.assert_array_equal(evidence.direct, ~clean)
     for j in range(m):
         if clean[:, j].sum() >= MIN_BACKGROUND:
             # Candidates without the concept's words or feature sit around 0, half of them at or below it.
@@ -81,13 +107,15 @@ def test_evidence_is_measured_from_the_background(seed, shift):
             raw = strength[:, j] + WORD_EVIDENCE * word[:, j] + FIRE_EVIDENCE * np.minimum(firing[:, j], FIRE_CAP)
             np.testing.assert_allclose(ev[:, j], raw, atol=1e-5)
     # A reading the whole neighbourhood shares changes nothing once there is a background to measure it by.
-    shifted = concept_evidence(strength + np.float32(shift), word, firing)
+    shifted = concept_evidence(strength + np.float32(shift), word, firing).value
     measured = clean.sum(axis=0) >= MIN_BACKGROUND
     np.testing.assert_allclose(shifted[:, measured], ev[:, measured], atol=1e-5)
 
 
 def test_concept_bonus_levels():
-    strength = np.array([[-1.0], [0.0], [BOOST_FLOOR], [0.65], [1.0], [3.0]], dtype=np.float32)
+    strength = Evidence(
+        np.array([[-1.0], [0.0], [BOOST_FLOOR], [0.65], [1.0], [3.0]], dtype=np.float32), np.zeros((6, 1), bool)
+    )
     shares = np.ones(1, dtype=np.float32)
     boost = concept_bonus(strength, shares, 1.0)
     # Nothing at or below the boost floor, full scale from a typical concept document (strength 1) up.
@@ -100,7 +128,8 @@ def test_concept_bonus_levels():
 
 
 def test_split_follows_the_parts_that_agree_with_the_strength():
-    strength = np.array([[2.0, 0.0], [1.0, 1.0], [-1.0, 3.0], [-2.0, 0.5]], dtype=np.float32)
+    # Read on the probes alone (no document names or fires a feature): the mean of the two.
+    strength = Evidence(np.array([[2.0, 0.0], [1.0, 1.0], [-1.0, 3.0], [-2.0, 0.5]], dtype=np.float32), np.zeros((4, 2), bool))
     shares = np.array([1.0, 1.0], dtype=np.float32)
     bonus = concept_bonus(strength, shares, -1.0)
     split = bonus_split(strength, shares, bonus)
