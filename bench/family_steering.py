@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from indexer.artifacts import load_index  # noqa: E402
+from indexer.filters import Target  # noqa: E402
 from indexer.search import Searcher, SteerTerm  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -42,22 +43,17 @@ LARGE = 48
 """Families of at least this many features are 'large' (the 25 largest of the shared corpus's 208)."""
 
 
-def carriers(data, fam: int) -> np.ndarray:
-    """(n_docs,) bool: one of family fam's features fires on the document."""
-    members = np.zeros(data.codes.n_features, dtype=bool)
-    members[data.families.parent[fam]] = True
-    members[data.families.children[fam]] = True
-    return (members[data.codes.indices] & (data.codes.values > 0)).any(axis=1)
-
-
 def run(searcher: Searcher, method: str, weight: float, seed: int = 3) -> list[dict]:
     data = searcher.data
+    sizes = data.families.sizes()
     rng = np.random.default_rng(seed)
     rows = []
     for fam in FAMILIES:
-        if fam >= len(data.families.parent):
+        if fam >= len(sizes):
             break
-        carries = carriers(data, fam)
+        # One of the family's features fires on the document: what `exclude` with this family leaves out.
+        carries = np.zeros(len(data.corpus), dtype=bool)
+        carries[searcher.filters.firing_docs(Target(family=fam))] = True
         pool = np.flatnonzero(carries if weight < 0 else ~carries)
         for doc in rng.choice(pool, min(QUERIES, len(pool)), replace=False):
             x = data.embeddings[doc].astype(np.float32)
@@ -69,7 +65,7 @@ def run(searcher: Searcher, method: str, weight: float, seed: int = 3) -> list[d
                 times.append(1000 * (time.perf_counter() - start))
             steered = [h for h in out.hits if h.row != doc][:K]
             rows.append({
-                "family": fam, "size": int(data.families.sizes()[fam]),
+                "family": fam, "size": int(sizes[fam]),
                 "plain_share": float(carries[[h.row for h in plain]].mean()),
                 "share": float(carries[[h.row for h in steered]].mean()),
                 "fidelity": float(np.mean([h.plain_score for h in steered]) / np.mean([h.plain_score for h in plain])),

@@ -226,21 +226,22 @@ def concept_evidence(strength: np.ndarray, word: np.ndarray, firing: np.ndarray)
     # float32 constants keep `raw` in float32: the background's sort takes half as long as in float64.
     fire = np.float32(FIRE_EVIDENCE) * np.minimum(firing, np.float32(FIRE_CAP))
     raw = strength + np.float32(WORD_EVIDENCE) * word + fire
+    direct = np.asarray(word, dtype=bool) | (firing > 0)
     step = -(-raw.size // BACKGROUND_CELLS) or 1
-    value = (raw - background_level(raw[::step], word[::step], firing[::step])[None, :]).astype(np.float32)
-    return Evidence(value, np.asarray(word, dtype=bool) | (firing > 0))
+    value = (raw - background_level(raw[::step], direct[::step])[None, :]).astype(np.float32)
+    return Evidence(value, direct)
 
 
-def background_level(evidence: np.ndarray, word: np.ndarray, firing: np.ndarray) -> np.ndarray:
-    """(m,) float32 median evidence (c, m) of the candidates that neither contain the feature's words (word (c,
-    m) bool) nor fire it (firing (c, m)); 0 where fewer than MIN_BACKGROUND candidates are such. A query's
+def background_level(evidence: np.ndarray, direct: np.ndarray) -> np.ndarray:
+    """(m,) float32 median evidence (c, m) of the candidates that neither contain the feature's words nor fire
+    it (`Evidence.direct` (c, m) bool false); 0 where fewer than MIN_BACKGROUND candidates are such. A query's
     neighbours share its topic, and so read a little of every concept near it even where they do not carry it
     (on the benchmark, neighbours of "lung nodule detection" without "CT" read 0.34 in median):
     measured from this level, a suppression no longer pushes them out along with the carriers, and a boost
     asks for the concept beyond what the neighbourhood already holds. On the benchmark, with the words' other
     forms (`wordforms.stem_keys`), this raised suppress drop at fidelity 0.87 by 0.04 on the held-out and blind
     cases and left the tuning cases unchanged (BENCHMARKS.md)."""
-    clean = ~np.asarray(word, dtype=bool) & (firing <= 0)
+    clean = ~direct
     n = clean.sum(axis=0)
     if len(evidence) == 0:
         return np.zeros(evidence.shape[1], dtype=np.float32)
