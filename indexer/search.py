@@ -47,6 +47,9 @@ __all__ = ["MAX_WEIGHT", "STEER_SCALE", "Searcher", "SteerTerm"]
 MAX_K = 100
 EXACT_LIMIT = 20_000
 """Filtered sets up to this size are scored exactly; larger ones filter FAISS results."""
+MAX_STEERED_LISTED = 64
+"""Features of the steered code listed per search, strongest first: a family boost edits every member, and
+listing family 0's 383 slivers beside the query's own 32 took 36 of a response's 79 KB."""
 
 
 @dataclass(frozen=True)
@@ -177,9 +180,13 @@ class Searcher:
         else:
             hits = self._edited(x, z, k, mask, active, delta, method, query, embed)
         z_steered = np.maximum(z + delta, 0.0)
+        steered = self._activations(z_steered)
+        if len(steered) > MAX_STEERED_LISTED:
+            notes.append(f"steered_features lists the {MAX_STEERED_LISTED} strongest of the {len(steered)} features "
+                         "of the steered code")
         return SearchOutcome(
             hits=[self._hit(r, s, p, z_steered, c) for r, s, p, c in hits],
-            query_features=self._activations(z), steered_features=self._activations(z_steered),
+            query_features=self._activations(z), steered_features=steered[:MAX_STEERED_LISTED],
             resolved=resolved, method=method, matched=matched, notes=notes,
         )
 

@@ -5,6 +5,7 @@ resolves through it, so the feature that best *means* the user's words comes fir
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 
@@ -37,9 +38,10 @@ def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta:
     on at least PHRASE_RECALL of its documents, is read as that term alone: "weak lensing" means cosmic shear, not
     the strong lensing that the word "lensing" alone leads to. best_f1 (n_features,) from `Concepts.best_f1`;
     n_docs is the corpus size."""
+    row = cache(c.row)  # each word is looked up for its IDF and again as a term
     found = []
-    for term, coverage in text_terms(text, lambda w: int(c.df[r]) if (r := c.row(w)) >= 0 else 0, n_docs):
-        r = c.row(term)
+    for term, coverage in text_terms(text, lambda w: int(c.df[r]) if (r := row(w)) >= 0 else 0, n_docs):
+        r = row(term)
         if r < 0:
             continue
         valid = c.features[r] >= 0

@@ -20,6 +20,7 @@ from indexer.steer import (
     SUPPRESS_SCALE,
     WORD_EVIDENCE,
 )
+from indexer.search import MAX_STEERED_LISTED
 
 MAX_QUERY_CHARS = 2000
 MAX_STEER_TERMS = 32
@@ -159,7 +160,8 @@ class SearchOut(BaseModel):
     query_features: list[FeatureActivationOut] = Field(description="The query's SAE code before steering, strongest first.")
     steered_features: list[FeatureActivationOut] = Field(
         description=f"The code after the steer terms' edits (weight x {STEER_SCALE:g} x p90 per feature): what "
-        "'residual' searches with."
+        f"'residual' searches with. Strongest first, at most {MAX_STEERED_LISTED} (`notes` says when there were more, "
+        "as when a family boost edits each of its members)."
     )
     steer: list[ResolvedSteerOut]
     method: str

@@ -4,6 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.errors import InvalidArgument, UnknownFamily, UnknownFeature
+from indexer import search as search_module
 from indexer.filters import Filters, Target
 from indexer.search import STEER_SCALE, Searcher, SteerTerm
 from indexer.steer import FIRE_CAP, FIRE_EVIDENCE, METHODS, MIN_BACKGROUND, WORD_EVIDENCE
@@ -145,6 +146,18 @@ def test_steered_code_moves_by_the_documented_amount(searcher):
     expected = z[target] + 1.5 * STEER_SCALE * searcher.data.stats.p90[target]
     got = {a.id: a.activation for a in out.steered_features}[target]
     assert got == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_steered_code_lists_its_strongest_features_and_says_when_there_are_more(searcher, monkeypatch):
+    x, terms = query_vec(searcher, 2), [SteerTerm(1.0, family="family zero")]
+    full = searcher.search(x, 5, terms)
+    assert not any("steered_features" in n for n in full.notes)
+    monkeypatch.setattr(search_module, "MAX_STEERED_LISTED", 3)
+    capped = searcher.search(x, 5, terms)
+    assert capped.steered_features == full.steered_features[:3]
+    assert [a.activation for a in full.steered_features] == sorted((a.activation for a in full.steered_features), reverse=True)
+    assert f"the 3 strongest of the {len(full.steered_features)} features" in " ".join(capped.notes)
+    assert [h.row for h in capped.hits] == [h.row for h in full.hits]
 
 
 def test_result_features_are_shared_with_the_steered_query(searcher):
