@@ -1,5 +1,6 @@
 """Load a corpus of paper abstracts from Parquet, JSONL (including the arXiv metadata snapshot) or CSV
-into one normalised in-memory form, skipping incomplete rows and reporting duplicates.
+into one normalised in-memory form, skipping incomplete rows and reporting duplicates (the readers of each
+format are in indexer/corpus_files.py).
 
 Every failure a person can cause (missing file, unknown format, malformed line, nothing usable) is a
 one-line `CorpusError` / `EmptyCorpus`; nothing here lets a raw parser traceback escape."""
@@ -7,38 +8,27 @@ one-line `CorpusError` / `EmptyCorpus`; nothing here lets a raw parser traceback
 from __future__ import annotations
 
 import ast
-import gzip
-import json
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
+from indexer.corpus_files import OPTIONAL, REQUIRED, RawRow, csv_rows, detect_format, jsonl_rows, one_line, parquet_rows
 from indexer.errors import CorpusError, EmptyCorpus, InvalidArgument
-from indexer.tables import read_parquet, read_parquet_schema
 
 log = logging.getLogger(__name__)
 
-REQUIRED = ("id", "title", "abstract")
-OPTIONAL = ("categories", "authors")
-COLUMNS = REQUIRED + OPTIONAL
 SCHEMA = pa.schema([(c, pa.string()) for c in REQUIRED] + [(c, pa.list_(pa.string())) for c in OPTIONAL])
-_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-_BATCH_ROWS = 8192
 _MAX_DUP_EXAMPLES = 5
 _CATEGORY_SPLIT = re.compile(r"[\s,;]+")
 # arXiv author strings look like "A, B, and C" or "A and B"; the optional "and" after a comma is the Oxford comma.
 _AUTHOR_SPLIT = re.compile(r"\s*[,;]\s*(?:and\s+)?|\s+and\s+")
-
-RawRow = tuple[int, Any, Any, Any, Any, Any]
-"""(source row, id, title, abstract, categories, authors) as read, before normalisation."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,24 +102,24 @@ def load_corpus(path: str | Path, limit: int | None = None) -> tuple[Corpus, Cor
     if limit is not None and limit < 1:
         raise InvalidArgument(f"limit must be at least 1, got {limit}")
     path = Path(path)
-    fmt = _detect_format(path)
+    fmt = detect_format(path)
     if not path.exists():
         raise CorpusError(f"corpus file not found: {path}")
     if not path.is_file():
         raise CorpusError(f"corpus path is not a file: {path}")
     builder = _Builder(limit)
     if fmt == "parquet":
-        rows = _parquet_rows(path)
+        rows = parquet_rows(path)
     elif fmt == "csv":
-        rows = _csv_rows(path)
+        rows = csv_rows(path)
     else:
-        rows = _jsonl_rows(path, builder.first_keys)
+        rows = jsonl_rows(path, builder.first_keys)
     try:
         for row in rows:
             if builder.add(row):
                 break
     except (OSError, EOFError, UnicodeDecodeError, pa.ArrowException) as exc:
-        raise CorpusError(f"cannot read corpus {path} as {fmt}: {_one_line(exc)}") from None
+        raise CorpusError(f"cannot read corpus {path} as {fmt}: {one_line(exc)}") from None
     report = builder.report(str(path), fmt)
     if report.rows_used == 0:
         raise EmptyCorpus(
@@ -198,108 +188,6 @@ class _Builder:
     def corpus(self) -> Corpus:
         ids, titles, abstracts, cats, authors, src = (list(c) for c in zip(*self.kept))
         return Corpus(ids, titles, abstracts, cats, authors, np.asarray(src, dtype=np.int64))
-
-
-def _detect_format(path: Path) -> str:
-    name = path.name.lower()
-    gz = name.endswith(".gz")
-    fmt = _SUFFIXES.get(Path(name[:-3] if gz else name).suffix)
-    if fmt is None or (gz and fmt == "parquet"):
-        raise CorpusError(
-            f"unknown corpus format for {path.name!r}: use .parquet/.pq, .jsonl/.json/.ndjson or .csv "
-            f"(JSONL and CSV may be .gz)"
-        )
-    return fmt
-
-
-def _arrow_rows(table: pa.Table) -> Iterator[RawRow]:
-    """Rows of an Arrow table, converted to Python a batch at a time so `limit` stops early cheaply."""
-    names = table.column_names
-    start = 0
-    for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
-        n = batch.num_rows
-        cols = [batch.column(c).to_pylist() if c in names else [None] * n for c in COLUMNS]
-        yield from zip(range(start, start + n), *cols)
-        start += n
-
-
-def _check_columns(path: Path, names: list[str]) -> None:
-    missing = [c for c in REQUIRED if c not in names]
-    if missing:
-        raise CorpusError(f"{path} lacks column(s) {', '.join(missing)} (has {', '.join(names) or 'none'})")
-
-
-def _parquet_rows(path: Path) -> Iterator[RawRow]:
-    try:
-        names = read_parquet_schema(path).names
-        _check_columns(path, names)
-        table = read_parquet(path, columns=[c for c in COLUMNS if c in names])
-    except (OSError, pa.ArrowException) as exc:
-        raise CorpusError(f"cannot read {path} as Parquet: {_one_line(exc)}") from None
-    return _arrow_rows(table)
-
-
-def _csv_rows(path: Path) -> Iterator[RawRow]:
-    # Ids such as 2506.09040 must stay strings (type inference would make them floats and drop the zero),
-    # and abstracts span lines inside quotes.
-    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS})
-    parse = pacsv.ParseOptions(newlines_in_values=True)
-    try:
-        table = pacsv.read_csv(path, parse_options=parse, convert_options=convert)
-    except (OSError, pa.ArrowException) as exc:
-        raise CorpusError(f"cannot read {path} as CSV: {_one_line(exc)}") from None
-    _check_columns(path, table.column_names)
-    return _arrow_rows(table)
-
-
-def _open_text(path: Path) -> TextIO:
-    if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
-def _jsonl_rows(path: Path, first_keys: list[str]) -> Iterator[RawRow]:
-    """Records of a JSON Lines file (one object per line), or of a .json file holding one array of objects.
-    The first record's keys are appended to `first_keys`."""
-    with _open_text(path) as fh:
-        head = fh.read(4096).lstrip()
-        fh.seek(0)
-        if head.startswith("["):
-            yield from _json_array_rows(path, fh, first_keys)
-            return
-        record = 0
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{path}: line {line_no} is not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if record == 0 and isinstance(obj, dict):
-                first_keys.extend(str(k) for k in obj)
-            yield _record(path, obj, record, f"line {line_no}")
-            record += 1
-
-
-def _json_array_rows(path: Path, fh: TextIO, first_keys: list[str]) -> Iterator[RawRow]:
-    try:
-        data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise CorpusError(f"{path}: line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if data and isinstance(data[0], dict):
-        first_keys.extend(str(k) for k in data[0])
-    for i, obj in enumerate(data):
-        yield _record(path, obj, i, f"element {i}")
-
-
-def _record(path: Path, obj: Any, record: int, where: str) -> RawRow:
-    if not isinstance(obj, dict):
-        raise CorpusError(f"{path}: {where} is a JSON {type(obj).__name__}, expected an object with id, title, abstract")
-    return (record, obj.get("id"), obj.get("title"), obj.get("abstract"), obj.get("categories"), obj.get("authors"))
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _missing(value: Any) -> bool:

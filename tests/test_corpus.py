@@ -1,4 +1,5 @@
-"""Corpus loading: every input format, skipping and duplicates, one-line errors, alignment with the input rows."""
+"""indexer.corpus and its readers (indexer/corpus_files.py), through `load_corpus`: every input format, skipping
+and duplicates, one-line errors, alignment with the input rows."""
 
 from __future__ import annotations
 

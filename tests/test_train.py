@@ -1,5 +1,5 @@
 """indexer.train: recovery of planted features, determinism, time budget, validation, the fast training
-step against a plain dense TopK SAE, the thread tuner and the schedule."""
+step against a plain dense TopK SAE and the schedule."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from indexer.errors import InvalidArgument
 from indexer.sae import encode_array, nmse
-from indexer.train import TrainConfig, _Clock, _ThreadTuner, lr_factor, train_sae, validate_embeddings
+from indexer.train import TrainConfig, lr_factor, train_sae, validate_embeddings
 from tests.conftest import torch_devices
 
 
@@ -92,14 +92,6 @@ def test_time_budget_stops_early_and_result_is_usable() -> None:
     assert np.isfinite(val).all() and (val >= 0).all() and idx.shape == (50, 8)
 
 
-def test_budget_schedule_decays_learning_rate_to_zero_by_the_deadline() -> None:
-    clock = _Clock(budget=10.0, start=time.perf_counter())
-    assert clock.progress(0, 1000) < 0.05
-    clock.deadline = time.perf_counter()  # the budget is spent
-    assert clock.progress(0, 1000) == 1.0 and not clock.fits_step()
-    assert lr_factor(1.0, 0.02) == 0.0
-
-
 @settings(max_examples=50, deadline=None)
 @given(p=st.floats(0, 1), q=st.floats(0, 1), warmup=st.floats(0, 0.5))
 def test_lr_factor_warms_up_then_decays_to_zero(p: float, q: float, warmup: float) -> None:
@@ -128,23 +120,6 @@ def test_float16_input_and_metrics_are_json_ready() -> None:
     json.dumps(res.metrics, allow_nan=False)
     assert res.metrics["epochs_run"] == 2 and res.metrics["val_nmse"] is not None
     assert len(res.metrics["history"]) == 2
-
-
-def test_thread_tuner_picks_the_faster_option_and_reprobes_on_slowdown() -> None:
-    before = torch.get_num_threads()
-    tuner = _ThreadTuner(None, torch.device("cpu"))
-    tuner.options = [2, 1]  # as on a 2-core machine
-    cost = {2: 0.05, 1: 0.01}
-    for _ in range(2 * tuner.PROBE):
-        t = tuner.before_step()
-        tuner.after_step(t, cost[t])
-    assert tuner.choice == 1 and not tuner.queue
-    for _ in range(tuner.recent.maxlen):
-        tuner.after_step(tuner.before_step(), 0.05)  # one thread got slow
-    tuner.before_step()
-    assert tuner.queue, "a slowdown triggers a new probe"
-    tuner.restore()
-    assert torch.get_num_threads() == before
 
 
 @pytest.mark.parametrize(
