@@ -101,10 +101,7 @@ def run_method(bench: Bench, cases: list[dict], label: str, method: str, target:
         if method == "rewrite" and sign < 0:
             continue
         if target == "feature":
-            fid = bench.first_hit(c["concept"])
-            if fid is None:
-                continue
-            term = {"feature": fid, "weight": sign * weight}
+            term = {"feature": bench.first_hit(c["concept"]), "weight": sign * weight}
         else:
             term = {"concept": c["concept"], "weight": sign * weight}
         body = bench.search({"query": c["query"], "k": K, "steer": [term], "method": method})
@@ -226,8 +223,11 @@ def main() -> None:
             c["plain_share"] = bench.share(plain, c["pattern"])
             if selected(c, c["plain_share"]):
                 cases.append({**c, "_plain": plain})
+        # Every method runs on the same cases: those whose concept has a first /features hit.
+        unmatched = [c["concept"] for c in cases if bench.first_hit(c["concept"]) is None]
+        cases = [c for c in cases if bench.first_hit(c["concept"]) is not None]
         print(json.dumps({"candidates": len(args.cases.read_text().splitlines()), "boost_cases": sum(c["direction"] == "boost" for c in cases),
-                          "suppress_cases": sum(c["direction"] == "suppress" for c in cases)}), flush=True)
+                          "suppress_cases": sum(c["direction"] == "suppress" for c in cases), "no_feature": unmatched}), flush=True)
         if args.latency_only:
             lat = latency(bench, embedder, cases, args.reps)
             print(json.dumps(lat), flush=True)

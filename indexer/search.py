@@ -24,6 +24,7 @@ from indexer.steer import (
     POSTINGS,
     STEER_SCALE,
     SUPPRESS_POOL,
+    WORD_METHODS,
     Embed,
     Evidence,
     ResolvedSteer,
@@ -114,9 +115,9 @@ class Searcher:
         z[top] = pre[top]
         return z
 
-    def resolve(self, terms: list[SteerTerm]) -> list[ResolvedSteer]:
+    def resolve(self, terms: list[SteerTerm], words_only: bool = False) -> list[ResolvedSteer]:
         """Steer terms -> features and code edits (indexer/steer.py)."""
-        return resolve_terms(self.catalog, terms)
+        return resolve_terms(self.catalog, terms, words_only)
 
     def candidates(self, q: np.ndarray, n: int, mask: np.ndarray | None, exact: bool = True) -> np.ndarray:
         """int64 rows of up to n documents nearest to q (d,) among those `mask` allows (all when None). With
@@ -162,7 +163,7 @@ class Searcher:
         x = np.asarray(x, dtype=np.float32)
         set_search_threads(self.threads)
         z = self.encode(x)
-        resolved = self.resolve(terms or [])
+        resolved = self.resolve(terms or [], words_only=method in WORD_METHODS)
         # Weight 0 changes nothing, exactly: such terms are reported but take no part.
         active = [r for r in resolved if r.term.weight != 0]
         delta = code_delta(active, len(z))

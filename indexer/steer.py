@@ -57,6 +57,8 @@ from indexer.catalog import Catalog, Ref
 from indexer.errors import InvalidArgument, UnknownFeature
 
 METHODS = ("concept", "residual", "decode", "mix", "rewrite")
+WORD_METHODS = ("mix", "rewrite")
+"""Methods that steer by a term's words alone, so a free-text concept that no feature matches still steers."""
 DEFAULT_METHOD = "concept"
 MAX_WEIGHT = 2.0
 STEER_SCALE = 2.0
@@ -116,8 +118,9 @@ def _target_count(term: SteerTerm) -> int:
     return sum(v is not None for v in (term.feature, term.family, term.concept))
 
 
-def resolve_terms(catalog: Catalog, terms: list[SteerTerm]) -> list[ResolvedSteer]:
-    """Validate steer terms and resolve names, families and free-text concepts to features."""
+def resolve_terms(catalog: Catalog, terms: list[SteerTerm], words_only: bool = False) -> list[ResolvedSteer]:
+    """Validate steer terms and resolve names, families and free-text concepts to features. With `words_only`
+    (the methods in WORD_METHODS), a concept that no feature matches resolves to its words and no features."""
     data = catalog.data
     p90 = data.stats.p90
     out = []
@@ -134,7 +137,7 @@ def resolve_terms(catalog: Catalog, terms: list[SteerTerm]) -> list[ResolvedStee
             shares = [1.0 / np.sqrt(max(len(members), 1))] * len(members)
             text = family.name
         elif term.concept is not None:
-            members, shares = concept_features(catalog, term.concept)
+            members, shares = concept_features(catalog, term.concept, required=not words_only)
             text = term.concept.strip()
         else:
             f = catalog.feature_id(term.feature)
@@ -147,12 +150,14 @@ def resolve_terms(catalog: Catalog, terms: list[SteerTerm]) -> list[ResolvedStee
     return out
 
 
-def concept_features(catalog: Catalog, text: str) -> tuple[list[int], list[float]]:
+def concept_features(catalog: Catalog, text: str, required: bool = True) -> tuple[list[int], list[float]]:
     """Features a free-text concept stands for: the first hit of the feature search. One feature, because its
     probe is made from its word's documents and already spans the concept's sub-topics; averaging in the
-    probes of runners-up (other words) blurred it (BENCHMARKS.md)."""
+    probes of runners-up (other words) blurred it (BENCHMARKS.md). None when nothing matches and not `required`."""
     hits = [h for h in catalog.search(text, limit=5) if catalog.data.stats.p90[h.id] > 0]
     if not hits:
+        if not required:
+            return [], []
         raise UnknownFeature(f"no feature matches the concept {text!r}; try other words or GET /features?q=...")
     return [hits[0].id], [1.0]
 

@@ -56,7 +56,8 @@ class SteerIn(BaseModel):
     concept: str | None = Field(
         None, min_length=1, max_length=200,
         description="Free text, e.g. 'clinical trials': resolved to the features that best stand for its words "
-        "(the response's `steer` says which).",
+        "(the response's `steer` says which). 'mix' and 'rewrite' steer by the words themselves, so with them a "
+        "text that no feature matches still steers (and resolves to no features).",
     )
     weight: float = Field(..., ge=-MAX_WEIGHT, le=MAX_WEIGHT, description=WEIGHT_DOC)
 

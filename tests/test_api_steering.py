@@ -46,6 +46,15 @@ def test_free_text_concept_reports_the_features_it_used(client):
     assert sum(s * s for s in term["shares"]) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_a_concept_no_feature_matches_is_refused_by_concept_and_steers_the_mix(client):
+    body = {"query": QUERY, "steer": [{"concept": "qzxv wwyy", "weight": -1.0}]}
+    r = client.post("/search", json=body)
+    assert r.status_code == 422 and "no feature matches" in r.json()["detail"]
+    mixed = search(client, k=10, method="mix", steer=body["steer"])
+    assert mixed["steer"][0]["features"] == [] and mixed["steer"][0]["text"] == "qzxv wwyy"
+    assert [h["id"] for h in mixed["results"]] != [h["id"] for h in search(client, k=10)["results"]]
+
+
 def test_first_feature_hit_steers_its_word(client):
     hit = first_feature(client, "galaxies")
     assert hit["score"] > 1.0

@@ -281,6 +281,17 @@ def test_mix_and_rewrite_need_an_embedder(searcher):
         searcher.search(x, 5, [SteerTerm(-1.0, 3)], method="rewrite", query="q", embed=fake_embed(searcher))
 
 
+def test_word_methods_steer_by_a_concept_no_feature_matches(searcher):
+    x, term = query_vec(searcher, 3), SteerTerm(1.0, concept="zzqx")
+    with pytest.raises(UnknownFeature, match="no feature matches"):
+        searcher.search(x, 5, [term])
+    plain = searcher.search(x, 5)
+    for method in ("mix", "rewrite"):
+        out = searcher.search(x, 5, [term], method=method, query="q", embed=fake_embed(searcher))
+        assert out.resolved[0].features == [] and out.resolved[0].text == "zzqx"
+        assert [h.row for h in out.hits] != [h.row for h in plain.hits], "the words still moved the query"
+
+
 def test_bad_steer_terms_are_refused(searcher):
     x = query_vec(searcher)
     with pytest.raises(UnknownFeature) as info:
