@@ -26,6 +26,7 @@ RawRow = tuple[int, Any, Any, Any, Any, Any]
 
 
 def detect_format(path: Path) -> str:
+    """"parquet", "csv" or "jsonl" from the file name (a .gz suffix allowed for the text formats)."""
     name = path.name.lower()
     gz = name.endswith(".gz")
     fmt = _SUFFIXES.get(Path(name[:-3] if gz else name).suffix)
@@ -55,6 +56,7 @@ def _check_columns(path: Path, names: list[str]) -> None:
 
 
 def parquet_rows(path: Path) -> Iterator[RawRow]:
+    """Rows of a Parquet file, reading only the columns a corpus uses."""
     try:
         names = read_parquet_schema(path).names
         _check_columns(path, names)
@@ -65,6 +67,7 @@ def parquet_rows(path: Path) -> Iterator[RawRow]:
 
 
 def csv_rows(path: Path) -> Iterator[RawRow]:
+    """Rows of a CSV file with a header row, every column read as text."""
     # Ids such as 2506.09040 must stay strings (type inference would make them floats and drop the zero),
     # and abstracts span lines inside quotes.
     convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS})
@@ -124,4 +127,5 @@ def _record(path: Path, obj: Any, record: int, where: str) -> RawRow:
 
 
 def one_line(exc: BaseException) -> str:
+    """An exception's message on one line, for an error a person reads."""
     return " ".join(str(exc).split()) or type(exc).__name__

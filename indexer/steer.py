@@ -153,7 +153,7 @@ def resolve_terms(catalog: Catalog, terms: list[SteerTerm], words_only: bool = F
 def concept_features(catalog: Catalog, text: str, required: bool = True) -> tuple[list[int], list[float]]:
     """Features a free-text concept stands for: the first hit of the feature search. One feature, because its
     probe is made from its word's documents and already spans the concept's sub-topics; averaging in the
-    probes of runners-up (other words) blurred it (BENCHMARKS.md). None when nothing matches and not `required`."""
+    probes of runners-up (other words) blurred it (BENCHMARKS.md). No features when nothing matches and not `required`."""
     hits = [h for h in catalog.search(text, limit=5) if catalog.data.stats.p90[h.id] > 0]
     if not hits:
         if not required:
