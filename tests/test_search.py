@@ -4,7 +4,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.errors import InvalidArgument, UnknownFamily, UnknownFeature
-from indexer import search as search_module
 from indexer.filters import Filters, Target
 from indexer.search import STEER_SCALE, Searcher, SteerTerm
 from indexer.steer import FIRE_CAP, FIRE_EVIDENCE, METHODS, MIN_BACKGROUND, WORD_EVIDENCE
@@ -152,7 +151,7 @@ def test_the_steered_code_lists_its_strongest_features_and_says_when_there_are_m
     x, terms = query_vec(searcher, 2), [SteerTerm(1.0, family="family zero")]
     full = searcher.search(x, 5, terms)
     assert not any("steered_features" in n for n in full.notes)
-    monkeypatch.setattr(search_module, "MAX_STEERED_LISTED", 3)
+    monkeypatch.setattr("indexer.search.MAX_STEERED_LISTED", 3)
     capped = searcher.search(x, 5, terms)
     assert capped.steered_features == full.steered_features[:3]
     assert [a.activation for a in full.steered_features] == sorted((a.activation for a in full.steered_features), reverse=True)
