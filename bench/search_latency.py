@@ -47,6 +47,7 @@ def free_port() -> int:
 
 
 def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of values, q in [0, 1] (bench/steering.py reports its p99s with it too)."""
     s = sorted(values)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from bench.search_latency import percentile  # noqa: E402
 from indexer.corpus import corpus_from_table  # noqa: E402
 from indexer.embed import Embedder  # noqa: E402
 from indexer.steer import SteerTerm  # noqa: E402
@@ -132,11 +133,6 @@ def best_baseline(summaries: list[dict], direction: str, min_fidelity: float) ->
     key = "boost_lift" if direction == "boost" else "suppress_drop"
     ok = [s for s in summaries if s["method"] in BASELINES and s.get(f"{direction}_fidelity", 0) >= min_fidelity and key in s]
     return max(ok, key=lambda s: s[key]) if ok else None
-
-
-def percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
 def latency(bench: Bench, embedder: Embedder, cases: list[dict], reps: int) -> dict:
