@@ -22,13 +22,16 @@ Methods (`method` of a search):
   Boosting (weight > 0): shape = 0.2 * clip((level - 0.3) / 0.7, 0, 1). Only documents that clearly carry
   the concept earn the bonus (precision matters: the boost decides which documents come in), so weight +1 lets
   such a document overtake any document up to 0.2 more similar to the query without it.
-  Suppressing (weight < 0): shape = 0.35 * clip(level, 0, 2), linear from 0: every trace of the concept costs
-  (recall matters: the penalty decides which documents leave), a typical carrier 0.35 at weight -1 and one
-  twice as typical 0.7, while a document at or below the background keeps its score, so the query's own
-  neighbours without the concept stay first. On the benchmark the saturating shape was the better boost and
-  this one the better suppressor at equal fidelity (it beat a linear penalty that also paid documents with a
-  negative level, once the probe is read orthogonally to the query); the scale puts weight -1 at a fidelity
-  of about 0.875 on the held-out cases.
+  Suppressing (weight < 0): shape = min(0.35 * max(level, 0), 0.2), linear from 0 up to a cap: every trace of
+  the concept costs (recall matters: the penalty decides which documents leave), while a document at or below
+  the background keeps its score, so the query's own neighbours without the concept stay first. The cap is a
+  price in cosine: at weight -1 a carrier (level >= 0.57) gives way to any document without the concept that
+  is at most 0.2 less similar to the query, not to one at any distance. Where the concept fills the
+  neighbourhood the nearest such documents are far, and an uncapped penalty emptied the results at a fidelity
+  below 0.87. On the benchmark the saturating shape was the better boost and this one the better suppressor
+  at equal fidelity (it beat a linear penalty that also paid documents with a negative level, once the probe
+  is read orthogonally to the query); the cap leaves the curve where it was and sets where weight -1 lands:
+  on the case sets whose concept fills the plain results (BENCHMARKS.md).
   Both are linear in the weight, so 0 changes nothing and +-2 doubles the effect. Candidates are the query's
   `POOL` nearest documents plus, for a boost, the `POSTINGS` strongest documents of each boosted term;
   `SUPPRESS_POOL` nearest when every term suppresses.
@@ -64,7 +67,8 @@ MAX_WEIGHT = 2.0
 STEER_SCALE = 2.0
 """Code edit per unit weight, in multiples of the feature's p90 activation (residual, decode, reported codes)."""
 BOOST_SCALE, BOOST_FLOOR = 0.2, 0.3
-SUPPRESS_SCALE, SUPPRESS_RANGE = 0.35, (0.0, 2.0)
+SUPPRESS_SCALE, SUPPRESS_CAP = 0.35, 0.2
+"""Suppress penalty per unit weight: SUPPRESS_SCALE per unit of level, at most SUPPRESS_CAP of cosine."""
 WORD_EVIDENCE, FIRE_EVIDENCE, FIRE_CAP = 0.5, 0.3, 2.0
 MIN_BACKGROUND = 10
 """Candidates without a sign of the concept needed to measure its background level (`background_level`)."""
@@ -285,7 +289,7 @@ def concept_bonus(ev: Evidence, shares: np.ndarray, weight: float) -> np.ndarray
     if weight > 0:
         shaped = BOOST_SCALE * np.clip((level - BOOST_FLOOR) / (1.0 - BOOST_FLOOR), 0.0, 1.0)
     else:
-        shaped = SUPPRESS_SCALE * np.clip(level, *SUPPRESS_RANGE)
+        shaped = np.minimum(SUPPRESS_SCALE * np.maximum(level, 0.0), SUPPRESS_CAP)
     return (weight * shaped).astype(np.float32)
 
 

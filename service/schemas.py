@@ -16,7 +16,7 @@ from indexer.steer import (
     METHODS,
     MIX_BETA,
     STEER_SCALE,
-    SUPPRESS_RANGE,
+    SUPPRESS_CAP,
     SUPPRESS_SCALE,
     WORD_EVIDENCE,
 )
@@ -35,9 +35,10 @@ WEIGHT_DOC = (
     f"activation in it, less its median over the candidates without the words or the feature) is ~0 for an "
     f"abstract without the concept and ~1 for a typical one with the word: +1 adds {BOOST_SCALE:g} x "
     f"clip((evidence - {BOOST_FLOOR:g}) / {1 - BOOST_FLOOR:g}, 0, 1) to its cosine score (a clear carrier "
-    f"overtakes any document up to {BOOST_SCALE:g} more similar without it); -1 subtracts {SUPPRESS_SCALE:g} x clip(evidence, "
-    f"{SUPPRESS_RANGE[0]:g}, {SUPPRESS_RANGE[1]:g}); +-2 doubles that. 'residual' and 'decode' move the query's "
-    f"SAE code by weight x {STEER_SCALE:g} x the feature's 90th-percentile activation; 'mix' adds weight x "
+    f"overtakes any document up to {BOOST_SCALE:g} more similar without it); -1 subtracts min({SUPPRESS_SCALE:g} x "
+    f"max(evidence, 0), {SUPPRESS_CAP:g}) (a carrier gives way to a document without the concept up to "
+    f"{SUPPRESS_CAP:g} less similar); +-2 doubles that. 'residual' and 'decode' move the query's SAE code by "
+    f"weight x {STEER_SCALE:g} x the feature's 90th-percentile activation; 'mix' adds weight x "
     f"{MIX_BETA:g} x the embedding of the term's words."
 )
 

@@ -13,7 +13,7 @@ from indexer.steer import (
     FIRE_EVIDENCE,
     MIN_BACKGROUND,
     MIX_BETA,
-    SUPPRESS_RANGE,
+    SUPPRESS_CAP,
     SUPPRESS_SCALE,
     WORD_EVIDENCE,
     Evidence,
@@ -55,9 +55,12 @@ def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
     if weight > 0:
         assert np.all((bonus >= 0) & (bonus <= weight * BOOST_SCALE + 1e-6))
     else:
-        # A suppressed concept costs where it is present, in proportion, and nothing where it is absent.
-        assert np.all((bonus <= 0) & (bonus >= weight * SUPPRESS_SCALE * SUPPRESS_RANGE[1] - 1e-6))
+        # A suppressed concept costs where it is present, in proportion up to the cap, and nothing where it is
+        # absent.
+        assert np.all((bonus <= 0) & (bonus >= weight * SUPPRESS_CAP - 1e-6))
         assert np.all(bonus[level <= 0] == 0)
+        np.testing.assert_allclose(bonus, weight * np.minimum(SUPPRESS_SCALE * np.maximum(level, 0), SUPPRESS_CAP),
+                                   atol=1e-6)
     np.testing.assert_allclose(split.sum(axis=1), bonus, atol=1e-5)
     # Row by row: any subset of the rows gets the same bonuses and splits.
     rows = data.draw(st.lists(st.integers(0, len(strength) - 1), max_size=len(strength)))
@@ -82,7 +85,8 @@ def test_a_document_carrying_one_member_of_a_large_family_gets_the_whole_steer()
     shares = np.full(m, 1 / np.sqrt(m), dtype=np.float32)
     ev = Evidence(value, direct)
     np.testing.assert_allclose(concept_bonus(ev, shares, 1.0), [BOOST_SCALE, 0, BOOST_SCALE], atol=1e-6)
-    np.testing.assert_allclose(concept_bonus(ev, shares, -1.0), -SUPPRESS_SCALE * np.array([1, 1 / m, 1.5]), atol=1e-6)
+    expected = -np.minimum(SUPPRESS_SCALE * np.array([1, 1 / m, 1.5]), SUPPRESS_CAP)
+    np.testing.assert_allclose(concept_bonus(ev, shares, -1.0), expected, atol=1e-6)
     split = bonus_split(ev, shares, concept_bonus(ev, shares, -1.0))
     assert split[0, 7] == split[0].sum() and split[2, 1] == split[2].sum()
 
@@ -121,8 +125,11 @@ def test_concept_bonus_levels():
     # Nothing at or below the boost floor, full scale from a typical concept document (strength 1) up.
     np.testing.assert_allclose(boost, [0, 0, 0, BOOST_SCALE / 2, BOOST_SCALE, BOOST_SCALE], atol=1e-6)
     suppress = concept_bonus(strength, shares, -2.0)
-    # Linear within [0, 2]: an absent concept costs nothing, a doubly typical one pays double.
-    np.testing.assert_allclose(suppress, -2 * SUPPRESS_SCALE * np.array([0, 0, 0.3, 0.65, 1, 2]), atol=1e-6)
+    # Linear from 0 up to the cap: an absent concept costs nothing, a weak trace in proportion, and a clear
+    # carrier the cap, however strong (a document without the concept at most that much less similar wins).
+    linear = SUPPRESS_SCALE * np.array([0, 0, 0.3, 0.65, 1, 3])
+    np.testing.assert_allclose(suppress, -2 * np.minimum(linear, SUPPRESS_CAP), atol=1e-6)
+    assert suppress[2] > -2 * SUPPRESS_CAP and suppress[4] == suppress[5] == np.float32(-2 * SUPPRESS_CAP)
     zero = concept_bonus(strength, shares, 0.0)
     assert not zero.any() and not bonus_split(strength, shares, zero).any()
 
