@@ -30,8 +30,9 @@ Methods (`method` of a search):
   neighbourhood the nearest such documents are far, and an uncapped penalty emptied the results at a fidelity
   below 0.87. On the benchmark the saturating shape was the better boost and this one the better suppressor
   at equal fidelity (it beat a linear penalty that also paid documents with a negative level, once the probe
-  is read orthogonally to the query); the cap leaves the curve where it was and sets where weight -1 lands:
-  on the case sets whose concept fills the plain results (BENCHMARKS.md).
+  is read orthogonally to the query). The cap leaves that curve where it was and moves where weight -1 lands:
+  on the case sets whose concept fills the plain results it meets both suppress goals, where the uncapped
+  penalty fell short on fidelity (BENCHMARKS.md, steering item 16).
   Both are linear in the weight, so 0 changes nothing and +-2 doubles the effect. Candidates are the query's
   `POOL` nearest documents plus, for a boost, the `POSTINGS` strongest documents of each boosted term;
   `SUPPRESS_POOL` nearest when every term suppresses.
