@@ -185,6 +185,11 @@ class Searcher:
         if len(steered) > MAX_STEERED_LISTED:
             notes.append(f"steered_features lists the {MAX_STEERED_LISTED} strongest of the {len(steered)} features "
                          "of the steered code")
+        for i, r in enumerate(resolved):
+            if len(r.features) > MAX_STEERED_LISTED:
+                notes.append(f"steer[{i}] lists the first {MAX_STEERED_LISTED} of the {len(r.features)} features it "
+                             "resolved to (the family's parent, then its children strongest first); "
+                             "GET /families/{id} lists them all")
         return SearchOutcome(
             hits=[self._hit(r, s, p, z_steered, c) for r, s, p, c in hits],
             query_features=self._activations(z), steered_features=steered[:MAX_STEERED_LISTED],

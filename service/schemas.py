@@ -152,8 +152,12 @@ class ResolvedSteerOut(BaseModel):
     weight: float
     family: RefOut | None
     concept: str | None = Field(description="The free text this term gave, if any.")
-    features: list[RefOut] = Field(description="The features the term resolved to.")
-    shares: list[float] = Field(description="Each feature's share of the term's weight (sum of squares 1).")
+    features: list[RefOut] = Field(
+        description=f"The features the term resolved to, at most {MAX_STEERED_LISTED}: a family's parent, then its "
+        "children strongest first (`notes` says when there were more; GET /families/{id} lists them all)."
+    )
+    n_features: int = Field(description="How many features the term resolved to, listed or not.")
+    shares: list[float] = Field(description="Each listed feature's share of the term's weight (over all of them, sum of squares 1).")
     text: str = Field(description="The words the 'mix' and 'rewrite' methods use for this term.")
 
 

@@ -90,6 +90,21 @@ def test_filters_that_leave_too_few_documents_say_so(client):
     assert all(any(c.startswith("cs.") for c in r["categories"]) for r in cats["results"])
 
 
+
+def test_a_large_family_steer_lists_its_strongest_members_and_counts_them_all(client, monkeypatch):
+    import indexer.search
+    import service.routes.search
+
+    for module in (indexer.search, service.routes.search):
+        monkeypatch.setattr(module, "MAX_STEERED_LISTED", 2)
+    fam = client.get("/families", params={"limit": 1}).json()["families"][0]
+    assert fam["size"] > 2
+    body = search(client, steer=[{"family": fam["id"], "weight": 1}])
+    (term,) = body["steer"]
+    assert term["n_features"] == fam["size"] and len(term["features"]) == len(term["shares"]) == 2
+    assert term["features"][0]["id"] == fam["parent"]["id"]
+    assert any(f"first 2 of the {fam['size']} features" in n for n in body["notes"])
+
 @pytest.mark.parametrize(
     "body, fragment",
     [

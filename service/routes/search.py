@@ -5,6 +5,7 @@ import time
 from fastapi import APIRouter
 
 from indexer.filters import Filters, Target
+from indexer.search import MAX_STEERED_LISTED
 from indexer.steer import SteerTerm
 from service.deps import SearcherDep, StateDep
 from service.schemas import ResolvedSteerOut, SearchIn, SearchOut
@@ -33,8 +34,9 @@ def search(body: SearchIn, state: StateDep, searcher: SearcherDep) -> SearchOut:
         steered_features=out.steered_features,
         steer=[
             ResolvedSteerOut(
-                weight=r.term.weight, family=r.family, concept=r.term.concept, features=r.features,
-                shares=[round(s, 6) for s in r.shares], text=r.text,
+                weight=r.term.weight, family=r.family, concept=r.term.concept,
+                features=r.features[:MAX_STEERED_LISTED], n_features=len(r.features),
+                shares=[round(s, 6) for s in r.shares[:MAX_STEERED_LISTED]], text=r.text,
             )
             for r in out.resolved
         ],
