@@ -12,6 +12,7 @@ import numpy as np
 from indexer.artifacts import IndexData
 from indexer.catalog import Catalog
 from indexer.codes import postings_at
+from indexer.edits import MIX_BETA, decode_query, edit_contributions, mix_query, residual_query
 from indexer.errors import InvalidArgument
 from indexer.filters import FilterIndex, Filters
 from indexer.index import code_error, nearest, search_faiss, set_search_threads
@@ -19,7 +20,6 @@ from indexer.steer import (
     DEFAULT_METHOD,
     MAX_WEIGHT,
     METHODS,
-    MIX_BETA,
     POOL,
     POSTINGS,
     STEER_SCALE,
@@ -33,12 +33,8 @@ from indexer.steer import (
     code_delta,
     concept_evidence,
     concept_scores,
-    decode_query,
-    edit_contributions,
     largest_contributions,
-    mix_query,
     query_orthogonal,
-    residual_query,
     resolve_terms,
 )
 from indexer.terms import sorted_unique

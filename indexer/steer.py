@@ -36,6 +36,7 @@ Methods (`method` of a search):
   Both are linear in the weight, so 0 changes nothing and +-2 doubles the effect. Candidates are the query's
   `POOL` nearest documents plus, for a boost, the `POSTINGS` strongest documents of each boosted term;
   `SUPPRESS_POOL` nearest when every term suppresses.
+The four query-edit methods (indexer/edits.py):
 - "residual": the code edit z'_f = z_f + weight * STEER_SCALE * p90_f * share carried back to the dense vector,
   x' = normalise(x + sum_f (z'_f - z_f) W_dec[f]) (keeps what the SAE cannot reconstruct).
 - "decode": the paper's decode-only edit, x' = normalise(z' W_dec + b_dec).
@@ -77,7 +78,6 @@ BACKGROUND_CELLS = 65_536
 """Evidence values (candidates x features) a background is measured over: past that, as for a large family over
 its ~1,400 candidates, every n-th candidate stands in for all. A median over ~150 of them moves little, and
 sorting 1,400 x 383 values was a quarter of a family boost."""
-MIX_BETA = 0.8
 MAX_CONTRIBUTIONS = 10
 """Contributions listed per result: the largest, then one entry for the rest (a family's hundreds of members
 each add a sliver; listing them all made a family suppression's response 94 KB, 59 KB of it slivers)."""
@@ -174,32 +174,6 @@ def code_delta(resolved: list[ResolvedSteer], n_features: int) -> np.ndarray:
         for ref, d in zip(r.features, r.deltas):
             delta[ref.id] += d
     return delta
-
-
-def _unit(v: np.ndarray) -> tuple[np.ndarray, float]:
-    n = max(float(np.linalg.norm(v)), 1e-12)
-    return (v / n).astype(np.float32), n
-
-
-def residual_query(x: np.ndarray, delta: np.ndarray, w_dec: np.ndarray) -> tuple[np.ndarray, float]:
-    """x (d,) + delta (n,) @ W_dec (n, d), normalised: (x' (d,) float32, the norm divided by)."""
-    moved = np.flatnonzero(delta)
-    return _unit(x + delta[moved] @ w_dec[moved])
-
-
-def decode_query(z: np.ndarray, delta: np.ndarray, w_dec: np.ndarray, b_dec: np.ndarray) -> np.ndarray:
-    """The paper's decode-only edit: normalise(max(z + delta, 0) @ W_dec + b_dec), (d,) float32."""
-    z2 = np.maximum(z + delta, 0.0)
-    live = np.flatnonzero(z2)
-    return _unit(z2[live] @ w_dec[live] + b_dec)[0]
-
-
-def mix_query(x: np.ndarray, texts: list[np.ndarray], weights: list[float]) -> tuple[np.ndarray, float]:
-    """x (d,) + sum_i weight_i * MIX_BETA * text_i (d,), normalised: (x', the norm divided by)."""
-    v = x.astype(np.float64).copy()
-    for e, w in zip(texts, weights):
-        v += w * MIX_BETA * e
-    return _unit(v)
 
 
 def query_orthogonal(u: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -328,13 +302,3 @@ def largest_contributions(
         return ranked
     rest = ranked[limit - 1 :]
     return ranked[: limit - 1] + [(None, f"the other {len(rest)} parts", float(sum(p[2] for p in rest)))]
-
-
-def edit_contributions(
-    emb_d: np.ndarray, plain: float, norm: float, parts: list[tuple[int | None, str, np.ndarray]]
-) -> list[tuple[int | None, str, float]]:
-    """Contributions of an additive query edit x' = (x + sum_j v_j) / norm to one document's score:
-    v_j . e_d / norm each, plus plain * (1 / norm - 1) for the renormalisation; they sum to x' . e_d - plain."""
-    out = [(fid, name, float(v @ emb_d) / norm) for fid, name, v in parts]
-    out.append((None, "query renormalisation", plain * (1.0 / norm - 1.0)))
-    return out

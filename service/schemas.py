@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from indexer.edits import MIX_BETA
+from indexer.search import MAX_STEERED_LISTED
 from indexer.steer import (
     BOOST_FLOOR,
     BOOST_SCALE,
@@ -14,13 +16,11 @@ from indexer.steer import (
     MAX_CONTRIBUTIONS,
     MAX_WEIGHT,
     METHODS,
-    MIX_BETA,
     STEER_SCALE,
     SUPPRESS_CAP,
     SUPPRESS_SCALE,
     WORD_EVIDENCE,
 )
-from indexer.search import MAX_STEERED_LISTED
 
 MAX_QUERY_CHARS = 2000
 MAX_STEER_TERMS = 32

@@ -1,0 +1,46 @@
+"""Query-edit steering: the methods that move the query vector instead of rescoring documents ("residual",
+"decode", "mix"; "rewrite" embeds new text), and the contributions an additive edit makes to a result's score.
+Pure numpy; the searcher (indexer/search.py) applies them, indexer/steer.py resolves the terms."""
+
+from __future__ import annotations
+
+import numpy as np
+
+MIX_BETA = 0.8
+"""Embedding-mix step per unit weight, as Weaviate's moveTo / moveAwayFrom force."""
+
+
+def _unit(v: np.ndarray) -> tuple[np.ndarray, float]:
+    n = max(float(np.linalg.norm(v)), 1e-12)
+    return (v / n).astype(np.float32), n
+
+
+def residual_query(x: np.ndarray, delta: np.ndarray, w_dec: np.ndarray) -> tuple[np.ndarray, float]:
+    """x (d,) + delta (n,) @ W_dec (n, d), normalised: (x' (d,) float32, the norm divided by)."""
+    moved = np.flatnonzero(delta)
+    return _unit(x + delta[moved] @ w_dec[moved])
+
+
+def decode_query(z: np.ndarray, delta: np.ndarray, w_dec: np.ndarray, b_dec: np.ndarray) -> np.ndarray:
+    """The paper's decode-only edit: normalise(max(z + delta, 0) @ W_dec + b_dec), (d,) float32."""
+    z2 = np.maximum(z + delta, 0.0)
+    live = np.flatnonzero(z2)
+    return _unit(z2[live] @ w_dec[live] + b_dec)[0]
+
+
+def mix_query(x: np.ndarray, texts: list[np.ndarray], weights: list[float]) -> tuple[np.ndarray, float]:
+    """x (d,) + sum_i weight_i * MIX_BETA * text_i (d,), normalised: (x', the norm divided by)."""
+    v = x.astype(np.float64).copy()
+    for e, w in zip(texts, weights):
+        v += w * MIX_BETA * e
+    return _unit(v)
+
+
+def edit_contributions(
+    emb_d: np.ndarray, plain: float, norm: float, parts: list[tuple[int | None, str, np.ndarray]]
+) -> list[tuple[int | None, str, float]]:
+    """Contributions of an additive query edit x' = (x + sum_j v_j) / norm to one document's score:
+    v_j . e_d / norm each, plus plain * (1 / norm - 1) for the renormalisation; they sum to x' . e_d - plain."""
+    out = [(fid, name, float(v @ emb_d) / norm) for fid, name, v in parts]
+    out.append((None, "query renormalisation", plain * (1.0 / norm - 1.0)))
+    return out
