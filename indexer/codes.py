@@ -50,6 +50,14 @@ class InvertedLists:
         """(n_features,) int64 number of documents each feature fires on."""
         return np.diff(self.indptr)
 
+    def strongest(self, features: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """int32 documents: the n[i] strongest of each features[i] (all of them if it has fewer), concatenated.
+        One gather for all the features (a 383-feature family's loop of `postings` took 1.2 ms)."""
+        features = np.asarray(features, dtype=np.int64)
+        starts = self.indptr[features]
+        take = np.minimum(np.asarray(n, dtype=np.int64), self.indptr[features + 1] - starts)
+        return self.doc_ids[np.repeat(starts - np.cumsum(take) + take, take) + np.arange(int(take.sum()))]
+
 
 def postings_at(
     indptr: np.ndarray, docs: np.ndarray, features: list[int], rows: np.ndarray, values: np.ndarray | None = None

@@ -60,6 +60,7 @@ import numpy as np
 
 from indexer.catalog import Catalog, Ref
 from indexer.errors import InvalidArgument, UnknownFeature
+from indexer.evidence import Evidence, ProbeEvidence
 
 METHODS = ("concept", "residual", "decode", "mix", "rewrite")
 WORD_METHODS = ("mix", "rewrite")
@@ -71,13 +72,6 @@ STEER_SCALE = 2.0
 BOOST_SCALE, BOOST_FLOOR = 0.2, 0.3
 SUPPRESS_SCALE, SUPPRESS_CAP = 0.35, 0.2
 """Suppress penalty per unit weight: SUPPRESS_SCALE per unit of level, at most SUPPRESS_CAP of cosine."""
-WORD_EVIDENCE, FIRE_EVIDENCE, FIRE_CAP = 0.5, 0.3, 2.0
-MIN_BACKGROUND = 10
-"""Candidates without a sign of the concept needed to measure its background level (`background_level`)."""
-BACKGROUND_CELLS = 65_536
-"""Evidence values (candidates x features) a background is measured over: past that, as for a large family over
-its ~1,400 candidates, every n-th candidate stands in for all. A median over ~150 of them moves little, and
-sorting 1,400 x 383 values was a quarter of a family boost."""
 MAX_CONTRIBUTIONS = 10
 """Contributions listed per result: the largest, then one entry for the rest (a family's hundreds of members
 each add a sliver; listing them all made a family suppression's response 94 KB, 59 KB of it slivers)."""
@@ -176,67 +170,6 @@ def code_delta(resolved: list[ResolvedSteer], n_features: int) -> np.ndarray:
     return delta
 
 
-def query_orthogonal(u: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Probe directions u (d, m) float32 with their component along the unit query x (d,) removed, u - x (x . u).
-    A document near the query reads the query's own level of the concept (a query about lung nodules reads
-    high on a CT probe, and so does every neighbour); read orthogonally, a probe measures how much of the
-    concept a document holds beyond what its likeness to the query explains, so a suppress step no longer
-    penalises the query's closest neighbours as a block, and a boost favours documents that add the concept.
-    On the benchmark this raised boost lift by 0.03 to 0.04 and suppress drop by 0.01 to 0.06 at equal
-    fidelity (BENCHMARKS.md)."""
-    return (u - np.outer(x, x @ u)).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """One steer term's `concept_evidence` over c candidate documents for its m features."""
-
-    value: np.ndarray
-    """(c, m) float32, about 1 for a typical document containing the feature's concept term, 0 for the background."""
-    direct: np.ndarray
-    """(c, m) bool: the document contains one of the feature's words or fires the feature."""
-
-    def __getitem__(self, rows: np.ndarray) -> Evidence:
-        return Evidence(self.value[rows], self.direct[rows])
-
-
-def concept_evidence(strength: np.ndarray, word: np.ndarray, firing: np.ndarray) -> Evidence:
-    """How strongly c candidate documents carry the concepts of m features, in probe units (about
-    1 for a typical document containing the concept term): strength (c, m) float32 probe readings (e_d - mu) .
-    u_g (u_g read orthogonally to the query), plus WORD_EVIDENCE where word (c, m) bool says the document
-    contains one of the feature's words, plus FIRE_EVIDENCE per p90 of the feature's own activation firing
-    (c, m) float32 (activation / p90, capped at FIRE_CAP); minus each feature's `background_level` among these
-    candidates (every n-th of them past BACKGROUND_CELLS values)."""
-    # float32 constants keep `raw` in float32: the background's sort takes half as long as in float64.
-    fire = np.float32(FIRE_EVIDENCE) * np.minimum(firing, np.float32(FIRE_CAP))
-    raw = strength + np.float32(WORD_EVIDENCE) * word + fire
-    direct = np.asarray(word, dtype=bool) | (firing > 0)
-    step = -(-raw.size // BACKGROUND_CELLS) or 1
-    value = (raw - background_level(raw[::step], direct[::step])[None, :]).astype(np.float32)
-    return Evidence(value, direct)
-
-
-def background_level(evidence: np.ndarray, direct: np.ndarray) -> np.ndarray:
-    """(m,) float32 median evidence (c, m) of the candidates that neither contain the feature's words nor fire
-    it (`Evidence.direct` (c, m) bool false); 0 where fewer than MIN_BACKGROUND candidates are such. A query's
-    neighbours share its topic, and so read a little of every concept near it even where they do not carry it
-    (on the benchmark, neighbours of "lung nodule detection" without "CT" read 0.34 in median):
-    measured from this level, a suppression no longer pushes them out along with the carriers, and a boost
-    asks for the concept beyond what the neighbourhood already holds. On the benchmark, with the words' other
-    forms (`wordforms.stem_keys`), this raised suppress drop at fidelity 0.87 by 0.04 on the held-out and blind
-    cases and left the tuning cases unchanged (BENCHMARKS.md)."""
-    clean = ~direct
-    n = clean.sum(axis=0)
-    if len(evidence) == 0:
-        return np.zeros(evidence.shape[1], dtype=np.float32)
-    # All columns at once: the others sorted to the end, then each column's middle one or two of its n values
-    # (a loop of np.median took 17 ms for a 383-feature family over 1,400 candidates, this 8 ms).
-    ranked = np.sort(np.where(clean, evidence, np.inf), axis=0)
-    low = np.take_along_axis(ranked, np.maximum((n - 1) // 2, 0)[None, :], axis=0)[0]
-    high = np.take_along_axis(ranked, np.maximum(n // 2, 0)[None, :], axis=0)[0]
-    return np.where(n >= MIN_BACKGROUND, (low + high) / 2, 0.0).astype(np.float32)
-
-
 def _parts(ev: Evidence, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A term's level (c,) and each feature's part (c, m) of it. A document that names or fires any of the
     term's features carries the term as strongly as the strongest of those (share-scaled evidence), all of it
@@ -256,11 +189,28 @@ def _parts(ev: Evidence, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return parts, level
 
 
-def concept_bonus(ev: Evidence, shares: np.ndarray, weight: float) -> np.ndarray:
+def term_level(ev: Evidence | ProbeEvidence, shares: np.ndarray) -> np.ndarray:
+    """A term's level (c,) float32, as `_parts` defines it, over its m features with shares (m,). From a
+    `ProbeEvidence`, the documents that name or fire none of the features need only the share-weighted probe,
+    and the others only their named or fired features' readings."""
+    if isinstance(ev, Evidence):
+        return _parts(ev, shares)[1]
+    weights = shares / max(float(shares.sum()), 1e-12)
+    # Where no feature is named or fired, `extra` is 0: the mean of the readings is the reading of the mean probe.
+    level = (ev.emb @ (weights @ ev.probes) - float(ev.offset @ weights)).astype(np.float32)
+    rows, feats = np.nonzero(ev.direct)
+    if len(rows):
+        value = np.einsum("ij,ij->i", ev.emb[rows], ev.probes[feats]) - ev.offset[feats] + ev.extra[rows, feats]
+        first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        level[rows[first]] = np.maximum.reduceat(value * (shares / shares.max())[feats], first)
+    return level
+
+
+def concept_bonus(ev: Evidence | ProbeEvidence, shares: np.ndarray, weight: float) -> np.ndarray:
     """Bonus (c,) float32 of one steer term for c documents, from their `concept_evidence` for the term's m
     features with shares (m,) (see the module docstring for the two shapes). Row by row: a subset of rows gets
     the same bonuses."""
-    _, level = _parts(ev, shares)
+    level = term_level(ev, shares)
     if weight > 0:
         shaped = BOOST_SCALE * np.clip((level - BOOST_FLOOR) / (1.0 - BOOST_FLOOR), 0.0, 1.0)
     else:
@@ -279,13 +229,13 @@ def bonus_split(ev: Evidence, shares: np.ndarray, bonus: np.ndarray) -> np.ndarr
     return (bonus[:, None] * split).astype(np.float32)
 
 
-def concept_scores(evidence: list[Evidence], resolved: list[ResolvedSteer]) -> tuple[np.ndarray, list[np.ndarray]]:
+def concept_scores(evidence: list[Evidence | ProbeEvidence], resolved: list[ResolvedSteer]) -> tuple[np.ndarray, list[np.ndarray]]:
     """Summed bonus (c,) float32 of c candidate documents under every term, given each term's
     `concept_evidence`, and each term's own bonus (c,)."""
     bonuses = [
         concept_bonus(ev, np.asarray(r.shares, dtype=np.float32), r.term.weight) for ev, r in zip(evidence, resolved)
     ]
-    total = np.zeros(len(evidence[0].value) if evidence else 0, dtype=np.float32)
+    total = np.zeros(len(evidence[0].direct) if evidence else 0, dtype=np.float32)
     for bonus in bonuses:
         total += bonus
     return total, bonuses

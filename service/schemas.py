@@ -7,19 +7,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from indexer.edits import MIX_BETA
+from indexer.evidence import FIRE_EVIDENCE, WORD_EVIDENCE
 from indexer.search import MAX_STEERED_LISTED
 from indexer.steer import (
     BOOST_FLOOR,
     BOOST_SCALE,
     DEFAULT_METHOD,
-    FIRE_EVIDENCE,
     MAX_CONTRIBUTIONS,
     MAX_WEIGHT,
     METHODS,
     STEER_SCALE,
     SUPPRESS_CAP,
     SUPPRESS_SCALE,
-    WORD_EVIDENCE,
 )
 
 MAX_QUERY_CHARS = 2000

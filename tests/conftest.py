@@ -53,6 +53,22 @@ def make_build_cfg(tmp: Path, **overrides):
     return BuildConfig(**fields)
 
 
+def random_reading(seed: int, c: int, m: int, d: int = 6):
+    """Synthetic evidence inputs: c candidates' embeddings (c, d), m probes read orthogonally to a unit query
+    (m, d), the corpus mean (d,), and which candidates name (c, m) bool or fire (c, m) float32 each feature."""
+    from indexer.evidence import query_orthogonal
+
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(c, d)).astype(np.float32)
+    x = rng.normal(size=d).astype(np.float32)
+    x /= np.linalg.norm(x)
+    probes = np.ascontiguousarray(query_orthogonal(rng.normal(size=(d, m)).astype(np.float32), x).T)
+    mu = rng.normal(scale=0.1, size=d).astype(np.float32)
+    word = rng.random((c, m)) < 0.3
+    firing = np.where(rng.random((c, m)) < 0.3, rng.random((c, m)) * 3, 0).astype(np.float32)
+    return emb, probes, mu, word, firing
+
+
 def make_tiny_index(n_docs: int = 240, d: int = 16, n_features: int = 24, k: int = 4, seed: int = 0):
     """A synthetic IndexData with known structure: each document is a positive mix of 3 planted decoder
     directions; the SAE is the exact planted dictionary (encoder = decoder transpose), so codes are exact

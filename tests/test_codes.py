@@ -41,6 +41,17 @@ def test_postings_at_reads_the_dense_codes(seed, data):
     np.testing.assert_array_equal(postings_at(inv.indptr, inv.doc_ids, feats, rows), dense[rows][:, feats] > 0)
 
 
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 1000), data=st.data())
+def test_strongest_postings_are_each_features_first_n(seed, data):
+    inv = invert(random_codes(np.random.default_rng(seed), 30, 12, 3))
+    feats = data.draw(st.lists(st.integers(0, 11), max_size=6))
+    n = data.draw(st.lists(st.integers(0, 40), min_size=len(feats), max_size=len(feats)))
+    expected = [inv.postings(f)[0][:k] for f, k in zip(feats, n)]
+    got = inv.strongest(np.array(feats, dtype=np.int64), np.array(n, dtype=np.int64))
+    np.testing.assert_array_equal(got, np.concatenate(expected) if expected else [])
+
+
 def test_feature_stats_match_brute_force(rng):
     codes = random_codes(rng, 300, 12, 3)
     stats = feature_stats(invert(codes), codes.n_docs)

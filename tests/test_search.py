@@ -4,9 +4,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.errors import InvalidArgument, UnknownFamily, UnknownFeature
+from indexer.evidence import FIRE_CAP, FIRE_EVIDENCE, MIN_BACKGROUND, WORD_EVIDENCE
 from indexer.filters import Filters, Target
 from indexer.search import STEER_SCALE, Searcher, SteerTerm
-from indexer.steer import FIRE_CAP, FIRE_EVIDENCE, METHODS, MIN_BACKGROUND, WORD_EVIDENCE
+from indexer.steer import METHODS
 from tests.conftest import fires
 
 
@@ -216,6 +217,23 @@ def test_concept_evidence_matches_a_brute_force_reading(searcher):
         assert sum(clean) >= MIN_BACKGROUND and abs(background) > 1e-3
         np.testing.assert_allclose(got.value[:, j], np.array(reading) - background, atol=1e-4)
         np.testing.assert_array_equal(got.direct[:, j], ~np.array(clean))
+
+
+@pytest.mark.parametrize("weight", [1.0, -1.0])
+def test_a_family_steer_reads_the_same_evidence_factored_or_dense(searcher, monkeypatch, weight):
+    x, term = query_vec(searcher, 2), [SteerTerm(weight, family="family zero")]
+    plain = [h.row for h in searcher.search(x, 10).hits]
+    monkeypatch.setattr("indexer.search.FACTORED_CELLS", 10**9)
+    dense = searcher.search(x, 10, term).hits
+    monkeypatch.setattr("indexer.search.FACTORED_CELLS", 1)
+    monkeypatch.setattr("indexer.search.PAIRS_PER_CELL", 1.01)
+    factored = searcher.search(x, 10, term).hits
+    assert [h.row for h in dense] != plain
+    assert [h.row for h in factored] == [h.row for h in dense]
+    for a, b in zip(factored, dense):
+        assert a.score == pytest.approx(b.score, abs=1e-5)
+        assert [c.id for c in a.contributions] == [c.id for c in b.contributions]
+        np.testing.assert_allclose([c.value for c in a.contributions], [c.value for c in b.contributions], atol=1e-5)
 
 
 def test_query_features_strongest_first(searcher):

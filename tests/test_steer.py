@@ -6,24 +6,21 @@ from hypothesis.extra.numpy import arrays
 
 from indexer.catalog import Catalog
 from indexer.errors import InvalidArgument
+from indexer.evidence import Evidence, concept_evidence, probe_evidence
 from indexer.steer import (
     BOOST_FLOOR,
     BOOST_SCALE,
-    FIRE_CAP,
-    FIRE_EVIDENCE,
-    MIN_BACKGROUND,
     SUPPRESS_CAP,
     SUPPRESS_SCALE,
-    WORD_EVIDENCE,
-    Evidence,
     SteerTerm,
     code_delta,
     bonus_split,
     concept_bonus,
-    concept_evidence,
     largest_contributions,
     resolve_terms,
+    term_level,
 )
+from tests.conftest import random_reading
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +43,7 @@ def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
     ev = Evidence(strength, data.draw(arrays(bool, strength.shape)))
     bonus = concept_bonus(ev, shares, weight)
     split = bonus_split(ev, shares, bonus)
-    level = np.array([term_level(v, d, shares) for v, d in zip(ev.value, ev.direct)])
+    level = np.array([reference_level(v, d, shares) for v, d in zip(ev.value, ev.direct)])
     if weight > 0:
         assert np.all((bonus >= 0) & (bonus <= weight * BOOST_SCALE + 1e-6))
     else:
@@ -63,7 +60,7 @@ def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
     np.testing.assert_array_equal(bonus_split(ev[rows], shares, bonus[rows]), split[rows])
 
 
-def term_level(value, direct, shares):
+def reference_level(value, direct, shares):
     """One document's level, feature by feature: the strongest share-scaled evidence among the features it
     names or fires, else the share-weighted mean."""
     carried = [v * s / shares.max() for v, d, s in zip(value, direct, shares) if d]
@@ -87,28 +84,14 @@ def test_a_document_carrying_one_member_of_a_large_family_gets_the_whole_steer()
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), shift=st.floats(-1, 1, allow_nan=False))
-def test_evidence_is_measured_from_the_background(seed, shift):
-    rng = np.random.default_rng(seed)
-    c, m = int(rng.integers(0, 60)), int(rng.integers(1, 6))
-    strength = rng.normal(size=(c, m)).astype(np.float32)
-    word = rng.random((c, m)) < 0.3
-    firing = np.where(rng.random((c, m)) < 0.3, rng.random((c, m)) * 3, 0).astype(np.float32)
-    clean = ~word & (firing <= 0)
-    evidence = concept_evidence(strength, word, firing)
-    ev = evidence.value
-    np.testing.assert_array_equal(evidence.direct, ~clean)
-    for j in range(m):
-        if clean[:, j].sum() >= MIN_BACKGROUND:
-            # Candidates without the concept's words or feature sit around 0, half of them at or below it.
-            assert np.median(ev[clean[:, j], j]) == pytest.approx(0, abs=1e-5)
-        else:
-            raw = strength[:, j] + WORD_EVIDENCE * word[:, j] + FIRE_EVIDENCE * np.minimum(firing[:, j], FIRE_CAP)
-            np.testing.assert_allclose(ev[:, j], raw, atol=1e-5)
-    # A reading the whole neighbourhood shares changes nothing once there is a background to measure it by.
-    shifted = concept_evidence(strength + np.float32(shift), word, firing).value
-    measured = clean.sum(axis=0) >= MIN_BACKGROUND
-    np.testing.assert_allclose(shifted[:, measured], ev[:, measured], atol=1e-5)
+@given(seed=st.integers(0, 10_000), c=st.integers(0, 300), m=st.integers(1, 120))
+def test_a_factored_terms_level_equals_the_dense_one(seed, c, m):
+    emb, probes, mu, word, firing = random_reading(seed, c, m)
+    shares = np.random.default_rng(seed).uniform(0.1, 1, m).astype(np.float32)
+    dense = concept_evidence(emb @ probes.T - probes @ mu, word, firing)
+    got = term_level(probe_evidence(emb, probes, mu, word, firing), shares)
+    expected = [reference_level(v, d, shares) for v, d in zip(dense.value, dense.direct)]
+    np.testing.assert_allclose(got, np.array(expected, dtype=np.float32).reshape(c), atol=1e-4)
 
 
 def test_concept_bonus_levels():
