@@ -76,10 +76,13 @@ class ProbeEvidence:
     """(c, m) bool: the document contains one of the feature's words or fires the feature."""
 
     def __getitem__(self, rows: np.ndarray) -> Evidence:
-        return Evidence((self.emb[rows] @ self.probes.T - self.offset + self.extra[rows]).astype(np.float32), self.direct[rows])
+        value = self.emb[rows] @ self.probes.T - self.offset + self.extra[rows]
+        return Evidence(value.astype(np.float32), self.direct[rows])
 
 
-def probe_evidence(emb: np.ndarray, probes: np.ndarray, mu: np.ndarray, word: np.ndarray, firing: np.ndarray) -> ProbeEvidence:
+def probe_evidence(
+    emb: np.ndarray, probes: np.ndarray, mu: np.ndarray, word: np.ndarray, firing: np.ndarray
+) -> ProbeEvidence:
     """`concept_evidence` of c candidates with embeddings emb (c, d) for m features with probes (m, d) read
     orthogonally to the query and corpus mean mu (d,), factored (`ProbeEvidence`); word (c, m) bool and firing
     (c, m) float32 as there. The background is read from the same every-n-th candidates."""

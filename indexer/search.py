@@ -239,7 +239,9 @@ class Searcher:
             out.append((int(rows[i]), float(score[i]), float(plain[i]), contrib))
         return out
 
-    def _evidence(self, rows: np.ndarray, emb_c: np.ndarray, feats: list[int], x: np.ndarray) -> Evidence | ProbeEvidence:
+    def _evidence(
+        self, rows: np.ndarray, emb_c: np.ndarray, feats: list[int], x: np.ndarray
+    ) -> Evidence | ProbeEvidence:
         """`concept_evidence` (c, m) of candidate rows (c,) with embeddings emb_c (c, d) for features
         feats, the probes read orthogonally to the query x (d,) (`evidence.query_orthogonal`); factored
         (`probe_evidence`) for a large family whose features few of the candidates name or fire."""
