@@ -14,7 +14,7 @@ from indexer.catalog import Catalog
 from indexer.codes import postings_at
 from indexer.edits import MIX_BETA, decode_query, edit_contributions, mix_query, residual_query
 from indexer.errors import InvalidArgument
-from indexer.evidence import Evidence, ProbeEvidence, concept_evidence, probe_evidence, query_orthogonal
+from indexer.evidence import Evidence, ProbeEvidence, query_orthogonal, read_evidence
 from indexer.filters import FilterIndex, Filters
 from indexer.index import code_error, nearest, search_faiss, set_search_threads
 from indexer.steer import (
@@ -40,14 +40,6 @@ from indexer.terms import sorted_unique
 __all__ = ["MAX_WEIGHT", "STEER_SCALE", "Searcher", "SteerTerm"]
 
 MAX_K = 100
-FACTORED_CELLS, PAIRS_PER_CELL = 250_000, 1 / 64
-"""A steer term whose evidence table has at least FACTORED_CELLS (candidate, feature) cells, as a large family's
-boost over ~1,400 candidates does, reads it factored (`probe_evidence`) while the candidates name or fire its
-features in fewer than PAIRS_PER_CELL of them: a 383-feature family boost took 14.8 ms in process instead of
-17.0 (p50 over 35 queries x 3, both ways in turn; the same results). Past that share, reading the pairs one by
-one costs more than the dense product (astrophysics queries steered by an astrophysics family: 6% of the cells,
-32.7 ms against 18.6); on smaller tables (a suppression's 300 candidates, a smaller family) the two were within
-noise."""
 EXACT_LIMIT = 20_000
 """Filtered sets up to this size are scored exactly; larger ones filter FAISS results."""
 MAX_STEERED_LISTED = 64
@@ -187,11 +179,6 @@ class Searcher:
         if n_steered > MAX_STEERED_LISTED:
             notes.append(f"steered_features lists the {MAX_STEERED_LISTED} strongest of the {n_steered} features "
                          "of the steered code")
-        for i, r in enumerate(resolved):
-            if len(r.features) > MAX_STEERED_LISTED:
-                notes.append(f"steer[{i}] lists the first {MAX_STEERED_LISTED} of the {len(r.features)} features it "
-                             "resolved to (the family's parent, then its children strongest first); "
-                             "GET /families/{id} lists them all")
         return SearchOutcome(
             hits=[self._hit(r, s, p, z_steered, c) for r, s, p, c in hits],
             query_features=self._activations(z), steered_features=self._activations(z_steered, MAX_STEERED_LISTED),
@@ -242,18 +229,13 @@ class Searcher:
     def _evidence(
         self, rows: np.ndarray, emb_c: np.ndarray, feats: list[int], x: np.ndarray
     ) -> Evidence | ProbeEvidence:
-        """`concept_evidence` (c, m) of candidate rows (c,) with embeddings emb_c (c, d) for features
-        feats, the probes read orthogonally to the query x (d,) (`evidence.query_orthogonal`); factored
-        (`probe_evidence`) for a large family whose features few of the candidates name or fire."""
+        """`evidence.read_evidence` (c, m) of candidate rows (c,) with embeddings emb_c (c, d) for features
+        feats, the probes read orthogonally to the query x (d,) (`evidence.query_orthogonal`)."""
         concepts = self.catalog.concepts
         u = query_orthogonal(concepts.probes[feats].T, x)
         word = concepts.has_words(feats, rows)
         firing = self._firing(rows, feats) / self.data.stats.p90[feats][None, :]
-        if word.size >= FACTORED_CELLS and np.count_nonzero(word | (firing > 0)) < PAIRS_PER_CELL * word.size:
-            return probe_evidence(emb_c, np.ascontiguousarray(u.T), concepts.mean, word, firing)
-        # (e - mu) . u without materialising the centred candidates.
-        strength = emb_c @ u - concepts.mean @ u
-        return concept_evidence(strength, word, firing)
+        return read_evidence(emb_c, u, concepts.mean, word, firing)
 
     def _firing(self, rows: np.ndarray, feats: list[int]) -> np.ndarray:
         """(c, m) float32 activation of each of feats in each of rows (0 where it does not fire), by whichever

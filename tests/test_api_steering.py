@@ -92,11 +92,7 @@ def test_filters_that_leave_too_few_documents_say_so(client):
 
 
 def test_a_large_family_steer_lists_its_strongest_members_and_counts_them_all(client, monkeypatch):
-    import indexer.search
-    import service.routes.search
-
-    for module in (indexer.search, service.routes.search):
-        monkeypatch.setattr(module, "MAX_STEERED_LISTED", 2)
+    monkeypatch.setattr("service.routes.search.MAX_STEERED_LISTED", 2)
     fam = client.get("/families", params={"limit": 1}).json()["families"][0]
     assert fam["size"] > 2
     body = search(client, steer=[{"family": fam["id"], "weight": 1}])

@@ -223,10 +223,10 @@ def test_concept_evidence_matches_a_brute_force_reading(searcher):
 def test_a_family_steer_reads_the_same_evidence_factored_or_dense(searcher, monkeypatch, weight):
     x, term = query_vec(searcher, 2), [SteerTerm(weight, family="family zero")]
     plain = [h.row for h in searcher.search(x, 10).hits]
-    monkeypatch.setattr("indexer.search.FACTORED_CELLS", 10**9)
+    monkeypatch.setattr("indexer.evidence.FACTORED_CELLS", 10**9)
     dense = searcher.search(x, 10, term).hits
-    monkeypatch.setattr("indexer.search.FACTORED_CELLS", 1)
-    monkeypatch.setattr("indexer.search.PAIRS_PER_CELL", 1.01)
+    monkeypatch.setattr("indexer.evidence.FACTORED_CELLS", 1)
+    monkeypatch.setattr("indexer.evidence.PAIRS_PER_CELL", 1.01)
     factored = searcher.search(x, 10, term).hits
     assert [h.row for h in dense] != plain
     assert [h.row for h in factored] == [h.row for h in dense]

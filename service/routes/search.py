@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from indexer.filters import Filters, Target
 from indexer.search import MAX_STEERED_LISTED
-from indexer.steer import SteerTerm
+from indexer.steer import ResolvedSteer, SteerTerm
 from service.deps import SearcherDep, StateDep
 from service.schemas import ResolvedSteerOut, SearchIn, SearchOut
 
@@ -40,6 +40,15 @@ def search(body: SearchIn, state: StateDep, searcher: SearcherDep) -> SearchOut:
             )
             for r in out.resolved
         ],
-        method=out.method, matched=out.matched, notes=out.notes,
+        method=out.method, matched=out.matched, notes=out.notes + _cut_steer_lists(out.resolved),
         took_ms=round((time.perf_counter() - start) * 1000, 3),
     )
+
+
+def _cut_steer_lists(resolved: list[ResolvedSteer]) -> list[str]:
+    """Notes for the steer terms whose `features` the response cuts to MAX_STEERED_LISTED."""
+    return [
+        f"steer[{i}] lists the first {MAX_STEERED_LISTED} of the {len(r.features)} features it resolved to (the "
+        "family's parent, then its children strongest first); GET /families/{id} lists them all"
+        for i, r in enumerate(resolved) if len(r.features) > MAX_STEERED_LISTED
+    ]
