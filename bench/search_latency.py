@@ -107,6 +107,7 @@ def main() -> None:
     with open(out / "search_latency.jsonl", "a") as fh:
         for r in results:
             r["machine"] = f"{os.cpu_count()} cores"
+            r["query_precision"] = os.environ.get("SAE_SEARCH_QUERY_PRECISION", "auto")
             sys.stdout.write(json.dumps(r) + "\n")
             fh.write(json.dumps(r) + "\n")
 

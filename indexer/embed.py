@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from indexer.errors import EmbeddingMismatch, InvalidArgument
+from indexer.errors import InvalidArgument
+from indexer.query_encoder import PRECISIONS, LeanQueryEncoder
 
 # Set before huggingface_hub / transformers are first imported: they read these once, at import time.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -32,7 +33,6 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 MAX_SEQ_LENGTH = 256
 _DEFAULT_NAMES = {"default", DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
 _MODEL_MARKERS = ("modules.json", "config_sentence_transformers.json", "config.json")
-_CHECK_CHUNK = 16384
 
 
 def resolve_model(name: str | None) -> Path:
@@ -111,9 +111,13 @@ class Embedder:
     """torch intra-op threads used by `embed_query` on the CPU (None: leave torch's setting)."""
     query_cache: int
     """How many recent query texts `embed_query` remembers (0: none)."""
+    lean_query: bool
+    """Whether `embed_query` runs `query_encoder.LeanQueryEncoder` (on the CPU, for a model of the shape it
+    knows) rather than the library's forward, which takes longer for the same vector (BENCHMARKS.md)."""
 
     def __init__(
-        self, model: str | None = None, device: str = "auto", query_threads: int | None = 1, query_cache: int = 0
+        self, model: str | None = None, device: str = "auto", query_threads: int | None = 1, query_cache: int = 0,
+        lean_query: bool = True, query_precision: str = "auto",
     ) -> None:
         """Load `model` (see `resolve_model`) on `device` ('auto': CUDA when present, else CPU).
         `query_threads` defaults to 1: for a ~10-token query the matrices are too small to gain much
@@ -121,7 +125,10 @@ class Embedder:
         threads wait on each other: a short query measured ~750 ms with 2 threads against ~23 ms with 1
         on a loaded 2-core machine. `query_cache` > 0 keeps that many recent queries' vectors: steering the
         same query again and again is the usual way to use the service, and the model is most of a search's
-        time."""
+        time. `lean_query` and `query_precision` (one of `query_encoder.PRECISIONS`) choose how a query is
+        embedded on the CPU (`query_encoder`)."""
+        if query_precision not in PRECISIONS:
+            raise InvalidArgument(f"query precision must be one of {', '.join(PRECISIONS)}, got {query_precision!r}")
         if query_threads is not None and query_threads < 1:
             raise InvalidArgument(f"query_threads must be at least 1 or None, got {query_threads}")
         if query_cache < 0:
@@ -151,6 +158,9 @@ class Embedder:
         from sentence_transformers.util import batch_to_device
 
         self._to_device = batch_to_device
+        on_cpu = lean_query and self.device == "cpu"
+        self._lean = LeanQueryEncoder.from_model(self._model, query_precision) if on_cpu else None
+        self.lean_query = self._lean is not None
         log.info("embedder %s (%s) on %s, dim %d, max_seq_length %d", self.name, self.path, self.device, self.dim,
                  self._model.max_seq_length)
 
@@ -168,11 +178,11 @@ class Embedder:
             list(texts), batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True,
             normalize_embeddings=False,
         )
-        return _unit_rows(np.asarray(out, dtype=np.float32))
+        return unit_rows(np.asarray(out, dtype=np.float32))
 
     def embed_query(self, text: str) -> np.ndarray:
-        """(dim,) float32 unit vector of one query. Calls the model's modules directly: `encode`'s
-        sorting, batching and progress machinery add 1-2 ms to a ~10 ms query on a CPU."""
+        """(dim,) float32 unit vector of one query, through the lean encoder when there is one, else through the
+        model's modules directly: `encode`'s sorting, batching and progress machinery add 1-2 ms to a query."""
         _check_texts([text])
         if not text.strip():
             raise InvalidArgument("query text is empty")
@@ -183,9 +193,12 @@ class Embedder:
                     return self._recent[text].copy()
         threads = self.query_threads if self.device == "cpu" else None
         with self._torch.inference_mode(), _torch_threads(self._torch, threads):
-            features = self._to_device(self._preprocess([text]), self._torch.device(self.device))
-            vec = self._model(features)["sentence_embedding"][0]
-        unit = _unit_rows(vec.float().cpu().numpy()[None, :])[0]
+            if self._lean is not None:
+                vec = self._lean(self._preprocess([text])["input_ids"][0])
+            else:
+                features = self._to_device(self._preprocess([text]), self._torch.device(self.device))
+                vec = self._model(features)["sentence_embedding"][0]
+        unit = unit_rows(vec.float().cpu().numpy()[None, :])[0]
         if self.query_cache:
             with self._recent_lock:
                 self._recent[text] = unit.copy()
@@ -214,88 +227,7 @@ def _check_texts(texts: Any) -> None:
         raise InvalidArgument("texts must be a list of strings")
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (all-zero rows stay zero). (n, d) float32 -> (n, d) float32."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
-
-
-def check_precomputed(
-    embedder: Embedder,
-    texts: list[str],
-    emb: np.ndarray,
-    n_check: int = 8,
-    min_cos: float = 0.99,
-    seed: int = 0,
-    ids: list[str] | None = None,
-) -> float:
-    """Verify that `emb` ((n_rows, dim) float, row i for texts[i]) was made by `embedder`'s model on
-    these texts: refuse a wrong shape or NaN/inf rows, re-embed `n_check` random rows and require a
-    cosine >= `min_cos` for each. `ids` (optional, aligned with texts) name the rows in errors.
-    Returns the minimum cosine seen."""
-    if n_check < 1:
-        raise InvalidArgument(f"n_check must be at least 1, got {n_check}")
-    if not -1.0 <= min_cos <= 1.0:
-        raise InvalidArgument(f"min_cos must be within [-1, 1], got {min_cos}")
-    shape = getattr(emb, "shape", None)
-    if shape is None or len(shape) != 2:
-        raise InvalidArgument(
-            f"precomputed embeddings must be 2-D (rows, dim): expected (n, {embedder.dim}), got shape {shape}"
-        )
-    if shape[0] != len(texts):
-        raise InvalidArgument(
-            f"precomputed embeddings have {shape[0]} rows but there are {len(texts)} documents: "
-            "expected one row per document, in order"
-        )
-    if shape[1] != embedder.dim:
-        raise InvalidArgument(
-            f"precomputed embeddings have dimension {shape[1]} but model {embedder.name} gives {embedder.dim}: "
-            f"expected shape ({len(texts)}, {embedder.dim}), got {tuple(shape)}"
-        )
-    if not texts:
-        raise InvalidArgument("no documents to check the precomputed embeddings against")
-    _check_finite(emb)
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(texts), size=min(n_check, len(texts)), replace=False))
-    fresh = embedder.embed([texts[i] for i in rows], progress=False)
-    given = _unit_rows(np.asarray(emb[rows], dtype=np.float32))
-    cosines = np.einsum("nd,nd->n", fresh, given)
-    worst = int(np.argmin(cosines))
-    lowest = float(cosines[worst])
-    if lowest < min_cos:
-        row = int(rows[worst])
-        label = f"row {row} (id {ids[row]})" if ids is not None else f"row {row}"
-        raise EmbeddingMismatch(
-            f"precomputed embeddings do not match the model: {label} cosine {lowest:.2f} < {min_cos}: were these embeddings "
-            f"made with model {embedder.name} on title + '. ' + abstract, in the same row order as the corpus?"
-        )
-    log.info("precomputed embeddings match %s on %d checked rows (min cosine %.5f)", embedder.name, len(rows), lowest)
-    return lowest
-
-
-def _check_finite(emb: np.ndarray) -> None:
-    """Refuse NaN/inf rows, scanning in chunks so a memory-mapped file is never copied whole."""
-    for start in range(0, emb.shape[0], _CHECK_CHUNK):
-        chunk = np.asarray(emb[start : start + _CHECK_CHUNK])
-        bad = ~np.isfinite(chunk).all(axis=1)
-        if bad.any():
-            first = start + int(np.argmax(bad))
-            raise InvalidArgument(f"precomputed embeddings have NaN or inf values (first at row {first})")
-
-
-def load_embeddings_file(path: str | Path) -> np.ndarray:
-    """Memory-map a .npy file of float embeddings (no copy); refuse missing, unreadable or non-npy files."""
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidArgument(f"embeddings file not found: {path} does not exist or is not a file")
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise InvalidArgument(f"cannot read embeddings file {path} as a .npy array: {' '.join(str(exc).split())}") from None
-    if not isinstance(arr, np.ndarray):
-        raise InvalidArgument(
-            f"embeddings file {path} is not a single .npy array (an .npz archive?); expected one .npy array"
-        )
-    if arr.dtype.kind != "f":
-        raise InvalidArgument(f"embeddings file {path} holds {arr.dtype} values; expected float16 or float32")
-    return arr

@@ -15,7 +15,8 @@ from indexer.codes import SparseCodes, feature_stats, invert
 from indexer.concepts import ConceptConfig, build_concepts
 from indexer.config import BuildConfig
 from indexer.corpus import Corpus, load_corpus
-from indexer.embed import Embedder, check_precomputed, load_embeddings_file
+from indexer.embed import Embedder
+from indexer.precomputed import check_precomputed, load_embeddings_file
 from indexer.errors import IndexNotReady, InvalidArgument
 from indexer.families import FamilyConfig, build_families
 from indexer.index import build_faiss

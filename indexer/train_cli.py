@@ -9,8 +9,8 @@ import logging
 import time
 from pathlib import Path
 
-from indexer.embed import load_embeddings_file
 from indexer.errors import InvalidArgument
+from indexer.precomputed import load_embeddings_file
 from indexer.sae import save_sae
 from indexer.train import TrainConfig, train_sae, validate_embeddings
 

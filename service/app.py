@@ -39,9 +39,11 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         # with neither, 27 ms with the FAISS setting alone, 21 to 26 ms with both (BENCHMARKS.md).
         blas = threadpool_limits(settings.search_threads, user_api="blas")
         try:
-            state = AppState(
-                settings, embedder or Embedder(settings.model, device=settings.device, query_cache=settings.query_cache)
+            loaded = embedder or Embedder(
+                settings.model, device=settings.device, query_cache=settings.query_cache,
+                query_precision=settings.query_precision,
             )
+            state = AppState(settings, loaded)
             state.load()
             app.state.sae = state
             log.info("service ready index_dir=%s", settings.index_dir)

@@ -1,5 +1,4 @@
-"""The embedder with the real packaged model: unit rows, semantics, the fast query path, and the check of
-precomputed embeddings against the model. The model comes from conftest's session-scoped `embedder`
+"""The embedder with the real packaged model: unit rows, semantics, and the query path. The model comes from conftest's session-scoped `embedder`
 fixture, so it is loaded once for the whole run."""
 
 from __future__ import annotations
@@ -12,12 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.embed import DEFAULT_MODEL, Embedder, check_precomputed, load_embeddings_file, resolve_model
-from indexer.errors import EmbeddingMismatch, InvalidArgument
+from indexer.embed import DEFAULT_MODEL, Embedder, resolve_model
+from indexer.errors import InvalidArgument
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-N_SHARED = 20
 
 
 @pytest.fixture
@@ -29,18 +26,6 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-
-
-@pytest.fixture(scope="module")
-def shared_rows():
-    """Texts and precomputed embeddings of the first N_SHARED rows of the shared corpus."""
-    from indexer.corpus import load_corpus
-
-    if not (SHARED / "arxiv_abstracts.parquet").is_file():
-        pytest.skip("shared data not present")
-    corpus, _ = load_corpus(SHARED / "arxiv_abstracts.parquet", limit=N_SHARED)
-    emb = load_embeddings_file(SHARED / "embeddings_minilm_f16.npy")
-    return corpus.texts(), np.asarray(emb[corpus.source_rows], dtype=np.float32), corpus.ids
 
 
 def test_import_loads_no_model():
@@ -114,10 +99,12 @@ def test_close_texts_score_higher_than_unrelated(embedder):
 
 
 def test_embed_query_matches_embed(embedder):
+    # The lean query encoder (indexer/query_encoder.py) may hold bfloat16 matrices: cosine 0.99998, not 1e-6.
     for query in ["sparse autoencoders for interpretable search", "dark matter", "robot grasping with tactile sensing"]:
         q = embedder.embed_query(query)
         assert q.dtype == np.float32 and q.shape == (384,)
-        np.testing.assert_allclose(q, embedder.embed([query], progress=False)[0], atol=1e-5)
+        assert abs(float(np.linalg.norm(q)) - 1.0) < 1e-5
+        assert float(q @ embedder.embed([query], progress=False)[0]) > 0.9999
 
 
 def test_embed_refuses_bad_input(embedder):
@@ -155,61 +142,3 @@ def test_query_threads_are_restored(embedder):
     before = torch.get_num_threads()
     embedder.embed_query("threads")
     assert torch.get_num_threads() == before
-
-
-@pytest.mark.slow
-def test_check_precomputed_accepts_the_shared_rows(embedder, shared_rows):
-    texts, emb, ids = shared_rows
-    lowest = check_precomputed(embedder, texts, emb, n_check=N_SHARED, ids=ids)
-    assert 0.99 <= lowest <= 1.0 + 1e-5
-
-
-def test_check_precomputed_refuses_shuffled_rows(embedder, shared_rows):
-    texts, emb, ids = shared_rows
-    with pytest.raises(EmbeddingMismatch) as info:
-        check_precomputed(embedder, texts, np.roll(emb, 1, axis=0), n_check=3, ids=ids)
-    message = str(info.value)
-    assert "cosine" in message and DEFAULT_MODEL in message and "title + '. ' + abstract" in message
-    assert any(f"id {i}" in message for i in ids)
-
-
-@pytest.mark.parametrize(
-    "make, fragment",
-    [
-        (lambda e: e[:-1], "rows"),
-        (lambda e: e[:, :100], "dimension 100"),
-        (lambda e: e[:, 0], "2-D"),
-        (lambda e: e[None], "2-D"),
-    ],
-)
-def test_check_precomputed_refuses_wrong_shapes(embedder, shared_rows, make, fragment):
-    texts, emb, _ = shared_rows
-    with pytest.raises(InvalidArgument, match=fragment) as info:
-        check_precomputed(embedder, texts, make(emb))
-    assert not isinstance(info.value, EmbeddingMismatch)
-
-
-def test_check_precomputed_refuses_nan_rows(embedder, shared_rows):
-    texts, emb, _ = shared_rows
-    bad = emb.copy()
-    bad[7, 3] = np.nan
-    with pytest.raises(InvalidArgument, match="row 7"):
-        check_precomputed(embedder, texts, bad)
-
-
-def test_load_embeddings_file(tmp_path):
-    good = tmp_path / "e.npy"
-    np.save(good, np.ones((3, 4), dtype=np.float16))
-    arr = load_embeddings_file(good)
-    assert isinstance(arr, np.memmap) and arr.shape == (3, 4)
-    with pytest.raises(InvalidArgument, match="not found"):
-        load_embeddings_file(tmp_path / "none.npy")
-    (tmp_path / "junk.npy").write_bytes(b"not an array")
-    with pytest.raises(InvalidArgument, match="junk.npy"):
-        load_embeddings_file(tmp_path / "junk.npy")
-    np.savez(tmp_path / "two.npz", a=np.ones(2), b=np.ones(2))
-    with pytest.raises(InvalidArgument, match="one .npy array"):
-        load_embeddings_file(tmp_path / "two.npz")
-    np.save(tmp_path / "ints.npy", np.ones((3, 4), dtype=np.int32))
-    with pytest.raises(InvalidArgument, match="int32"):
-        load_embeddings_file(tmp_path / "ints.npy")
