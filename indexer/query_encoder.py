@@ -5,12 +5,14 @@ Why: for a query of ~10 tokens a forward pass mostly reads the layers' 42 MB of 
 few rows of activations, and the library adds per-module overhead (separate query, key and value products,
 attention-mask plumbing, a pooler the sentence embedding does not use). This pass does the same arithmetic in
 fewer steps: one query-key-value product per layer, pre-transposed matrices, no mask (a single unpadded
-sequence). On the development machine, one thread, 632 queries: 10.8 ms per query through the library, 7.7 to
-8.0 ms here in float32, 5.6 to 6.4 ms in bfloat16. In float32 its vectors are the library's to float rounding. In bfloat16 (precision "auto" on a CPU
-that multiplies bfloat16 natively, AVX512-BF16 or AMX) it holds the layers' matrices in bfloat16 and reads half
-as many bytes per query, at a cosine of about 0.99998 with the library's vectors: near-tied neighbours may
-swap places, and 0.4% of a top 10 changed over 632 queries of the full corpus, while the steering benchmark
-moved by at most 0.01 (BENCHMARKS.md).
+sequence). On the development machine, one thread, 632 queries interleaved (`bench/query_embed.py`): p50 12.7
+ms through the library, 9.5 ms here in float32, 6.9 ms in bfloat16.
+
+In float32 its vectors are the library's to float rounding. In bfloat16 (precision "auto" on a CPU that
+multiplies bfloat16 natively, AVX512-BF16 or AMX) it holds the layers' matrices in bfloat16 and reads half as
+many bytes per query, at a cosine of about 0.99998 with the library's vectors: near-tied neighbours may swap
+places (0.4% of a top 10 changed over those 632 queries on the full corpus), and the steering benchmark moved by
+at most 0.01 (BENCHMARKS.md).
 
 The encoder is built only for a model whose shape it knows (`LeanQueryEncoder.from_model` returns None
 otherwise) and is checked against the library's forward on sample texts before it is used."""
