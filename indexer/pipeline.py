@@ -16,12 +16,12 @@ from indexer.concepts import ConceptConfig, build_concepts
 from indexer.config import BuildConfig
 from indexer.corpus import Corpus, load_corpus
 from indexer.embed import Embedder
-from indexer.precomputed import check_precomputed, load_embeddings_file
 from indexer.errors import IndexNotReady, InvalidArgument
 from indexer.families import FamilyConfig, build_families
 from indexer.index import build_faiss
 from indexer.llm_names import LlmConfig, llm_name_features
 from indexer.names import NamingConfig, name_features
+from indexer.precomputed import check_precomputed, load_embeddings_file
 from indexer.sae import encode_array
 from indexer.terms import build_term_matrix
 from indexer.train import TrainConfig, train_sae

@@ -1,5 +1,5 @@
-"""The embedder with the real packaged model: unit rows, semantics, and the query path. The model comes from conftest's session-scoped `embedder`
-fixture, so it is loaded once for the whole run."""
+"""The embedder with the real packaged model: unit rows, semantics, and the query path. The model comes from
+conftest's session-scoped `embedder` fixture, so it is loaded once for the whole run."""
 
 from __future__ import annotations
 

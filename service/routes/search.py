@@ -44,7 +44,7 @@ def search(body: SearchIn, state: StateDep, searcher: SearcherDep) -> Response:
         took_ms=round((time.perf_counter() - start) * 1000, 3),
     )
     # Built and so validated here: handing FastAPI the JSON skips its second validation of the response, which
-    # for a sync route is one more hop through the thread pool (about 0.4 ms a search, BENCHMARKS.md).
+    # for a sync route is one more hop through the thread pool (about half a millisecond a search, BENCHMARKS.md).
     return Response(response.model_dump_json(), media_type="application/json")
 
 
