@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from indexer import query_encoder
 from indexer.query_encoder import LeanQueryEncoder, native_bf16
 
 TEXTS = [
@@ -70,10 +71,13 @@ def test_bfloat16_stays_within_its_documented_cosine(library):
     assert max(cosines) < 1 - 1e-7
 
 
-def test_auto_picks_bfloat16_only_where_the_cpu_multiplies_it(library):
+def test_auto_picks_bfloat16_only_where_the_cpu_multiplies_it(library, monkeypatch):
     encoder = LeanQueryEncoder.from_model(library[0], "auto")
     assert encoder is not None
     assert encoder.precision == ("bfloat16" if native_bf16() else "float32")
+    for native, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(query_encoder, "native_bf16", lambda native=native: native)
+        assert LeanQueryEncoder.from_model(library[0], "auto").precision == expected
 
 
 def test_unknown_model_shapes_get_no_encoder(library):
