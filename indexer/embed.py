@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from indexer.errors import InvalidArgument
-from indexer.query_encoder import PRECISIONS, LeanQueryEncoder
+from indexer.query_encoder import PRECISIONS, LeanQueryEncoder, Precision
 
 # Set before huggingface_hub / transformers are first imported: they read these once, at import time.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -117,7 +117,7 @@ class Embedder:
 
     def __init__(
         self, model: str | None = None, device: str = "auto", query_threads: int | None = 1, query_cache: int = 0,
-        lean_query: bool = True, query_precision: str = "auto",
+        lean_query: bool = True, query_precision: Precision = "auto",
     ) -> None:
         """Load `model` (see `resolve_model`) on `device` ('auto': CUDA when present, else CPU).
         `query_threads` defaults to 1: for a ~10-token query the matrices are too small to gain much

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,9 @@ CHECK_TEXTS = (
     "Dark matter halo: the mass function of galaxy clusters.",
     "robot grasping",
 )
-PRECISIONS = ("auto", "float32", "bfloat16")
-"""Precisions of the encoder's matrices; "auto" is bfloat16 where `native_bf16`, else float32."""
+Precision = Literal["auto", "float32", "bfloat16"]
+"""Precision of the encoder's matrices; "auto" is bfloat16 where `native_bf16`, else float32."""
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 def native_bf16() -> bool:
@@ -103,7 +104,7 @@ class LeanQueryEncoder:
             ))
 
     @classmethod
-    def from_model(cls, model: Any, precision: str = "auto") -> LeanQueryEncoder | None:
+    def from_model(cls, model: Any, precision: Precision = "auto") -> LeanQueryEncoder | None:
         """An encoder for a loaded SentenceTransformer `model` on the CPU with its matrices in `precision` (one
         of PRECISIONS), or None when the model is not a BERT with absolute positions, erf GELU and mean pooling,
         or when this pass disagrees with the library's on `CHECK_TEXTS` (cosine below AGREEMENT)."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from indexer.query_encoder import Precision
 
 
 class Settings(BaseSettings):
@@ -39,7 +40,7 @@ class Settings(BaseSettings):
     serving; more only pays on big indexes with idle cores."""
     query_cache: int = Field(default=1024, ge=0)
     """Recent query texts whose embeddings are kept (0: embed every query anew)."""
-    query_precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    query_precision: Precision = "auto"
     """Precision of the query embedder's matrices on the CPU (`indexer.query_encoder`): "auto" is bfloat16 where
     the CPU multiplies it natively (about half the time of float32 per query, at a cosine of about 0.99998 with
     it), else float32; "float32" gives the model's vectors to float rounding."""
