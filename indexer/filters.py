@@ -29,7 +29,8 @@ class Filters:
     exclude: list[Target] = field(default_factory=list)
     """None may fire on a result."""
     categories: list[str] = field(default_factory=list)
-    """A result has at least one of these arXiv categories ("cs.CV"), or one under a prefix ("astro-ph")."""
+    """A result has at least one of these arXiv categories ("cs.CV"), or one under a prefix ("astro-ph"); case
+    does not matter."""
     threshold: float = 0.0
     """A feature fires on a document when its activation exceeds threshold x its p90 activation."""
 
@@ -48,10 +49,24 @@ class FilterIndex:
     def __init__(self, data: IndexData, catalog: Catalog) -> None:
         self.data = data
         self.catalog = catalog
-        self._by_category: dict[str, list[int]] = {}
+        by_category: dict[str, list[int]] = {}
         for row, cats in enumerate(data.corpus.categories):
             for c in cats:
-                self._by_category.setdefault(c, []).append(row)
+                by_category.setdefault(c, []).append(row)
+        self._by_category = {c: np.asarray(rows, dtype=np.int64) for c, rows in by_category.items()}
+
+    def category_counts(self) -> list[tuple[str, int]]:
+        """Every category with how many documents have it, most first (ties by name)."""
+        return sorted(((c, len(rows)) for c, rows in self._by_category.items()), key=lambda cn: (-cn[1], cn[0]))
+
+    def _matching(self, wanted: str) -> list[str]:
+        """The corpus's categories that `wanted` names: itself or one under it as a prefix, in any case."""
+        w = wanted.strip().lower()
+        return [c for c in self._by_category if c.lower() == w or c.lower().startswith(w + ".")] if w else []
+
+    def unknown_categories(self, wanted: list[str]) -> list[str]:
+        """Those of `wanted` (non-blank) that no document has, as given."""
+        return [w for w in wanted if w.strip() and not self._matching(w)]
 
     def firing_docs(self, target: Target, threshold: float = 0.0) -> np.ndarray:
         """int32 documents where the target feature (or any member of the target family) fires above
@@ -80,9 +95,9 @@ class FilterIndex:
         for t in filters.exclude:
             mask[self.firing_docs(t, filters.threshold)] = False
         if filters.categories:
-            wanted = [c.strip() for c in filters.categories if c.strip()]
-            rows = [r for cat, rs in self._by_category.items() if any(cat == w or cat.startswith(w + ".") for w in wanted) for r in rs]
             hit = np.zeros(n, dtype=bool)
-            hit[np.asarray(rows, dtype=np.int64)] = True
+            for wanted in filters.categories:
+                for cat in self._matching(wanted):
+                    hit[self._by_category[cat]] = True
             mask &= hit
         return mask

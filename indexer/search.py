@@ -165,6 +165,8 @@ class Searcher:
         if filters is not None and filters.active:
             mask = self.filters.allowed(filters)
             matched = int(mask.sum())
+            notes += [f"no document has the category {c!r} (GET /categories lists them)"
+                      for c in self.filters.unknown_categories(filters.categories)]
             if matched < k:
                 notes.append(f"only {matched} documents pass the filters, so fewer than k={k} results are returned")
         plain = not active

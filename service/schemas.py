@@ -101,7 +101,8 @@ class SearchIn(BaseModel):
     exclude: list[TargetIn] = Field(default_factory=list, max_length=MAX_FILTERS, description="Features or families that must not fire on any result.")
     categories: list[str] = Field(
         default_factory=list, max_length=MAX_FILTERS,
-        description="Keep results with at least one of these arXiv categories; 'astro-ph' also matches 'astro-ph.GA'.",
+        description="Keep results with at least one of these arXiv categories, in any case; 'astro-ph' also matches "
+        "'astro-ph.GA'. GET /categories lists those of the corpus.",
     )
     threshold: float = Field(
         0.0, ge=0.0, le=10.0,
@@ -237,6 +238,11 @@ class TreeNodeOut(_Out):
 class FamilyTreeOut(BaseModel):
     family: FamilyOut
     tree: TreeNodeOut
+
+
+class CategoryOut(BaseModel):
+    category: str
+    documents: int = Field(description="Documents with this category (an abstract can have several).")
 
 
 class IndexInfo(BaseModel):

@@ -90,6 +90,19 @@ def test_filters_that_leave_too_few_documents_say_so(client):
     assert all(any(c.startswith("cs.") for c in r["categories"]) for r in cats["results"])
 
 
+def test_categories_are_listed_and_matched_in_any_case(client):
+    listed = client.get("/categories").json()
+    counts = [c["documents"] for c in listed]
+    assert counts == sorted(counts, reverse=True) and min(counts) >= 1
+    # The largest category that is no other's prefix, so that it matches its own documents alone.
+    top, n = next((c["category"], c["documents"]) for c in listed
+                  if not any(o["category"].lower().startswith(c["category"].lower() + ".") for o in listed))
+    body = search(client, k=100, categories=[top.upper(), "no.such"])
+    assert body["matched"] == n
+    assert all(top in r["categories"] for r in body["results"])
+    assert any("'no.such'" in n for n in body["notes"]) and not any(top.upper() in n for n in body["notes"])
+
+
 
 def test_a_large_family_steer_lists_its_strongest_members_and_counts_them_all(client, monkeypatch):
     monkeypatch.setattr("service.routes.search.MAX_STEERED_LISTED", 2)

@@ -17,7 +17,7 @@ def index(tiny_index):
 @settings(max_examples=30, deadline=None)
 @given(
     require=st.lists(st.integers(0, 23), max_size=2), exclude=st.lists(st.integers(0, 23), max_size=2),
-    categories=st.lists(st.sampled_from(["cat", "cat.0", "cat.2", "none"]), max_size=2),
+    categories=st.lists(st.sampled_from(["cat", "cat.0", "CAT.2", "none"]), max_size=2),
     threshold=st.sampled_from([0.0, 0.5, 1.5]),
 )
 def test_allowed_matches_a_brute_force_reading_of_the_codes(index, require, exclude, categories, threshold):
@@ -26,7 +26,9 @@ def test_allowed_matches_a_brute_force_reading_of_the_codes(index, require, excl
     expected = [
         all(fires(data, r, f, threshold) for f in require)
         and not any(fires(data, r, f, threshold) for f in exclude)
-        and (not categories or any(c == w or c.startswith(w + ".") for c in data.corpus.categories[r] for w in categories))
+        and (not categories or any(
+            c.lower() == w.lower() or c.lower().startswith(w.lower() + ".") for c in data.corpus.categories[r] for w in categories
+        ))
         for r in range(len(data.corpus))
     ]
     np.testing.assert_array_equal(index.allowed(filters), expected)
@@ -44,3 +46,11 @@ def test_a_target_names_exactly_one_of_feature_or_family(index):
     for bad in (Target(), Target(feature=1, family=0)):
         with pytest.raises(InvalidArgument, match="exactly one"):
             index.firing_docs(bad)
+
+
+def test_categories_are_counted_and_unknown_ones_named(index):
+    counts = dict(index.category_counts())
+    for cat, n in counts.items():
+        assert n == sum(cat in cats for cats in index.data.corpus.categories)
+    assert [n for _, n in index.category_counts()] == sorted(counts.values(), reverse=True)
+    assert index.unknown_categories(["cat", "Cat.0", "none", " ", "ca"]) == ["none", "ca"]

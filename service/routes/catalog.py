@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from indexer.catalog import family_summary, family_tree, feature_detail, list_families
 from service.deps import SearcherDep
-from service.schemas import FamilyPage, FamilyTreeOut, FeatureMatchOut, FeatureOut
+from service.schemas import CategoryOut, FamilyPage, FamilyTreeOut, FeatureMatchOut, FeatureOut
 
 router = APIRouter(tags=["features"])
 
@@ -49,3 +49,9 @@ def get_family(family_id: int, searcher: SearcherDep) -> FamilyTreeOut:
     return FamilyTreeOut(
         family=family_summary(searcher.catalog, family_id), tree=family_tree(searcher.catalog, family_id)
     )
+
+
+@router.get("/categories", response_model=list[CategoryOut])
+def get_categories(searcher: SearcherDep) -> list[CategoryOut]:
+    """The corpus's arXiv categories, which POST /search's `categories` filter takes, with their document counts."""
+    return [CategoryOut(category=c, documents=n) for c, n in searcher.filters.category_counts()]
