@@ -54,6 +54,12 @@ class ConceptConfig:
     """A feature whose best term has a lower F1 gets its probe from its own firing documents."""
     shrinkage: float = 0.1
     """Weight of the identity in the shrunk covariance of the probes (0 = plain covariance)."""
+    min_overlap: float = 0.05
+    """A concept term must hold at least this share of the feature's documents, or the feature fire on at least
+    this share of the term's documents (`trusted_terms`)."""
+    min_lift: float = 3.0
+    """A concept term must be at least this many times as common among the feature's documents as in the corpus,
+    unless the feature is its clear first hit (`word_min`), as for a broad word such as "benchmarks"."""
     word_min: float = 0.2
     """A term is one of a feature's words (lexical evidence for steering) when the feature is its first hit with
     at least this `word_scores` value; the concept term always is."""
@@ -69,6 +75,10 @@ class ConceptConfig:
             raise InvalidArgument(f"per_term must be >= 1, got {self.per_term}")
         if not 0.0 <= self.min_f1 <= 1.0:
             raise InvalidArgument(f"min_f1 must be in [0, 1], got {self.min_f1}")
+        if not 0.0 <= self.min_overlap <= 1.0:
+            raise InvalidArgument(f"min_overlap must be in [0, 1], got {self.min_overlap}")
+        if self.min_lift < 0.0:
+            raise InvalidArgument(f"min_lift must be >= 0, got {self.min_lift}")
         if not 0.0 <= self.word_min <= 1.0:
             raise InvalidArgument(f"word_min must be in [0, 1], got {self.word_min}")
         if not 0.0 <= self.shrinkage <= 1.0:
@@ -118,7 +128,9 @@ class Concepts:
     def row(self, term: str) -> int:
         """Row of `term` (lower case) or of its singular or plural (`inflection_key`), or -1."""
         if not self._index:
-            self._index.update((inflection_key(t), i) for i, t in enumerate(self.terms))
+            # Built whole, then published in one C-level update: a search in another thread sees the map empty
+            # (and builds its own) or complete, never half-filled (which answered -1 for known terms).
+            self._index.update({inflection_key(t): i for i, t in enumerate(self.terms)})
         return self._index.get(inflection_key(term), -1)
 
     def concept_term(self, feature: int) -> str | None:
@@ -222,6 +234,33 @@ def best_terms(features: np.ndarray, f1: np.ndarray, n_features: int, min_f1: fl
     return _best_row_per_feature(feat, rows, score, n_features)
 
 
+def trusted_terms(
+    probe_term: np.ndarray, features: np.ndarray, precision: np.ndarray, recall: np.ndarray, scores: np.ndarray,
+    df: np.ndarray, n_docs: int, cfg: ConceptConfig,
+) -> np.ndarray:
+    """probe_term (n_features,) int32 with -1 where the feature and its chosen term are too loosely tied for the
+    term to stand for it, read as an association rule over the (n_terms, m) `term_feature_table` and `word_scores`
+    arrays: support (the feature fires on at least MIN_SHARED of the term's df documents), confidence (precision
+    or recall at least `cfg.min_overlap`) and lift (precision over the term's corpus share at least
+    `cfg.min_lift`, unless the word score reaches `cfg.word_min`). A feature that is no term's clear first hit
+    still takes its best one, and on the shared corpus a third of them were chance: "cake" (1 shared document of
+    10) for a feature of vague adjectives, or a common word such as "despite" or "parameters" (lift 1.2 / 2.2);
+    a boost then rewarded every abstract with that word. Such a feature reads its own firing documents instead."""
+    out = probe_term.copy()
+    has = np.flatnonzero(probe_term >= 0)
+    t = probe_term[has]
+    col = np.argmax(features[t] == has[:, None], axis=1)
+    found = features[t, col] == has
+    p, r, s = precision[t, col], recall[t, col], scores[t, col]
+    lift = p * n_docs / np.maximum(df[t], 1)
+    ok = (
+        found & (np.rint(r * df[t]) >= MIN_SHARED) & (np.maximum(p, r) >= cfg.min_overlap)
+        & ((lift >= cfg.min_lift) | (s >= cfg.word_min))
+    )
+    out[has[~ok]] = -1
+    return out
+
+
 def discriminant_probes(emb: np.ndarray, labels: sp.csr_matrix, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
     """LDA direction of each label row against the corpus. emb (n_docs, d) float32, labels (n_probes, n_docs)
     binary CSR -> probes (n_probes, d) float32 scaled so (m - mu) . u = 1 (zero rows for empty labels), mu (d,)."""
@@ -271,7 +310,9 @@ def build_concepts(
     np.maximum.at(best_f1, feats[feats >= 0], f1[feats >= 0])
     scores = word_scores(prec, rec, best_f1[np.maximum(feats, 0)], df[:, None])
     handle = first_hit_terms(feats, scores, codes.n_features)
-    probe_term = np.where(handle >= 0, handle, by_f1).astype(np.int32)
+    probe_term = trusted_terms(
+        np.where(handle >= 0, handle, by_f1).astype(np.int32), feats, prec, rec, scores, df, len(texts), cfg
+    )
     has_term = probe_term >= 0
     # Each feature's words: its concept term, and the terms it is the first hit of with a clear score.
     top = scores.argmax(axis=1)
@@ -287,7 +328,9 @@ def build_concepts(
     words.data[:] = 1.0
     words.sort_indices()
     # Label documents of each probe: its concept term's documents, or where the feature fires.
-    labels = (sp.diags(has_term.astype(np.float32)) @ by_term[np.maximum(probe_term, 0)]).tocsr()
+    # (A corpus of a few documents can have no term at all: then every probe reads its firing documents.)
+    term_rows = by_term[np.maximum(probe_term, 0)] if by_term.shape[0] else sp.csr_matrix((len(probe_term), len(texts)))
+    labels = (sp.diags(has_term.astype(np.float32)) @ term_rows).tocsr()
     labels = (labels + sp.diags((~has_term).astype(np.float32)) @ firing.T).tocsr()
     probes, mu = discriminant_probes(np.asarray(emb, dtype=np.float32), labels, cfg.shrinkage)
     log.info(

@@ -105,7 +105,8 @@ class TermMatrix:
     def term_id(self, term: str) -> int:
         """Id of `term`, or -1 when it is not in the vocabulary."""
         if not self._index:
-            self._index.update((t, i) for i, t in enumerate(self.terms))
+            # Built whole, then published in one C-level update: concurrent readers see it empty or complete.
+            self._index.update({t: i for i, t in enumerate(self.terms)})
         return self._index.get(term, -1)
 
     def docs_of(self, term: int) -> np.ndarray:

@@ -12,6 +12,7 @@ from indexer.concepts import (
     discriminant_probes,
     first_hit_terms,
     term_feature_table,
+    trusted_terms,
     word_scores,
 )
 from indexer.errors import InvalidArgument
@@ -125,13 +126,36 @@ def test_a_features_words_include_their_other_forms(rng):
     np.testing.assert_array_equal(np.flatnonzero(c.has_word(1, np.arange(80))), np.arange(20, 40))
 
 
+def test_a_concept_term_must_be_tied_to_its_feature_by_support_overlap_and_lift():
+    # Term t's row lists its features; each feature f below has term t as its chosen concept term.
+    features = np.array([[0], [1], [2], [3], [4]], dtype=np.int32)
+    precision = np.array([[0.5], [0.5], [0.04], [0.3], [0.3]], dtype=np.float32)
+    recall = np.array([[0.5], [0.1], [0.03], [0.3], [0.3]], dtype=np.float32)
+    scores = np.array([[0.5], [0.0], [0.05], [0.1], [0.3]], dtype=np.float32)
+    df = np.array([100, 20, 100, 200, 200])  # in a corpus of 400: term 3 and 4 are in half the documents
+    chosen = trusted_terms(np.arange(5, dtype=np.int32), features, precision, recall, scores, df, 400, ConceptConfig())
+    # 0: a clear word; 1: 2 shared documents, chance; 2: 3 to 4% each way, a loose tie; 3: a common word no more frequent
+    # among the feature's documents (lift 0.6) and no clear first hit; 4: the same but its clear first hit.
+    assert chosen.tolist() == [0, -1, -1, -1, 4]
+
+
+def test_a_corpus_of_a_few_documents_gives_firing_probes(rng):
+    texts = ["one short text", "another short text", "a third"]
+    codes = SparseCodes(np.array([[0], [1], [0]], dtype=np.int32), np.ones((3, 1), np.float32), n_features=2)
+    concepts = build_concepts(texts, codes, rng.normal(size=(3, 4)).astype(np.float32))
+    assert (concepts.probe_term == -1).all() and np.isfinite(concepts.probes).all()
+
+
 def test_common_words_are_not_concepts(concepts):
     # "synthetic" is in every document of the tiny corpus.
     assert concepts.row("synthetic") == -1 and concepts.row("topic3") >= 0
 
 
 def test_config_and_input_validation(tiny_index):
-    for bad in (dict(min_df=0), dict(max_df=0.0), dict(per_term=0), dict(min_f1=2.0), dict(shrinkage=-0.1), dict(chunk=0)):
+    for bad in (
+        dict(min_df=0), dict(max_df=0.0), dict(per_term=0), dict(min_f1=2.0), dict(shrinkage=-0.1), dict(chunk=0),
+        dict(min_overlap=1.5), dict(min_lift=-1.0),
+    ):
         with pytest.raises(InvalidArgument):
             ConceptConfig(**bad)
     assert ConceptConfig().effective_min_df(300) == 3 and ConceptConfig().effective_min_df(10**6) == 10
