@@ -191,6 +191,8 @@ def write_index(data: IndexData, out: str | Path, info: dict[str, Any]) -> Path:
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Move the finished build `tmp` to `out`, setting the old index aside first; a process killed between the
+    two renames leaves it aside, and `recover_swap` puts it back."""
     if not out.exists():
         os.rename(tmp, out)
         return
@@ -204,8 +206,20 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def recover_swap(out: Path) -> None:
+    """Put back the index that a build set aside (`_swap_into_place`) when it died before moving the new one in:
+    without this, a kill between the two renames left no index at `out`."""
+    if out.exists():
+        return
+    aside = sorted(out.parent.glob(f".{out.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if aside:
+        os.rename(aside[-1], out)
+        log.warning("restored the index a build had set aside path=%s from=%s", out, aside[-1].name)
+
+
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The manifest of an index directory; IndexNotReady when there is none."""
+    """The manifest of an index directory (after `recover_swap`); IndexNotReady when there is none."""
+    recover_swap(Path(path))
     p = Path(path) / MANIFEST
     if not p.is_file():
         raise IndexNotReady(f"no index at {Path(path)} (no {MANIFEST}); build one with `sae-search build`")

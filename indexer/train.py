@@ -202,7 +202,7 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
     opt = torch.optim.Adam(state.params(), lr=cfg.lr, fused=True)
     gen = torch.Generator().manual_seed(cfg.seed)
     since_fired = torch.zeros(cfg.latents, dtype=torch.long, device=dev)
-    best: tuple[float, list[torch.Tensor] | None] = (math.inf, None)
+    best: tuple[float, list[torch.Tensor] | None, dict] = (math.inf, None, {})
     history: list[dict[str, Any]] = []
     step, stopped, any_dead = 0, False, False
     tuner, clock = ThreadTuner(cfg.threads, dev), Clock(cfg.time_budget, start)
@@ -249,7 +249,7 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
                      entry["train_nmse"], "-" if val_nmse is None else f"{val_nmse:.4f}", 100 * entry["dead_fraction"])
             score = val_nmse if val_nmse is not None else entry["train_nmse"]
             if score <= best[0]:
-                best = (score, state.snapshot())
+                best = (score, state.snapshot(), entry)
             if on_epoch is not None:
                 on_epoch(entry, state.export(mu, cfg.k))
             if stopped:
@@ -259,11 +259,12 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
         bar.close()
     if best[1] is not None:
         state.restore(best[1])
-    last = history[-1] if history else {}
+    # The metrics of the epoch whose weights are returned (the best one), not of the last epoch run.
+    kept = best[2]
     metrics = {
         "epochs_run": len(history), "steps": step, "batch_size": batch, "bf16_select": use_bf16,
-        "history": history, "train_nmse": last.get("train_nmse"),
-        "val_nmse": best[0] if history and len(val) else None, "dead_fraction": last.get("dead_fraction"),
+        "history": history, "best_epoch": kept.get("epoch"), "train_nmse": kept.get("train_nmse"),
+        "val_nmse": kept.get("val_nmse"), "dead_fraction": kept.get("dead_fraction"),
         "wall_s": time.perf_counter() - start, "stopped_by_budget": stopped,
         "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
     }

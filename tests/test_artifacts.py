@@ -62,6 +62,27 @@ def test_rebuild_replaces_in_one_step(tmp_path, tiny_index):
     assert leftovers(tmp_path) == []
 
 
+def test_a_failed_swap_puts_the_old_index_back(tmp_path, tiny_index, monkeypatch):
+    out = write_index(tiny_index, tmp_path / "idx", {"marker": "old"})
+    real_rename = artifacts.os.rename
+
+    def rename(src, dst):  # the second rename of the swap fails (a full disk, a lost mount)
+        if str(src).startswith(str(tmp_path / ".idx.tmp")):
+            raise OSError("no space left")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(artifacts.os, "rename", rename)
+    with pytest.raises(OSError):
+        write_index(tiny_index, out, {"marker": "new"})
+    assert json.loads((out / MANIFEST).read_text())["marker"] == "old" and leftovers(tmp_path) == []
+
+
+def test_an_index_set_aside_by_a_killed_build_is_restored_on_load(tmp_path, tiny_index):
+    out = write_index(tiny_index, tmp_path / "idx", {"marker": "old"})
+    out.rename(tmp_path / ".idx.old-1234abcd")  # the state a kill between the swap's two renames leaves
+    assert load_index(out).manifest["marker"] == "old" and leftovers(tmp_path) == []
+
+
 def test_concepts_round_trip_through_a_table(tiny_index):
     concepts = build_concepts(tiny_index.corpus.texts(), tiny_index.codes, tiny_index.embeddings)
     back = concepts_from_table(concepts_table(concepts), {a: getattr(concepts, a) for a in CONCEPT_ARRAYS})

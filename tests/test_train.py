@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from indexer.errors import InvalidArgument
 from indexer.sae import encode_array, nmse
+from indexer.sparse_sae import TrainableSae
 from indexer.train import TrainConfig, lr_factor, train_sae, validate_embeddings
 from tests.conftest import torch_devices
 
@@ -120,6 +121,17 @@ def test_float16_input_and_metrics_are_json_ready() -> None:
     json.dumps(res.metrics, allow_nan=False)
     assert res.metrics["epochs_run"] == 2 and res.metrics["val_nmse"] is not None
     assert len(res.metrics["history"]) == 2
+
+
+def test_metrics_are_those_of_the_epoch_whose_weights_are_returned(monkeypatch) -> None:
+    # Validation that is best after the second of four epochs: the weights and the metrics are that epoch's.
+    scores = iter([0.5, 0.3, 0.4, 0.45])
+    monkeypatch.setattr(TrainableSae, "nmse", lambda self, x, k: next(scores))
+    m = train_sae(_tiny(2000), _quick(epochs=4)).metrics
+    assert m["best_epoch"] == 2 and m["epochs_run"] == 4 and m["val_nmse"] == 0.3
+    kept = m["history"][1]
+    assert (m["train_nmse"], m["dead_fraction"]) == (kept["train_nmse"], kept["dead_fraction"])
+    assert m["train_nmse"] != m["history"][-1]["train_nmse"]
 
 
 @pytest.mark.parametrize(
