@@ -36,6 +36,13 @@ def mix_query(x: np.ndarray, texts: list[np.ndarray], weights: list[float]) -> t
     return _unit(v)
 
 
+def rewrite_query(x: np.ndarray, rewritten: np.ndarray, weight: float) -> tuple[np.ndarray, float]:
+    """x (d,) moved `weight` of the way to the embedding of the rewritten query text, rewritten (d,), normalised:
+    (x' = normalise(x + weight * (rewritten - x)), the norm divided by). Weight 1 is the rewritten query itself,
+    0.5 halfway, 2 as far again: a text edit with a weight like the other methods'."""
+    return _unit(x + weight * (rewritten - x))
+
+
 def edit_contributions(
     emb_d: np.ndarray, plain: float, norm: float, parts: list[tuple[int | None, str, np.ndarray]]
 ) -> list[tuple[int | None, str, float]]:

@@ -12,7 +12,7 @@ import numpy as np
 from indexer.artifacts import IndexData
 from indexer.catalog import Catalog
 from indexer.codes import postings_at
-from indexer.edits import MIX_BETA, decode_query, edit_contributions, mix_query, residual_query
+from indexer.edits import MIX_BETA, decode_query, edit_contributions, mix_query, residual_query, rewrite_query
 from indexer.errors import InvalidArgument
 from indexer.evidence import Evidence, ProbeEvidence, query_orthogonal, read_evidence
 from indexer.filters import FilterIndex, Filters
@@ -165,8 +165,10 @@ class Searcher:
         if filters is not None and filters.active:
             mask = self.filters.allowed(filters)
             matched = int(mask.sum())
-            notes += [f"no document has the category {c!r} (GET /categories lists them)"
-                      for c in self.filters.unknown_categories(filters.categories)]
+            notes += self.filters.conflicts(filters) + [
+                f"no document has the category {c!r} (GET /categories lists them)"
+                for c in self.filters.unknown_categories(filters.categories)
+            ]
             if matched < k:
                 notes.append(f"only {matched} documents pass the filters, so fewer than k={k} results are returned")
         plain = not active
@@ -278,7 +280,12 @@ class Searcher:
                     raise InvalidArgument("the 'rewrite' method can only boost (a query text cannot say 'less of')")
                 if not query:
                     raise InvalidArgument("the 'rewrite' method needs the query text")
-                q, norm = np.asarray(embed(" ".join([query] + [r.text for r in active])), dtype=np.float32), 1.0
+                text = " ".join([query] + [r.text for r in active])
+                rewritten = np.asarray(embed(text), dtype=np.float32)
+                # Several terms share one rewritten text, so they share one step: their mean weight.
+                weight = float(np.mean([r.term.weight for r in active]))
+                q, norm = rewrite_query(x, rewritten, weight)
+                parts = [(None, f"rewrite: {text}", weight * (rewritten - x))]
         rows = self.candidates(q, k, mask)
         emb_c = self.data.embeddings[rows]
         scores, plain = emb_c @ q, emb_c @ x

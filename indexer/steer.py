@@ -39,17 +39,19 @@ Methods (`method` of a search):
 The four query-edit methods (indexer/edits.py):
 - "residual": the code edit z'_f = z_f + weight * STEER_SCALE * p90_f * share carried back to the dense vector,
   x' = normalise(x + sum_f (z'_f - z_f) W_dec[f]) (keeps what the SAE cannot reconstruct).
-- "decode": the paper's decode-only edit, x' = normalise(z' W_dec + b_dec).
+- "decode": the paper's decode-only edit, x' = normalise(z' W_dec + b_dec). It drops what the SAE cannot
+  reconstruct, so any weight but 0 moves the query at once by that error, and the weight adds to it.
 - "mix": Weaviate-style moveTo / moveAwayFrom, x' = normalise(x + sum_i weight_i * MIX_BETA * embed(text_i)).
-- "rewrite": the query text with each boosted term's text appended, embedded again (boost only).
+- "rewrite": the query text with each boosted term's text appended and embedded again, r, then
+  x' = normalise(x + w (r - x)), w the terms' mean weight: 1 is the rewritten query, 0.5 halfway (boost only).
 The text of a term is the concept text it was given, or the word its feature stands for (its concept term),
 or its name.
 
 Every result's score is its plain cosine with the unsteered query plus contributions that add up exactly to
 the difference: per steered feature for "concept" (a term's bonus split over its features in proportion to
-their parts of the level that agree in sign with it) and "residual"/"mix" (the edit's dot product with the
-document after renormalisation, plus one "query renormalisation" entry), one "query edit" entry for
-"decode"/"rewrite"; at most MAX_CONTRIBUTIONS of them, largest first (`largest_contributions`)."""
+their parts of the level that agree in sign with it) and "residual"/"mix"/"rewrite" (the edit's dot product
+with the document after renormalisation, plus one "query renormalisation" entry), one "query edit" entry for
+"decode"; at most MAX_CONTRIBUTIONS of them, largest first (`largest_contributions`)."""
 
 from __future__ import annotations
 
@@ -246,8 +248,12 @@ def largest_contributions(
 ) -> list[tuple[int | None, str, float]]:
     """At most `limit` (>= 2) entries of one result's contributions (id, name, value), largest |value| first:
     the limit - 1 largest as they are, then one entry (id None) summing the others, so the list still adds up
-    to the same score difference."""
-    ranked = sorted(parts, key=lambda p: -abs(p[2]))
+    to the same score difference. Entries of one feature (two terms that steer it) are summed into one, and
+    entries of exactly 0 left out."""
+    merged: dict[tuple[int | None, str], float] = {}
+    for fid, name, value in parts:
+        merged[(fid, name)] = merged.get((fid, name), 0.0) + value
+    ranked = sorted(((f, n, v) for (f, n), v in merged.items() if v != 0.0), key=lambda p: -abs(p[2]))
     if len(ranked) <= limit:
         return ranked
     rest = ranked[limit - 1 :]

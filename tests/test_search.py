@@ -328,3 +328,14 @@ def test_bad_steer_terms_are_refused(searcher):
         searcher.search(x, 5, method="magic")
     with pytest.raises(InvalidArgument, match="threshold"):
         Filters(threshold=-1.0)
+
+
+def test_rewrite_moves_the_query_toward_the_rewritten_text_by_its_weight(searcher):
+    x, embed, emb = query_vec(searcher, 3), fake_embed(searcher), searcher.data.embeddings
+    rewritten = embed("q topic7")
+    for weight in (0.5, 1.0, 2.0):
+        out = searcher.search(x, 5, [SteerTerm(weight, concept="topic7")], method="rewrite", query="q", embed=embed)
+        q = x + weight * (rewritten - x)
+        q /= np.linalg.norm(q)
+        assert [h.row for h in out.hits] == np.argsort(-(emb @ q))[:5].tolist()
+        assert [h.score for h in out.hits] == pytest.approx((emb @ q)[[h.row for h in out.hits]].tolist(), abs=1e-5)

@@ -133,14 +133,20 @@ def test_split_follows_the_parts_that_agree_with_the_strength():
 def test_largest_contributions_keep_the_largest_and_the_sum(values, limit):
     parts = [(i, f"f{i}", v) for i, v in enumerate(values)]
     out = largest_contributions(parts, limit)
-    assert len(out) == min(len(parts), limit)
+    nonzero = [v for v in values if v != 0.0]  # a part of exactly 0 is left out
+    assert len(out) == min(len(nonzero), limit)
     assert sum(v for _, _, v in out) == pytest.approx(sum(values), abs=1e-9)
-    sizes = sorted((abs(v) for v in values), reverse=True)
+    sizes = sorted((abs(v) for v in nonzero), reverse=True)
     kept = [abs(v) for fid, _, v in out if fid is not None]
     # Whatever is listed by name is the largest, in order; the rest is one entry at the end.
     assert kept == sizes[: len(kept)]
-    if len(parts) > limit:
-        assert out[-1][0] is None and out[-1][1] == f"the other {len(parts) - limit + 1} parts"
+    if len(nonzero) > limit:
+        assert out[-1][0] is None and out[-1][1] == f"the other {len(nonzero) - limit + 1} parts"
+
+
+def test_two_terms_on_one_feature_give_it_one_contribution():
+    parts = [(7, "f7", 0.25), (3, "f3", 0.1), (7, "f7", 0.25), (5, "f5", 0.2), (5, "f5", -0.2)]
+    assert largest_contributions(parts) == [(7, "f7", 0.5), (3, "f3", 0.1)]
 
 
 def test_resolution_and_code_delta(catalog):
