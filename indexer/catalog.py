@@ -13,6 +13,7 @@ import numpy as np
 from indexer.artifacts import IndexData
 from indexer.concepts import Concepts, build_concepts
 from indexer.errors import UnknownFamily, UnknownFeature
+from indexer.terms import is_term_word
 from indexer.wordsearch import rank_by_word
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 
 def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    """The text's words that can be part of a term (`terms.is_term_word`): "of" is no handle for the name
+    "mixture-of-experts", nor the "s" of "galaxy's" for "user's"."""
+    return [w for w in _WORD.findall(text.lower()) if is_term_word(w)]
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,6 @@ class Catalog:
         self._same_name: dict[str, list[int]] = {}
         for i, name in enumerate(names.names):
             self._same_name.setdefault(name.lower(), []).append(i)
-        # First (lowest id) wins when two features share a name; the API shows ids beside names.
         self._by_name = {name: ids[0] for name, ids in self._same_name.items()}
         self._family_by_name = {}
         for i, name in enumerate(data.families.names):
@@ -70,8 +72,12 @@ class Catalog:
 
     # -- resolving references -------------------------------------------------------------
     def feature_id(self, ref: int | str) -> int:
-        """Feature id from an id (int or digit string) or an exact name (case-insensitive)."""
+        """Feature id from an id (int or digit string) or an exact name (case-insensitive) that one feature has."""
         if isinstance(ref, str):
+            same = self._same_name.get(ref.strip().lower(), [])
+            if len(same) > 1:
+                ids = [str(i) for i in same]
+                raise UnknownFeature(f"features {', '.join(ids)} are all named {ref.strip()!r}; give an id", suggestions=ids)
             hit = self._by_name.get(ref.strip().lower())
             if hit is not None:
                 return hit

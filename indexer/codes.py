@@ -111,7 +111,8 @@ class FeatureStats:
     density: np.ndarray
     """(n_features,) float32 share of documents where the feature fires."""
     p90: np.ndarray
-    """(n_features,) float32 90th-percentile activation where it fires (0 for dead features)."""
+    """(n_features,) float32 90th-percentile activation where it fires: the activation ranked a tenth of the way
+    down its postings, rounding toward the stronger (0 for dead features)."""
     max_activation: np.ndarray
     """(n_features,) float32 strongest activation (0 for dead features)."""
 

@@ -35,6 +35,8 @@ class Filters:
     """A feature fires on a document when its activation exceeds threshold x its p90 activation."""
 
     def __post_init__(self) -> None:
+        if any(not c.strip() for c in self.categories):
+            raise InvalidArgument("a category must not be blank")
         if not 0.0 <= self.threshold <= 10.0:
             raise InvalidArgument(f"threshold must lie in [0, 10] (a multiple of p90), got {self.threshold}")
 
@@ -83,6 +85,16 @@ class FilterIndex:
             docs, acts = self.data.inv.postings(int(f))
             parts.append(docs[acts > threshold * p90[f]])
         return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int32)
+
+    def conflicts(self, filters: Filters) -> list[str]:
+        """Notes for each feature or family that is both required and excluded (no document can pass)."""
+        def key(t: Target) -> tuple[str, int]:
+            if t.family is not None:
+                return "family", self.catalog.family_id(t.family)
+            return "feature", self.catalog.feature_id(t.feature)
+
+        both = {key(t) for t in filters.require} & {key(t) for t in filters.exclude}
+        return [f"{kind} {i} is both required and excluded, so no document can pass" for kind, i in sorted(both)]
 
     def allowed(self, filters: Filters) -> np.ndarray:
         """(n_docs,) bool: documents passing every filter."""

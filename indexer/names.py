@@ -4,7 +4,7 @@ well the name predicts, on documents it was not made from, where the feature fir
 Terms are ranked by `terms.distinctive_terms` (pointwise KL divergence against the corpus) over the feature's
 top documents, and a name is the best 1-3 of them as readable phrases (`terms.select_phrases`).
 
-Trust: the name is made from the strongest `n_name = min(top_docs, firing // 2)` documents. The next
+Trust: the name is made from the strongest `n_name = min(top_docs, max(1, firing // 2))` documents. The next
 `trust_positives` firing documents by activation (all the other firing documents when 0; sampled down to
 `trust_negatives`) are the positives, `trust_negatives` random non-firing documents the negatives; each is scored
 by the summed scores of the name's terms it contains, and trust is the AUROC of that score. A name that says
@@ -12,7 +12,8 @@ nothing about the feature scores ~0.5. The default looks at the next-strongest d
 because a TopK feature's weakest firings are diffuse: on the full corpus the share of a feature's documents
 containing its name's terms falls steadily with activation rank (BENCHMARKS.md has both numbers).
 Dead features, and features with fewer than `min_heldout` held-out documents (too rare to check), get trust 0
-rather than NaN, so that trust always sorts."""
+rather than NaN, so that trust always sorts; a name with no terms, or no negatives to compare with, scores 0.5
+(it predicts nothing)."""
 
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ class FeatureNames:
     terms: list[list[str]]
     """(n_features,) top distinctive terms per feature, best first (empty for dead features)."""
     trust: np.ndarray
-    """(n_features,) float32 in [0, 1]: held-out AUROC of the name's terms against firing (0 when unmeasurable)."""
+    """(n_features,) float32 in [0, 1]: held-out AUROC of the name's terms against firing (0 for a dead or too rare
+    feature, 0.5 for a name with no terms)."""
     status: list[str]
     """(n_features,) "live" | "dead" | "dense"."""
 

@@ -8,6 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from service.schemas import ErrorOut
+
 from indexer.errors import (
     CorpusError,
     IndexNotReady,
@@ -19,6 +21,21 @@ from indexer.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def responses(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI entries for the error answers a router gives, all shaped as `ErrorOut`."""
+    return {code: {"model": ErrorOut, "description": WHAT[code]} for code in codes}
+
+
+WHAT = {
+    401: "Missing or wrong admin key.",
+    403: "Admin endpoints are disabled (no SAE_SEARCH_ADMIN_KEY).",
+    404: "No such feature, family or job.",
+    409: "A rebuild is already running.",
+    422: "Invalid input: `detail` says what to change, `errors` lists each field at fault.",
+    503: "No index is loaded yet.",
+}
 
 STATUS: list[tuple[type[SaeSearchError], int]] = [
     (UnknownFeature, 422),  # also UnknownFamily
@@ -35,7 +52,17 @@ def _status_for(exc: SaeSearchError) -> int:
 
 
 def _loc(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc if p not in ("body", "query", "path")) or "request"
+    """Where the error is, without the kind of location FastAPI puts first (so the body's `query` field stays)."""
+    parts = loc[1:] if loc and loc[0] in ("body", "query", "path", "header", "cookie") else loc
+    return ".".join(str(p) for p in parts) or "request"
+
+
+def _error(e: dict) -> dict:
+    if e.get("type") == "json_invalid":
+        at = e.get("loc", ())[-1] if e.get("loc") else "?"
+        reason = (e.get("ctx") or {}).get("error", "")
+        return {"loc": "request", "msg": f"the body is not valid JSON ({reason} at character {at})"}
+    return {"loc": _loc(tuple(e.get("loc", ()))), "msg": e.get("msg", "")}
 
 
 def install(app: FastAPI) -> None:
@@ -54,7 +81,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         # One readable sentence first, the structured list after it for programs.
-        errors = [{"loc": _loc(tuple(e.get("loc", ()))), "msg": e.get("msg", "")} for e in exc.errors()]
+        errors = [_error(e) for e in exc.errors()]
         detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors)
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 

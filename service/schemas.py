@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from indexer.edits import MIX_BETA
 from indexer.evidence import FIRE_EVIDENCE, WORD_EVIDENCE
@@ -23,6 +23,10 @@ from indexer.steer import (
 
 MAX_QUERY_CHARS = 2000
 MAX_STEER_TERMS = 32
+MAX_NAME_CHARS = 200
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS)]
+"""A feature, family or category named in a request (bounded: unknown names are echoed in errors and notes)."""
 MAX_FILTERS = 32
 
 Method = Literal[METHODS]  # type: ignore[valid-type]
@@ -51,15 +55,15 @@ class SteerIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    feature: int | str | None = Field(None, description="Feature id or exact feature name.")
-    family: int | str | None = Field(None, description="Family id or exact family name; the weight is spread over its members.")
+    feature: int | Name | None = Field(None, description="Feature id or exact feature name.")
+    family: int | Name | None = Field(None, description="Family id or exact family name; the weight is spread over its members.")
     concept: str | None = Field(
         None, min_length=1, max_length=200,
         description="Free text, e.g. 'clinical trials': resolved to the features that best stand for its words "
         "(the response's `steer` says which). 'mix' and 'rewrite' steer by the words themselves, so with them a "
         "text that no feature matches still steers (and resolves to no features).",
     )
-    weight: float = Field(..., ge=-MAX_WEIGHT, le=MAX_WEIGHT, description=WEIGHT_DOC)
+    weight: float = Field(..., ge=-MAX_WEIGHT, le=MAX_WEIGHT, allow_inf_nan=False, description=WEIGHT_DOC)
 
     @model_validator(mode="after")
     def _one_target(self) -> "SteerIn":
@@ -73,8 +77,8 @@ class TargetIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    feature: int | str | None = Field(None, description="Feature id or exact feature name.")
-    family: int | str | None = Field(None, description="Family id or exact family name.")
+    feature: int | Name | None = Field(None, description="Feature id or exact feature name.")
+    family: int | Name | None = Field(None, description="Family id or exact family name.")
 
     @model_validator(mode="after")
     def _one_target(self) -> "TargetIn":
@@ -94,18 +98,20 @@ class SearchIn(BaseModel):
         description="How steer terms act. 'concept' (default): rescore the query's nearest documents (and the "
         "boosted features' strongest ones) by how strongly each carries the steered concept, read by each "
         "feature's concept probe. 'residual': edit the query's SAE code and add the edit to the query vector. "
-        "'decode': the paper's decode-only edit. 'mix': add the embedding of the term's words (Weaviate moveTo / "
-        "moveAwayFrom). 'rewrite': append the boosted terms' words to the query text (boost only).",
+        "'decode': the paper's decode-only edit (it drops the SAE's reconstruction error, so any weight but 0 "
+        "moves the query by that much). 'mix': add the embedding of the term's words (Weaviate moveTo / "
+        "moveAwayFrom). 'rewrite': append the boosted terms' words to the query text and move the query toward "
+        "its embedding by the weight (1: the rewritten query; boost only).",
     )
     require: list[TargetIn] = Field(default_factory=list, max_length=MAX_FILTERS, description="Features or families that must fire on every result.")
     exclude: list[TargetIn] = Field(default_factory=list, max_length=MAX_FILTERS, description="Features or families that must not fire on any result.")
-    categories: list[str] = Field(
+    categories: list[Name] = Field(
         default_factory=list, max_length=MAX_FILTERS,
         description="Keep results with at least one of these arXiv categories, in any case; 'astro-ph' also matches "
         "'astro-ph.GA'. GET /categories lists those of the corpus.",
     )
     threshold: float = Field(
-        0.0, ge=0.0, le=10.0,
+        0.0, ge=0.0, le=10.0, allow_inf_nan=False,
         description="For require/exclude, a feature fires on a document when its activation exceeds threshold x "
         "its 90th-percentile activation (0: fires at all).",
     )
@@ -115,6 +121,13 @@ class SearchIn(BaseModel):
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("query must not be empty")
+        return v
+
+    @field_validator("categories")
+    @classmethod
+    def _no_blank_category(cls, v: list[str]) -> list[str]:
+        if any(not c.strip() for c in v):
+            raise ValueError("a category must not be blank (GET /categories lists them)")
         return v
 
 
@@ -141,7 +154,10 @@ class HitOut(_Out):
     score: float = Field(description="plain_score + the sum of contributions.")
     plain_score: float = Field(description="Cosine similarity with the unsteered query.")
     categories: list[str]
-    features: list[FeatureActivationOut] = Field(description="Features the result shares with the steered query, with the result's activation.")
+    features: list[FeatureActivationOut] = Field(
+        description="Features the result shares with the steered query's code, with the result's own activation, "
+        "ordered by the product of the two (what each adds to their match)."
+    )
     contributions: list[ContributionOut] = Field(
         description=f"What steering added to (or took from) the plain score, largest first; they add up to score - "
         f"plain_score. At most {MAX_CONTRIBUTIONS}: the last then sums the smaller ones (id null)."
@@ -240,6 +256,19 @@ class FamilyTreeOut(BaseModel):
     tree: TreeNodeOut
 
 
+class ErrorItemOut(BaseModel):
+    loc: str = Field(description="The request field at fault, dotted ('steer.0.weight'), or 'request'.")
+    msg: str
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: one readable sentence, and for invalid fields the list of them."""
+
+    detail: str = Field(description="What went wrong and what to change.")
+    errors: list[ErrorItemOut] | None = Field(None, description="Each invalid field (invalid requests only).")
+    suggestions: list[str] | None = Field(None, description="Close names, when a feature or family name is unknown.")
+
+
 class CategoryOut(BaseModel):
     category: str
     documents: int = Field(description="Documents with this category (an abstract can have several).")
@@ -259,8 +288,12 @@ class HealthOut(BaseModel):
 class RebuildIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    corpus: str | None = Field(None, description="Corpus file inside the data directory; default: the configured corpus.")
-    embeddings: str | None = Field(None, description="Precomputed embeddings inside the data directory, aligned with the corpus.")
+    corpus: str | None = Field(
+        None, max_length=1000, description="Corpus file inside the data directory; default: the configured corpus."
+    )
+    embeddings: str | None = Field(
+        None, max_length=1000, description="Precomputed embeddings inside the data directory, aligned with the corpus."
+    )
 
 
 class JobAccepted(BaseModel):

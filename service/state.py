@@ -61,7 +61,10 @@ class AppState:
 
     def _inside_data_dir(self, name: str) -> Path:
         root = self.settings.data_dir.resolve()
-        path = (root / name).resolve()
+        try:
+            path = (root / name).resolve()
+        except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the file system
+            raise InvalidArgument(f"{name!r} is not a usable file name: {exc}") from None
         if not path.is_relative_to(root):
             raise InvalidArgument(f"{name!r} must lie inside the data directory {self.settings.data_dir}")
         if not path.is_file():

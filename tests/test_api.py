@@ -71,7 +71,11 @@ def test_weight_zero_is_a_no_op(client):
     [
         ({"query": ""}, "query"),
         ({"query": "   "}, "empty"),
-        ({"query": "x" * 2001}, "2000"),
+        ({"query": "x" * 2001}, "query: String should have at most 2000"),
+        ({"k": 3}, "query: Field required"),
+        ({"query": "q", "steer": [{"feature": 1, "weight": "NaN"}]}, "steer.0.weight: Input should be a finite number"),
+        ({"query": "q", "categories": [" "]}, "blank"),
+        ({"query": "q", "categories": ["x" * 201]}, "categories.0: String should have at most 200"),
         ({"query": "q", "k": 0}, "k"),
         ({"query": "q", "k": 101}, "k"),
         ({"query": "q", "steer": [{"feature": 1, "weight": 2.5}]}, "weight"),
@@ -95,10 +99,7 @@ _TERM = st.one_of(
     st.builds(lambda f, w: {"family": f, "weight": w}, _REF, _WEIGHT),
     st.builds(lambda c, w: {"concept": c, "weight": w}, st.text(max_size=15), _WEIGHT),
 )
-_CONSTRAINT = st.one_of(
-    st.builds(lambda f, t: {"feature": f, "threshold": t}, _REF, st.floats(-0.5, 3)),
-    st.builds(lambda f: {"family": f}, _REF),
-)
+_CONSTRAINT = st.one_of(st.builds(lambda f: {"feature": f}, _REF), st.builds(lambda f: {"family": f}, _REF))
 _BODY = st.fixed_dictionaries(
     {
         "query": st.one_of(st.sampled_from(["galaxy formation", "robot grasping"]), st.text(max_size=30)),
@@ -109,7 +110,8 @@ _BODY = st.fixed_dictionaries(
         "method": st.sampled_from(["concept", "residual", "decode", "mix", "rewrite"]),
         "require": st.lists(_CONSTRAINT, max_size=2),
         "exclude": st.lists(_CONSTRAINT, max_size=2),
-        "categories": st.lists(st.sampled_from(["cs.CV", "astro-ph.GA", "no.such"]), max_size=2),
+        "categories": st.lists(st.sampled_from(["cs.CV", "astro-ph.GA", "no.such", "CS", " "]), max_size=2),
+        "threshold": st.floats(-0.5, 3),
     },
 )
 
@@ -138,9 +140,14 @@ def test_feature_browsing(client):
     assert set(f) >= {"id", "name", "description", "density", "trust", "top_documents", "family", "neighbors", "cooccurring"}
     word = f["name"].split()[0]
     hits = client.get("/features", params={"q": word, "limit": 5}).json()
-    assert hits and all(word.lower() in (h["name"].lower()) or h["score"] > 0 for h in hits)
+    # The feature's own name word finds it, by name (score < 1) or by what the word stands for (score > 1).
+    assert hits and 3 in {h["id"] for h in client.get("/features", params={"q": f["name"], "limit": 1}).json()}
+    for h in hits:  # below 1 the words were only found in the feature's name or distinctive terms
+        detail = client.get(f"/features/{h['id']}").json()
+        assert h["score"] > 1 or word.lower() in " ".join([detail["name"], *detail["terms"]]).lower()
     assert client.get("/features/99999").status_code == 404
     assert client.get("/features", params={"q": ""}).status_code == 422
+    assert "blank" in client.get("/features", params={"q": "  "}).json()["detail"]
 
 
 def test_family_browsing(client):
@@ -154,11 +161,18 @@ def test_family_browsing(client):
     assert steered["steer"][0]["family"]["id"] == fam["id"]
 
 
+def test_a_body_that_is_not_json_gets_a_422_saying_so(client):
+    r = client.post("/search", content=b'{"query": "q", ', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"].startswith("request: the body is not valid JSON")
+
+
 def test_admin_needs_the_key(client):
     assert client.post("/index/rebuild").status_code == 401
     assert client.post("/index/rebuild", headers={"Authorization": "Bearer wrong"}).status_code == 401
     r = client.post("/index/rebuild", json={"corpus": "../../etc/passwd"}, headers=AUTH)
     assert r.status_code == 422 and "inside the data directory" in r.json()["detail"]
+    r = client.post("/index/rebuild", json={"corpus": "abs\u0000tracts.parquet"}, headers=AUTH)
+    assert r.status_code == 422 and "not a usable file name" in r.json()["detail"]
 
 
 def test_admin_disabled_without_a_key(demo_index, embedder):

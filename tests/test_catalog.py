@@ -20,6 +20,17 @@ def test_feature_references(catalog):
         catalog.feature_id("topic7 wordz")
 
 
+def test_a_name_two_features_share_asks_for_an_id(tiny_index):
+    import dataclasses
+
+    names = list(tiny_index.names.names)
+    names[9] = names[7]
+    data = dataclasses.replace(tiny_index, names=dataclasses.replace(tiny_index.names, names=names))
+    with pytest.raises(UnknownFeature, match="features 7, 9 are all named") as info:
+        Catalog(data).feature_id(names[7].upper())
+    assert info.value.suggestions == ["7", "9"]
+
+
 def test_name_search_puts_exact_match_first(catalog):
     hits = catalog.search("topic12 words", limit=5)
     assert hits[0].id == 12

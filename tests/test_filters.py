@@ -54,3 +54,10 @@ def test_categories_are_counted_and_unknown_ones_named(index):
         assert n == sum(cat in cats for cats in index.data.corpus.categories)
     assert [n for _, n in index.category_counts()] == sorted(counts.values(), reverse=True)
     assert index.unknown_categories(["cat", "Cat.0", "none", " ", "ca"]) == ["none", "ca"]
+
+
+def test_a_target_both_required_and_excluded_is_named(index):
+    name = index.data.names.names[4]
+    filters = Filters([Target(4), Target(family=0)], [Target(name), Target(5)])
+    assert index.conflicts(filters) == ["feature 4 is both required and excluded, so no document can pass"]
+    assert not index.allowed(filters).any()

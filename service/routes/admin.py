@@ -3,9 +3,10 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from service.deps import AdminDep, StateDep
+from service.errors import responses
 from service.schemas import JobAccepted, JobOut, RebuildIn
 
-router = APIRouter(tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=responses(401, 403, 404, 409, 422, 503))
 
 
 @router.post("/index/rebuild", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)

@@ -8,9 +8,10 @@ from indexer.filters import Filters, Target
 from indexer.search import MAX_STEERED_LISTED
 from indexer.steer import ResolvedSteer, SteerTerm
 from service.deps import SearcherDep, StateDep
+from service.errors import responses
 from service.schemas import ResolvedSteerOut, SearchIn, SearchOut
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], responses=responses(422, 503))
 
 
 @router.post("/search", response_model=SearchOut)
