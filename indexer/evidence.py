@@ -44,9 +44,11 @@ class Evidence:
     """(c, m) float32, about 1 for a typical document containing the feature's concept term, 0 for the background."""
     direct: np.ndarray
     """(c, m) bool: the document contains one of the feature's words or fires the feature."""
+    fired: np.ndarray
+    """(c, m) bool: the feature fires on the document."""
 
     def __getitem__(self, rows: np.ndarray) -> Evidence:
-        return Evidence(self.value[rows], self.direct[rows])
+        return Evidence(self.value[rows], self.direct[rows], self.fired[rows])
 
 
 def concept_evidence(strength: np.ndarray, word: np.ndarray, firing: np.ndarray) -> Evidence:
@@ -59,11 +61,13 @@ def concept_evidence(strength: np.ndarray, word: np.ndarray, firing: np.ndarray)
     return _dense(strength, *_lexical(word, firing))
 
 
-def _lexical(word: np.ndarray, firing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(c, m) float32 word and firing evidence, and (c, m) bool: where the document names or fires the feature."""
+def _lexical(word: np.ndarray, firing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(c, m) float32 word and firing evidence, and (c, m) bool: where the document names or fires the feature,
+    and where it fires it."""
     # float32 constants keep the evidence in float32: the background's sort takes half as long as in float64.
     extra = np.float32(WORD_EVIDENCE) * word + np.float32(FIRE_EVIDENCE) * np.minimum(firing, np.float32(FIRE_CAP))
-    return extra, np.asarray(word, dtype=bool) | (firing > 0)
+    fired = firing > 0
+    return extra, np.asarray(word, dtype=bool) | fired, fired
 
 
 def _background_step(cells: int) -> int:
@@ -71,10 +75,10 @@ def _background_step(cells: int) -> int:
     return -(-cells // BACKGROUND_CELLS) or 1
 
 
-def _dense(strength: np.ndarray, extra: np.ndarray, direct: np.ndarray) -> Evidence:
+def _dense(strength: np.ndarray, extra: np.ndarray, direct: np.ndarray, fired: np.ndarray) -> Evidence:
     raw = strength + extra
     step = _background_step(raw.size)
-    return Evidence((raw - background_level(raw[::step], direct[::step])[None, :]).astype(np.float32), direct)
+    return Evidence((raw - background_level(raw[::step], direct[::step])[None, :]).astype(np.float32), direct, fired)
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,12 @@ class ProbeEvidence:
     """(c, m) float32 word and firing evidence, 0 where `direct` is false."""
     direct: np.ndarray
     """(c, m) bool: the document contains one of the feature's words or fires the feature."""
+    fired: np.ndarray
+    """(c, m) bool: the feature fires on the document."""
 
     def __getitem__(self, rows: np.ndarray) -> Evidence:
         value = self.emb[rows] @ self.probes.T - self.offset + self.extra[rows]
-        return Evidence(value.astype(np.float32), self.direct[rows])
+        return Evidence(value.astype(np.float32), self.direct[rows], self.fired[rows])
 
 
 def probe_evidence(
@@ -109,12 +115,14 @@ def probe_evidence(
     return _factored(emb, probes, mu, *_lexical(word, firing))
 
 
-def _factored(emb: np.ndarray, probes: np.ndarray, mu: np.ndarray, extra: np.ndarray, direct: np.ndarray) -> ProbeEvidence:
+def _factored(
+    emb: np.ndarray, probes: np.ndarray, mu: np.ndarray, extra: np.ndarray, direct: np.ndarray, fired: np.ndarray
+) -> ProbeEvidence:
     step = _background_step(extra.size)
     mean_reading = probes @ mu
     sample = emb[::step] @ probes.T - mean_reading + extra[::step]
     offset = mean_reading + background_level(sample, direct[::step])
-    return ProbeEvidence(emb, probes, offset.astype(np.float32), extra.astype(np.float32), direct)
+    return ProbeEvidence(emb, probes, offset.astype(np.float32), extra.astype(np.float32), direct, fired)
 
 
 def read_evidence(
@@ -124,11 +132,11 @@ def read_evidence(
     orthogonally to the query, corpus mean mu (d,), word (c, m) bool and firing (c, m) float32: factored
     (`probe_evidence`) for a table of at least FACTORED_CELLS cells of which fewer than PAIRS_PER_CELL are
     named or fired, as a large family's boost has; dense otherwise."""
-    extra, direct = _lexical(word, firing)
+    extra, direct, fired = _lexical(word, firing)
     if direct.size >= FACTORED_CELLS and np.count_nonzero(direct) < PAIRS_PER_CELL * direct.size:
-        return _factored(emb, np.ascontiguousarray(u.T), mu, extra, direct)
+        return _factored(emb, np.ascontiguousarray(u.T), mu, extra, direct, fired)
     # (e - mu) . u without materialising the centred candidates.
-    return _dense(emb @ u - mu @ u, extra, direct)
+    return _dense(emb @ u - mu @ u, extra, direct, fired)
 
 
 def background_level(evidence: np.ndarray, direct: np.ndarray) -> np.ndarray:

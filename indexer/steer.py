@@ -11,8 +11,8 @@ Methods (`method` of a search):
                                                                  in any of their forms
                       + 0.3 min(z_g(d) / p90_g, 2)      the feature's own activation in d (its code)
       evidence_g(d) = reading_g(d) - median reading_g of the candidates with neither g's words nor g firing
-      level_i(d)    = max_g (s_g / max s) evidence_g(d)  over the term's features g (shares s_g) that d names
-                                                         or fires, if any (a family: any of its sub-topics);
+      level_i(d)    = max_g (s_g / max s) evidence_g(d)  over the term's features g (shares s_g) that fire on
+                                                         d, if any (a family: any of its sub-topics);
                       else sum_g s_g evidence_g(d) / sum_g s_g    (`_parts`; one feature: its evidence)
       score(d)      = cos(x, e_d) + sum_i weight_i * shape(level_i(d))
   (`Concepts.has_word`, `background_level`). The probe carries synonyms and sub-topics; the words and the code
@@ -173,17 +173,18 @@ def code_delta(resolved: list[ResolvedSteer], n_features: int) -> np.ndarray:
 
 
 def _parts(ev: Evidence, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A term's level (c,) and each feature's part (c, m) of it. A document that names or fires any of the
-    term's features carries the term as strongly as the strongest of those (share-scaled evidence), all of it
-    that feature's part; any other document gets the share-weighted mean of the features' evidence. For one
-    feature both are its evidence. Why not the mean everywhere: a family's members are sub-topics, and a
-    document about one of 383 read 1/383 of a typical carrier, so a family boost changed nothing
-    (BENCHMARKS.md)."""
+    """A term's level (c,) and each feature's part (c, m) of it. A document on which any of the term's features
+    fires carries the term as strongly as the strongest of those (share-scaled evidence), all of it that
+    feature's part; any other document gets the share-weighted mean of the features' evidence. For one feature
+    both are its evidence. Why not the mean everywhere: a family's members are sub-topics, and a document about
+    one of 383 read 1/383 of a typical carrier, so a family boost changed nothing (BENCHMARKS.md). Why firing and
+    not also naming a member's word: among a family's hundreds of members some word is generic ("simulations"
+    for hydrodynamical simulations), and a boost of the galaxy family lifted robot papers that said it."""
     parts = ev.value * (shares / max(float(shares.sum()), 1e-12))[None, :]
     level = parts.sum(axis=1)
-    hit = np.flatnonzero(ev.direct.any(axis=1))
+    hit = np.flatnonzero(ev.fired.any(axis=1))
     if len(hit):
-        scaled = np.where(ev.direct[hit], ev.value[hit] * (shares / shares.max())[None, :], -np.inf)
+        scaled = np.where(ev.fired[hit], ev.value[hit] * (shares / shares.max())[None, :], -np.inf)
         best = scaled.argmax(axis=1)
         level[hit] = scaled[np.arange(len(hit)), best]
         parts[hit] = 0.0
@@ -193,14 +194,15 @@ def _parts(ev: Evidence, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def term_level(ev: Evidence | ProbeEvidence, shares: np.ndarray) -> np.ndarray:
     """A term's level (c,) float32, as `_parts` defines it, over its m features with shares (m,). From a
-    `ProbeEvidence`, the documents that name or fire none of the features need only the share-weighted probe,
-    and the others only their named or fired features' readings."""
+    `ProbeEvidence`, the documents on which none of the features fires need only the share-weighted probe and
+    words, and the others only their fired features' readings."""
     if isinstance(ev, Evidence):
         return _parts(ev, shares)[1]
     weights = shares / max(float(shares.sum()), 1e-12)
-    # Where no feature is named or fired, `extra` is 0: the mean of the readings is the reading of the mean probe.
-    level = (ev.emb @ (weights @ ev.probes) - float(ev.offset @ weights)).astype(np.float32)
-    rows, feats = np.nonzero(ev.direct)
+    # The mean of the readings is the reading of the mean probe, plus the mean word evidence (0 where no feature
+    # is named or fired).
+    level = (ev.emb @ (weights @ ev.probes) - float(ev.offset @ weights) + ev.extra @ weights).astype(np.float32)
+    rows, feats = np.nonzero(ev.fired)
     if len(rows):
         value = np.einsum("ij,ij->i", ev.emb[rows], ev.probes[feats]) - ev.offset[feats] + ev.extra[rows, feats]
         first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])

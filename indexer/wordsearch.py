@@ -9,7 +9,8 @@ from functools import cache
 
 import numpy as np
 
-from indexer.concepts import Concepts, word_scores
+from indexer.agreement import word_scores
+from indexer.concepts import Concepts
 from indexer.terms import is_term_word, tokenize
 
 

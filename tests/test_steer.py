@@ -40,10 +40,11 @@ finite = st.floats(-3, 3, allow_nan=False, width=32)
 def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
     m = strength.shape[1]
     shares = data.draw(arrays(np.float32, (m,), elements=st.floats(0.0625, 1, width=32)))
-    ev = Evidence(strength, data.draw(arrays(bool, strength.shape)))
+    direct = data.draw(arrays(bool, strength.shape))
+    ev = Evidence(strength, direct, direct & data.draw(arrays(bool, strength.shape)))
     bonus = concept_bonus(ev, shares, weight)
     split = bonus_split(ev, shares, bonus)
-    level = np.array([reference_level(v, d, shares) for v, d in zip(ev.value, ev.direct)])
+    level = np.array([reference_level(v, f, shares) for v, f in zip(ev.value, ev.fired)])
     if weight > 0:
         assert np.all((bonus >= 0) & (bonus <= weight * BOOST_SCALE + 1e-6))
     else:
@@ -60,24 +61,27 @@ def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
     np.testing.assert_array_equal(bonus_split(ev[rows], shares, bonus[rows]), split[rows])
 
 
-def reference_level(value, direct, shares):
-    """One document's level, feature by feature: the strongest share-scaled evidence among the features it
-    names or fires, else the share-weighted mean."""
-    carried = [v * s / shares.max() for v, d, s in zip(value, direct, shares) if d]
+def reference_level(value, fired, shares):
+    """One document's level, feature by feature: the strongest share-scaled evidence among the features that
+    fire on it, else the share-weighted mean."""
+    carried = [v * s / shares.max() for v, f, s in zip(value, fired, shares) if f]
     return max(carried) if carried else float((value * shares).sum() / shares.sum())
 
 
 def test_a_document_carrying_one_member_of_a_large_family_gets_the_whole_steer():
     m = 383
-    value = np.zeros((3, m), dtype=np.float32)
-    direct = np.zeros((3, m), dtype=bool)
-    value[0, 7], direct[0, 7] = 1.0, True  # names or fires member 7, reads as a typical carrier of it
+    value = np.zeros((4, m), dtype=np.float32)
+    fired = np.zeros((4, m), dtype=bool)
+    value[0, 7], fired[0, 7] = 1.0, True  # fires member 7, reads as a typical carrier of it
     value[1, 7] = 1.0  # reads like member 7 on its probe alone: one of 383 readings
-    value[2, :2], direct[2, :2] = [0.4, 1.5], True  # carries two members: as much as the stronger
+    value[2, :2], fired[2, :2] = [0.4, 1.5], True  # carries two members: as much as the stronger
+    value[3, 9] = 1.0  # names a word of member 9 without firing it: a generic word among 383 members' words
     shares = np.full(m, 1 / np.sqrt(m), dtype=np.float32)
-    ev = Evidence(value, direct)
-    np.testing.assert_allclose(concept_bonus(ev, shares, 1.0), [BOOST_SCALE, 0, BOOST_SCALE], atol=1e-6)
-    expected = -np.minimum(SUPPRESS_SCALE * np.array([1, 1 / m, 1.5]), SUPPRESS_CAP)
+    direct = fired.copy()
+    direct[3, 9] = True
+    ev = Evidence(value, direct, fired)
+    np.testing.assert_allclose(concept_bonus(ev, shares, 1.0), [BOOST_SCALE, 0, BOOST_SCALE, 0], atol=1e-6)
+    expected = -np.minimum(SUPPRESS_SCALE * np.array([1, 1 / m, 1.5, 1 / m]), SUPPRESS_CAP)
     np.testing.assert_allclose(concept_bonus(ev, shares, -1.0), expected, atol=1e-6)
     split = bonus_split(ev, shares, concept_bonus(ev, shares, -1.0))
     assert split[0, 7] == split[0].sum() and split[2, 1] == split[2].sum()
@@ -90,13 +94,13 @@ def test_a_factored_terms_level_equals_the_dense_one(seed, c, m):
     shares = np.random.default_rng(seed).uniform(0.1, 1, m).astype(np.float32)
     dense = concept_evidence(emb @ probes.T - probes @ mu, word, firing)
     got = term_level(probe_evidence(emb, probes, mu, word, firing), shares)
-    expected = [reference_level(v, d, shares) for v, d in zip(dense.value, dense.direct)]
+    expected = [reference_level(v, f, shares) for v, f in zip(dense.value, dense.fired)]
     np.testing.assert_allclose(got, np.array(expected, dtype=np.float32).reshape(c), atol=1e-4)
 
 
 def test_concept_bonus_levels():
     strength = Evidence(
-        np.array([[-1.0], [0.0], [BOOST_FLOOR], [0.65], [1.0], [3.0]], dtype=np.float32), np.zeros((6, 1), bool)
+        np.array([[-1.0], [0.0], [BOOST_FLOOR], [0.65], [1.0], [3.0]], dtype=np.float32), *np.zeros((2, 6, 1), bool)
     )
     shares = np.ones(1, dtype=np.float32)
     boost = concept_bonus(strength, shares, 1.0)
@@ -114,7 +118,9 @@ def test_concept_bonus_levels():
 
 def test_split_follows_the_parts_that_agree_with_the_strength():
     # Read on the probes alone (no document names or fires a feature): the mean of the two.
-    strength = Evidence(np.array([[2.0, 0.0], [1.0, 1.0], [-1.0, 3.0], [-2.0, 0.5]], dtype=np.float32), np.zeros((4, 2), bool))
+    strength = Evidence(
+        np.array([[2.0, 0.0], [1.0, 1.0], [-1.0, 3.0], [-2.0, 0.5]], dtype=np.float32), *np.zeros((2, 4, 2), bool)
+    )
     shares = np.array([1.0, 1.0], dtype=np.float32)
     bonus = concept_bonus(strength, shares, -1.0)
     split = bonus_split(strength, shares, bonus)
