@@ -17,12 +17,10 @@ its ~1,400 candidates, every n-th candidate stands in for all. A median over ~15
 sorting 1,400 x 383 values was a quarter of a family boost."""
 FACTORED_CELLS, PAIRS_PER_CELL = 250_000, 1 / 64
 """A steer term whose evidence table has at least FACTORED_CELLS (candidate, feature) cells, as a large family's
-boost over ~1,400 candidates does, reads it factored (`probe_evidence`) while the candidates name or fire its
-features in fewer than PAIRS_PER_CELL of them: a 383-feature family boost took 14.8 ms in process instead of
-17.0 (p50 over 35 queries x 3, both ways in turn; the same results). Past that share, reading the pairs one by
-one costs more than the dense product (astrophysics queries steered by an astrophysics family: 6% of the cells,
-32.7 ms against 18.6); on smaller tables (a suppression's 300 candidates, a smaller family) the two were within
-noise."""
+boost over ~1,400 candidates does, reads it factored (`probe_evidence`) while its features fire on fewer than
+PAIRS_PER_CELL of the cells: a 383-feature family boost took 14.8 ms instead of 17.0. Past that share, reading
+the pairs one by one costs more than the dense product; on smaller tables the two are within noise
+(BENCHMARKS.md, steering by a family)."""
 
 
 def query_orthogonal(u: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -131,9 +129,10 @@ def read_evidence(
     """`concept_evidence` of c candidates with embeddings emb (c, d) for m features with probes u (d, m) read
     orthogonally to the query, corpus mean mu (d,), word (c, m) bool and firing (c, m) float32: factored
     (`probe_evidence`) for a table of at least FACTORED_CELLS cells of which fewer than PAIRS_PER_CELL are
-    named or fired, as a large family's boost has; dense otherwise."""
+    fired, as a large family's boost has; dense otherwise."""
     extra, direct, fired = _lexical(word, firing)
-    if direct.size >= FACTORED_CELLS and np.count_nonzero(direct) < PAIRS_PER_CELL * direct.size:
+    # `steer.term_level` reads the fired pairs one by one.
+    if fired.size >= FACTORED_CELLS and np.count_nonzero(fired) < PAIRS_PER_CELL * fired.size:
         return _factored(emb, np.ascontiguousarray(u.T), mu, extra, direct, fired)
     # (e - mu) . u without materialising the centred candidates.
     return _dense(emb @ u - mu @ u, extra, direct, fired)
