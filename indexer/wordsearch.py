@@ -16,28 +16,38 @@ from indexer.terms import is_term_word, tokenize
 
 def text_terms(text: str, df: Callable[[str], int], n_docs: int) -> list[tuple[str, float]]:
     """Candidate terms of a free-text phrase with the share of the phrase each covers: adjacent pairs (bigrams)
-    first, then single words. A word's share is its IDF, log(n_docs / df), over the phrase's total, so in
+    first, then the whole text hyphenated (`hyphenated`), then single words (a possessive "'s" dropped). A word's
+    share is its IDF, log(n_docs / df), over the phrase's total, so in
     "lip reading" the rarer, more specific "lip" counts more than "reading"; df(word) gives 0 for a word the
     index does not know (counted as rare as a word can be)."""
-    words = [w for w in tokenize(text) if is_term_word(w)]
+    words = [w.removesuffix("'s") for w in tokenize(text)]
+    words = [w for w in words if is_term_word(w)]
     if not words:
         return []
     idf = {w: np.log(n_docs / max(df(w), 1)) + 1e-3 for w in words}
     total = sum(idf[w] for w in words)
     pairs = [(f"{a} {b}", (idf[a] + idf[b]) / total) for a, b in zip(words, words[1:])]
-    return pairs + [(w, idf[w] / total) for w in dict.fromkeys(words)]
+    return pairs + hyphenated(text) + [(w, idf[w] / total) for w in dict.fromkeys(words)]
+
+
+def hyphenated(text: str) -> list[tuple[str, float]]:
+    """The text of several words written as one hyphenated word, covering all of it: "mixture of experts" is the
+    corpus's "mixture-of-experts" (its stop words kept), "out of distribution" its "out-of-distribution"."""
+    tokens = [t for t in tokenize(text) if t[0].isalnum()]
+    return [("-".join(tokens), 1.0)] if len(tokens) > 1 else []
 
 
 PHRASE_RECALL = 0.2
-"""A two-word text that is itself a term is read as that term alone when the term's best feature fires on at least
+"""A text that is itself a term (two words, or its words hyphenated) is read as that term alone when the term's best feature fires on at least
 this share of the term's documents (`rank_by_word`); a handle that fires on fewer may share them by chance."""
 
 
 def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta: float = 0.5) -> dict[int, float]:
     """Features the words of `text` stand for, scored in (0, 1]: the max over the text's terms of the share of
-    the text the term covers times `word_scores`. A two-word text that is itself a term, with a feature that fires
-    on at least PHRASE_RECALL of its documents, is read as that term alone: "weak lensing" means cosmic shear, not
-    the strong lensing that the word "lensing" alone leads to. best_f1 (n_features,) from `Concepts.best_f1`;
+    the text the term covers times `word_scores`. A text that is itself a term (two words, or its words
+    hyphenated), with a feature that fires on at least PHRASE_RECALL of its documents, is read as that term alone:
+    "weak lensing" means cosmic shear, not the strong lensing that the word "lensing" alone leads to, and
+    "mixture of experts" the MoE feature, not Gaussian mixtures. best_f1 (n_features,) from `Concepts.best_f1`;
     n_docs is the corpus size."""
     row = cache(c.row)  # each word is looked up for its IDF and again as a term
     found = []
@@ -49,8 +59,8 @@ def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta:
         feats = c.features[r][valid]
         s = word_scores(c.precision[r][valid], c.recall[r][valid], best_f1[feats], c.df[r], beta)
         found.append((term, coverage, feats, s, c.recall[r][valid]))
-    # A pair that covers the whole text is the text itself: a two-word phrase the index knows.
-    phrase = [t for t in found if " " in t[0] and t[1] >= 1.0 - 1e-6 and len(t[2])]
+    # A pair (or hyphenated form) that covers the whole text is the text itself: a phrase the index knows.
+    phrase = [t for t in found if (" " in t[0] or "-" in t[0]) and t[1] >= 1.0 - 1e-6 and len(t[2])]
     if phrase:
         _, _, _, s, recall = phrase[0]
         if s.max() > 0 and recall[s.argmax()] >= PHRASE_RECALL:

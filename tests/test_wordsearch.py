@@ -36,10 +36,23 @@ def test_a_two_word_term_is_read_as_itself_when_a_feature_covers_it(rng):
     assert max(scores, key=scores.get) in (1, 2) and 0 in scores
 
 
+def test_a_text_the_corpus_writes_hyphenated_is_read_as_that_word(rng):
+    # "mixture-of-experts" documents fire feature 0; "mixture" alone leads to feature 1 (Gaussian mixtures) and
+    # "experts" to feature 2: read word by word, "mixture of experts" would find them instead.
+    words = ["mixture-of-experts"] * 30 + ["gaussian mixture"] * 60 + ["domain experts"] * 60 + ["other"] * 50
+    texts = [f"document {i} about {w} things" for i, w in enumerate(words)]
+    fires = np.array([0] * 30 + [1] * 60 + [2] * 60 + [3] * 50)
+    codes = SparseCodes(indices=fires[:, None].astype(np.int32), values=np.ones((200, 1), np.float32), n_features=4)
+    c = build_concepts(texts, codes, rng.normal(size=(200, 8)).astype(np.float32))
+    scores = rank_by_word(c, "Mixture of Experts", c.best_f1(), 200)
+    assert max(scores, key=scores.get) == 0 and set(scores) == {0}
+    assert text_terms("galaxy's", lambda w: 10, 1000) == [("galaxy", 1.0)]
+
+
 def test_text_terms_weigh_words_by_idf():
     same = text_terms("dark matter halos", lambda w: 10, 1000)
-    assert [t for t, _ in same] == ["dark matter", "matter halos", "dark", "matter", "halos"]
-    np.testing.assert_allclose([c for _, c in same], [2 / 3, 2 / 3, 1 / 3, 1 / 3, 1 / 3])
+    assert [t for t, _ in same] == ["dark matter", "matter halos", "dark-matter-halos", "dark", "matter", "halos"]
+    np.testing.assert_allclose([c for _, c in same], [2 / 3, 2 / 3, 1, 1 / 3, 1 / 3, 1 / 3])
     # The rarer word carries more of the phrase; shares of single words add up to 1.
     df = {"lip": 10, "reading": 100}
     shares = dict(text_terms("lip reading", df.__getitem__, 1000))
