@@ -26,13 +26,9 @@ Methods (`method` of a search):
   the concept costs (recall matters: the penalty decides which documents leave), while a document at or below
   the background keeps its score, so the query's own neighbours without the concept stay first. The cap is a
   price in cosine: at weight -1 a carrier (level >= 0.57) gives way to any document without the concept that
-  is at most 0.2 less similar to the query, not to one at any distance. Where the concept fills the
-  neighbourhood the nearest such documents are far, and an uncapped penalty emptied the results at a fidelity
-  below 0.87. On the benchmark the saturating shape was the better boost and this one the better suppressor
-  at equal fidelity (it beat a linear penalty that also paid documents with a negative level, once the probe
-  is read orthogonally to the query). The cap leaves that curve where it was and moves where weight -1 lands:
-  on the case sets whose concept fills the plain results it meets both suppress goals, where the uncapped
-  penalty fell short on fidelity (BENCHMARKS.md, steering item 16).
+  is at most 0.2 less similar to the query, not to one at any distance (where the concept fills the
+  neighbourhood, an uncapped penalty emptied the results). Why these two shapes, and the cap: BENCHMARKS.md,
+  steering items 6 and 16.
   Both are linear in the weight, so 0 changes nothing and +-2 doubles the effect. Candidates are the query's
   `POOL` nearest documents plus, for a boost, the `POSTINGS` strongest documents of each boosted term;
   `SUPPRESS_POOL` nearest when every term suppresses.
