@@ -36,11 +36,14 @@ def mix_query(x: np.ndarray, texts: list[np.ndarray], weights: list[float]) -> t
     return _unit(v)
 
 
-def rewrite_query(x: np.ndarray, rewritten: np.ndarray, weight: float) -> tuple[np.ndarray, float]:
-    """x (d,) moved `weight` of the way to the embedding of the rewritten query text, rewritten (d,), normalised:
-    (x' = normalise(x + weight * (rewritten - x)), the norm divided by). Weight 1 is the rewritten query itself,
-    0.5 halfway, 2 as far again: a text edit with a weight like the other methods'."""
-    return _unit(x + weight * (rewritten - x))
+def rewrite_query(x: np.ndarray, rewritten: list[np.ndarray], weights: list[float]) -> tuple[np.ndarray, float]:
+    """x (d,) moved toward the embedding of each rewritten query text, rewritten_i (d,), by its weight, normalised:
+    (x' = normalise(x + sum_i weight_i * (rewritten_i - x)), the norm divided by). One term at weight 1 is its
+    rewritten query itself, 0.5 halfway, 2 as far again: a text edit with a weight like the other methods'."""
+    v = x.astype(np.float64).copy()
+    for r, w in zip(rewritten, weights):
+        v += w * (r - x)
+    return _unit(v)
 
 
 def edit_contributions(

@@ -36,6 +36,14 @@ class UnknownFamily(UnknownFeature):
     """A family named by id or name does not exist."""
 
 
+def located(where: str, exc: InvalidArgument | UnknownFeature) -> InvalidArgument | UnknownFeature:
+    """The same error with `where` (a request path such as "steer.1") before its message, so that a request of
+    several terms says which one is wrong."""
+    if isinstance(exc, UnknownFeature):
+        return type(exc)(f"{where}: {exc}", suggestions=exc.suggestions)
+    return type(exc)(f"{where}: {exc}")
+
+
 class IndexNotReady(SaeSearchError):
     """No loadable index exists yet, or it failed verification."""
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from indexer.artifacts import IndexData
 from indexer.catalog import Catalog
-from indexer.errors import InvalidArgument
+from indexer.errors import InvalidArgument, UnknownFeature, located
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,12 @@ class FilterIndex:
             parts.append(docs[acts > threshold * p90[f]])
         return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int32)
 
+    def _located_docs(self, where: str, target: Target, threshold: float) -> np.ndarray:
+        try:
+            return self.firing_docs(target, threshold)
+        except (InvalidArgument, UnknownFeature) as exc:
+            raise located(where, exc) from None
+
     def conflicts(self, filters: Filters) -> list[str]:
         """Notes for each feature or family that is both required and excluded (no document can pass)."""
         def key(t: Target) -> tuple[str, int]:
@@ -93,19 +99,26 @@ class FilterIndex:
                 return "family", self.catalog.family_id(t.family)
             return "feature", self.catalog.feature_id(t.feature)
 
-        both = {key(t) for t in filters.require} & {key(t) for t in filters.exclude}
-        return [f"{kind} {i} is both required and excluded, so no document can pass" for kind, i in sorted(both)]
+        required, excluded = {key(t) for t in filters.require}, {key(t) for t in filters.exclude}
+        notes = [f"{kind} {i} is both required and excluded, so no document can pass" for kind, i in sorted(required & excluded)]
+        for _, fam in sorted(k for k in excluded if k[0] == "family"):
+            members = set(self.catalog.family_members(fam).tolist())
+            notes += [
+                f"feature {f} is required but belongs to the excluded family {fam}, so no document can pass"
+                for kind, f in sorted(required) if kind == "feature" and f in members
+            ]
+        return notes
 
     def allowed(self, filters: Filters) -> np.ndarray:
         """(n_docs,) bool: documents passing every filter."""
         n = len(self.data.corpus)
         mask = np.ones(n, dtype=bool)
-        for t in filters.require:
+        for i, t in enumerate(filters.require):
             hit = np.zeros(n, dtype=bool)
-            hit[self.firing_docs(t, filters.threshold)] = True
+            hit[self._located_docs(f"require.{i}", t, filters.threshold)] = True
             mask &= hit
-        for t in filters.exclude:
-            mask[self.firing_docs(t, filters.threshold)] = False
+        for i, t in enumerate(filters.exclude):
+            mask[self._located_docs(f"exclude.{i}", t, filters.threshold)] = False
         if filters.categories:
             hit = np.zeros(n, dtype=bool)
             for wanted in filters.categories:

@@ -280,12 +280,10 @@ class Searcher:
                     raise InvalidArgument("the 'rewrite' method can only boost (a query text cannot say 'less of')")
                 if not query:
                     raise InvalidArgument("the 'rewrite' method needs the query text")
-                text = " ".join([query] + [r.text for r in active])
-                rewritten = np.asarray(embed(text), dtype=np.float32)
-                # Several terms share one rewritten text, so they share one step: their mean weight.
-                weight = float(np.mean([r.term.weight for r in active]))
-                q, norm = rewrite_query(x, rewritten, weight)
-                parts = [(None, f"rewrite: {text}", weight * (rewritten - x))]
+                # Each term rewrites the query on its own, so its step is linear in its weight alone.
+                vecs = [np.asarray(embed(f"{query} {r.text}"), dtype=np.float32) for r in active]
+                q, norm = rewrite_query(x, vecs, [r.term.weight for r in active])
+                parts = [(None, f"rewrite: {query} {r.text}", r.term.weight * (v - x)) for r, v in zip(active, vecs)]
         rows = self.candidates(q, k, mask)
         emb_c = self.data.embeddings[rows]
         scores, plain = emb_c @ q, emb_c @ x
@@ -315,6 +313,9 @@ class Searcher:
             row=row, id=corpus.ids[row], title=corpus.titles[row], score=round(score, 6), plain_score=round(plain, 6),
             categories=list(corpus.categories[row]),
             features=[FeatureActivation(f, names[f], round(a, 5)) for _, f, a in shared],
-            contributions=[Contribution(fid, name, round(value, 6)) for fid, name, value in largest_contributions(contrib)],
+            contributions=[
+                Contribution(fid, name, rounded) for fid, name, value in largest_contributions(contrib)
+                if (rounded := round(value, 6)) != 0  # a sliver that rounds to 0 added nothing
+            ],
         )
 

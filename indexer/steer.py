@@ -38,8 +38,8 @@ The four query-edit methods (indexer/edits.py):
 - "decode": the paper's decode-only edit, x' = normalise(z' W_dec + b_dec). It drops what the SAE cannot
   reconstruct, so any weight but 0 moves the query at once by that error, and the weight adds to it.
 - "mix": Weaviate-style moveTo / moveAwayFrom, x' = normalise(x + sum_i weight_i * MIX_BETA * embed(text_i)).
-- "rewrite": the query text with each boosted term's text appended and embedded again, r, then
-  x' = normalise(x + w (r - x)), w the terms' mean weight: 1 is the rewritten query, 0.5 halfway (boost only).
+- "rewrite": the query text with a term's text appended, embedded again (r_i for term i), then
+  x' = normalise(x + sum_i weight_i (r_i - x)): one term at 1 is its rewritten query, 0.5 halfway (boost only).
 The text of a term is the concept text it was given, or the word its feature stands for (its concept term),
 or its name.
 
@@ -57,7 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from indexer.catalog import Catalog, Ref
-from indexer.errors import InvalidArgument, UnknownFeature
+from indexer.errors import InvalidArgument, UnknownFeature, located
 from indexer.evidence import Evidence, ProbeEvidence
 
 METHODS = ("concept", "residual", "decode", "mix", "rewrite")
@@ -117,34 +117,44 @@ def _target_count(term: SteerTerm) -> int:
 
 def resolve_terms(catalog: Catalog, terms: list[SteerTerm], words_only: bool = False) -> list[ResolvedSteer]:
     """Validate steer terms and resolve names, families and free-text concepts to features. With `words_only`
-    (the methods in WORD_METHODS), a concept that no feature matches resolves to its words and no features."""
+    (the methods in WORD_METHODS), a concept that no feature matches resolves to its words and no features. An
+    error names the term it is about ("steer.1: ...")."""
+    out = []
+    for i, term in enumerate(terms):
+        try:
+            out.append(_resolve(catalog, term, words_only))
+        except (InvalidArgument, UnknownFeature) as exc:
+            raise located(f"steer.{i}", exc) from None
+    return out
+
+
+def _resolve(catalog: Catalog, term: SteerTerm, words_only: bool) -> ResolvedSteer:
     data = catalog.data
     p90 = data.stats.p90
-    out = []
-    for term in terms:
-        if _target_count(term) != 1:
-            raise InvalidArgument("each steer term names exactly one of 'feature', 'family' or 'concept'")
-        if not -MAX_WEIGHT <= term.weight <= MAX_WEIGHT:
-            raise InvalidArgument(f"steer weight must lie in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {term.weight}")
-        family = None
-        if term.family is not None:
-            fam = catalog.family_id(term.family)
-            family = catalog.family_ref(fam)
-            members = [int(f) for f in catalog.family_members(fam) if p90[f] > 0]
-            shares = [1.0 / np.sqrt(max(len(members), 1))] * len(members)
-            text = family.name
-        elif term.concept is not None:
-            members, shares = concept_features(catalog, term.concept, required=not words_only)
-            text = term.concept.strip()
-        else:
-            f = catalog.feature_id(term.feature)
-            if p90[f] <= 0:
-                raise UnknownFeature(f"feature {f} ({data.names.names[f]!r}) never fires, so it cannot steer")
-            members, shares = [f], [1.0]
-            text = catalog.concepts.concept_term(f) or data.names.names[f]
-        deltas = [float(term.weight * STEER_SCALE * p90[f] * s) for f, s in zip(members, shares)]
-        out.append(ResolvedSteer(term, [catalog.ref(f) for f in members], shares, family, deltas, text))
-    return out
+    if _target_count(term) != 1:
+        raise InvalidArgument("each steer term names exactly one of 'feature', 'family' or 'concept'")
+    if term.concept is not None and not term.concept.strip():
+        raise InvalidArgument("a steer concept must not be blank")
+    if not -MAX_WEIGHT <= term.weight <= MAX_WEIGHT:
+        raise InvalidArgument(f"steer weight must lie in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {term.weight}")
+    family = None
+    if term.family is not None:
+        fam = catalog.family_id(term.family)
+        family = catalog.family_ref(fam)
+        members = [int(f) for f in catalog.family_members(fam) if p90[f] > 0]
+        shares = [1.0 / np.sqrt(max(len(members), 1))] * len(members)
+        text = family.name
+    elif term.concept is not None:
+        members, shares = concept_features(catalog, term.concept, required=not words_only)
+        text = term.concept.strip()
+    else:
+        f = catalog.feature_id(term.feature)
+        if p90[f] <= 0:
+            raise UnknownFeature(f"feature {f} ({data.names.names[f]!r}) never fires, so it cannot steer")
+        members, shares = [f], [1.0]
+        text = catalog.concepts.concept_term(f) or data.names.names[f]
+    deltas = [float(term.weight * STEER_SCALE * p90[f] * s) for f, s in zip(members, shares)]
+    return ResolvedSteer(term, [catalog.ref(f) for f in members], shares, family, deltas, text)
 
 
 def concept_features(catalog: Catalog, text: str, required: bool = True) -> tuple[list[int], list[float]]:

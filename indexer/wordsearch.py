@@ -16,8 +16,8 @@ from indexer.terms import is_term_word, tokenize
 
 def text_terms(text: str, df: Callable[[str], int], n_docs: int) -> list[tuple[str, float]]:
     """Candidate terms of a free-text phrase with the share of the phrase each covers: adjacent pairs (bigrams)
-    first, then the whole text hyphenated (`hyphenated`), then single words (a possessive "'s" dropped). A word's
-    share is its IDF, log(n_docs / df), over the phrase's total, so in
+    first, then the whole text hyphenated (`hyphenated`), then each word of two hyphenated parts read as those two
+    words, then single words (a possessive "'s" dropped). A word's share is its IDF, log(n_docs / df), over the phrase's total, so in
     "lip reading" the rarer, more specific "lip" counts more than "reading"; df(word) gives 0 for a word the
     index does not know (counted as rare as a word can be)."""
     words = [w.removesuffix("'s") for w in tokenize(text)]
@@ -27,7 +27,9 @@ def text_terms(text: str, df: Callable[[str], int], n_docs: int) -> list[tuple[s
     idf = {w: np.log(n_docs / max(df(w), 1)) + 1e-3 for w in words}
     total = sum(idf[w] for w in words)
     pairs = [(f"{a} {b}", (idf[a] + idf[b]) / total) for a, b in zip(words, words[1:])]
-    return pairs + hyphenated(text) + [(w, idf[w] / total) for w in dict.fromkeys(words)]
+    # A word of two hyphenated parts may be the corpus's two-word term: "dark-matter" is "dark matter".
+    split = [(w.replace("-", " "), idf[w] / total) for w in dict.fromkeys(words) if w.count("-") == 1]
+    return pairs + hyphenated(text) + split + [(w, idf[w] / total) for w in dict.fromkeys(words)]
 
 
 def hyphenated(text: str) -> list[tuple[str, float]]:

@@ -57,12 +57,29 @@ def _loc(loc: tuple) -> str:
     return ".".join(str(p) for p in parts) or "request"
 
 
+UNION_BRANCHES = ("int", "constrained-str", "str")
+"""The tags pydantic adds to a location for each branch of a union that failed (`feature`: an id or a name)."""
+
+
 def _error(e: dict) -> dict:
+    loc = tuple(e.get("loc", ()))
     if e.get("type") == "json_invalid":
-        at = e.get("loc", ())[-1] if e.get("loc") else "?"
         reason = (e.get("ctx") or {}).get("error", "")
-        return {"loc": "request", "msg": f"the body is not valid JSON ({reason} at character {at})"}
-    return {"loc": _loc(tuple(e.get("loc", ()))), "msg": e.get("msg", "")}
+        return {"loc": "request", "msg": f"the body is not valid JSON ({reason} at character {loc[-1] if loc else '?'})"}
+    if loc == ("body",) and e.get("type") in ("model_attributes_type", "dict_type", "missing"):
+        return {"loc": "request", "msg": "the body must be a JSON object (content-type: application/json)"}
+    if len(loc) > 1 and loc[-1] in UNION_BRANCHES and loc[-2] in ("feature", "family"):
+        return {"loc": _loc(loc[:-1]), "msg": "must be an id (a whole number) or a name (1 to 200 characters)"}
+    return {"loc": _loc(loc), "msg": e.get("msg", "")}
+
+
+def _errors(raw: list[dict]) -> list[dict]:
+    """Each error once: a union's failed branches say the same thing about one field."""
+    out: list[dict] = []
+    for e in map(_error, raw):
+        if e not in out:
+            out.append(e)
+    return out
 
 
 def install(app: FastAPI) -> None:
@@ -81,7 +98,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         # One readable sentence first, the structured list after it for programs.
-        errors = [_error(e) for e in exc.errors()]
+        errors = _errors(exc.errors())
         detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors)
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 

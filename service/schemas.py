@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator, model_validator
 
 from indexer.edits import MIX_BETA
 from indexer.evidence import FIRE_EVIDENCE, WORD_EVIDENCE
@@ -55,8 +55,8 @@ class SteerIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    feature: int | Name | None = Field(None, description="Feature id or exact feature name.")
-    family: int | Name | None = Field(None, description="Family id or exact family name; the weight is spread over its members.")
+    feature: StrictInt | Name | None = Field(None, description="Feature id or exact feature name.")
+    family: StrictInt | Name | None = Field(None, description="Family id or exact family name; the weight is spread over its members.")
     concept: str | None = Field(
         None, min_length=1, max_length=200,
         description="Free text, e.g. 'clinical trials': resolved to the features that best stand for its words "
@@ -64,6 +64,13 @@ class SteerIn(BaseModel):
         "text that no feature matches still steers (and resolves to no features).",
     )
     weight: float = Field(..., ge=-MAX_WEIGHT, le=MAX_WEIGHT, allow_inf_nan=False, description=WEIGHT_DOC)
+
+    @field_validator("concept")
+    @classmethod
+    def _no_blank_concept(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("a concept must not be blank")
+        return v
 
     @model_validator(mode="after")
     def _one_target(self) -> "SteerIn":
@@ -77,8 +84,8 @@ class TargetIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    feature: int | Name | None = Field(None, description="Feature id or exact feature name.")
-    family: int | Name | None = Field(None, description="Family id or exact family name.")
+    feature: StrictInt | Name | None = Field(None, description="Feature id or exact feature name.")
+    family: StrictInt | Name | None = Field(None, description="Family id or exact family name.")
 
     @model_validator(mode="after")
     def _one_target(self) -> "TargetIn":
@@ -100,8 +107,8 @@ class SearchIn(BaseModel):
         "feature's concept probe. 'residual': edit the query's SAE code and add the edit to the query vector. "
         "'decode': the paper's decode-only edit (it drops the SAE's reconstruction error, so any weight but 0 "
         "moves the query by that much). 'mix': add the embedding of the term's words (Weaviate moveTo / "
-        "moveAwayFrom). 'rewrite': append the boosted terms' words to the query text and move the query toward "
-        "its embedding by the weight (1: the rewritten query; boost only).",
+        "moveAwayFrom). 'rewrite': append a boosted term's words to the query text and move the query toward "
+        "its embedding by the term's weight (one term at 1: the rewritten query; boost only).",
     )
     require: list[TargetIn] = Field(default_factory=list, max_length=MAX_FILTERS, description="Features or families that must fire on every result.")
     exclude: list[TargetIn] = Field(default_factory=list, max_length=MAX_FILTERS, description="Features or families that must not fire on any result.")
@@ -289,11 +296,20 @@ class RebuildIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     corpus: str | None = Field(
-        None, max_length=1000, description="Corpus file inside the data directory; default: the configured corpus."
+        None, min_length=1, max_length=1000,
+        description="Corpus file inside the data directory; default (left out): the configured corpus.",
     )
     embeddings: str | None = Field(
-        None, max_length=1000, description="Precomputed embeddings inside the data directory, aligned with the corpus."
+        None, min_length=1, max_length=1000,
+        description="Precomputed embeddings inside the data directory, aligned with the corpus.",
     )
+
+    @field_validator("corpus", "embeddings")
+    @classmethod
+    def _no_blank_file(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must not be blank; leave the field out to use the configured file")
+        return v
 
 
 class JobAccepted(BaseModel):

@@ -75,8 +75,9 @@ class AppState:
         """Build settings for a rebuild: the request's files (checked to lie in the data directory) or the
         configured ones, plus the options of the index being replaced."""
         s = self.settings
-        corpus_path = self._inside_data_dir(corpus) if corpus else s.corpus
-        if embeddings:
+        # None (not merely falsy) means "the configured file": a blank name must never rebuild from the default.
+        corpus_path = self._inside_data_dir(corpus) if corpus is not None else s.corpus
+        if embeddings is not None:
             emb_path: Path | None = self._inside_data_dir(embeddings)
         else:
             emb_path = s.embeddings if not corpus and s.embeddings and s.embeddings.is_file() else None

@@ -76,6 +76,10 @@ def test_weight_zero_is_a_no_op(client):
         ({"query": "q", "steer": [{"feature": 1, "weight": "NaN"}]}, "steer.0.weight: Input should be a finite number"),
         ({"query": "q", "categories": [" "]}, "blank"),
         ({"query": "q", "categories": ["x" * 201]}, "categories.0: String should have at most 200"),
+        ({"query": "q", "steer": [{"concept": "  ", "weight": 1}], "method": "mix"}, "steer.0.concept: Value error, a concept must not be blank"),
+        ({"query": "q", "steer": [{"feature": True, "weight": 1}]}, "steer.0.feature: must be an id (a whole number) or a name"),
+        ({"query": "q", "steer": [{"feature": 1, "weight": 1}, {"feature": 99999, "weight": 1}]}, "steer.1: no feature with id 99999"),
+        ([1, 2], "the body must be a JSON object"),
         ({"query": "q", "k": 0}, "k"),
         ({"query": "q", "k": 101}, "k"),
         ({"query": "q", "steer": [{"feature": 1, "weight": 2.5}]}, "weight"),
@@ -173,6 +177,10 @@ def test_admin_needs_the_key(client):
     assert r.status_code == 422 and "inside the data directory" in r.json()["detail"]
     r = client.post("/index/rebuild", json={"corpus": "abs\u0000tracts.parquet"}, headers=AUTH)
     assert r.status_code == 422 and "not a usable file name" in r.json()["detail"]
+    # A blank name is not "the configured corpus": it must not start a rebuild.
+    for blank in ("", "  "):
+        r = client.post("/index/rebuild", json={"corpus": blank}, headers=AUTH)
+        assert r.status_code == 422 and r.json()["detail"].startswith("corpus: ")
 
 
 def test_admin_disabled_without_a_key(demo_index, embedder):

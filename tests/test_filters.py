@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.catalog import Catalog
-from indexer.errors import InvalidArgument
+from indexer.errors import InvalidArgument, UnknownFeature
 from indexer.filters import FilterIndex, Filters, Target
 from tests.conftest import fires
 
@@ -61,3 +61,14 @@ def test_a_target_both_required_and_excluded_is_named(index):
     filters = Filters([Target(4), Target(family=0)], [Target(name), Target(5)])
     assert index.conflicts(filters) == ["feature 4 is both required and excluded, so no document can pass"]
     assert not index.allowed(filters).any()
+    member = int(index.catalog.family_members(0)[0])
+    inside = Filters([Target(member)], [Target(family=0)])
+    assert index.conflicts(inside) == [
+        f"feature {member} is required but belongs to the excluded family 0, so no document can pass"
+    ]
+    assert not index.allowed(inside).any()
+
+
+def test_an_unknown_target_says_which_entry_it_is(index):
+    with pytest.raises(UnknownFeature, match=r"^exclude\.1: no feature with id 999"):
+        index.allowed(Filters([Target(1)], [Target(2), Target(999)]))

@@ -316,8 +316,10 @@ def test_bad_steer_terms_are_refused(searcher):
     assert "topic3 words" in info.value.suggestions
     with pytest.raises(UnknownFeature, match="ids run from 0"):
         searcher.search(x, 5, [SteerTerm(1.0, 10_000)])
-    with pytest.raises(UnknownFamily):
-        searcher.search(x, 5, [SteerTerm(1.0, family="no such family")])
+    with pytest.raises(UnknownFamily, match=r"^steer\.1: no family named"):
+        searcher.search(x, 5, [SteerTerm(1.0, 3), SteerTerm(1.0, family="no such family")])
+    with pytest.raises(InvalidArgument, match="blank"):
+        searcher.search(x, 5, [SteerTerm(1.0, concept="  ")], method="mix", query="q", embed=fake_embed(searcher))
     with pytest.raises(InvalidArgument, match="weight"):
         searcher.search(x, 5, [SteerTerm(2.5, 1)])
     with pytest.raises(InvalidArgument, match="exactly one"):
@@ -339,3 +341,11 @@ def test_rewrite_moves_the_query_toward_the_rewritten_text_by_its_weight(searche
         q /= np.linalg.norm(q)
         assert [h.row for h in out.hits] == np.argsort(-(emb @ q))[:5].tolist()
         assert [h.score for h in out.hits] == pytest.approx((emb @ q)[[h.row for h in out.hits]].tolist(), abs=1e-5)
+    # Each term steps on its own: two halves are one whole, and a term at 0.001 barely moves the query.
+    halves = [SteerTerm(0.5, concept="topic7")] * 2
+    twice = searcher.search(x, 5, halves, method="rewrite", query="q", embed=embed)
+    once = searcher.search(x, 5, [SteerTerm(1.0, concept="topic7")], method="rewrite", query="q", embed=embed)
+    assert [(h.row, round(h.score, 5)) for h in twice.hits] == [(h.row, round(h.score, 5)) for h in once.hits]
+    tiny = [SteerTerm(1.0, concept="topic7"), SteerTerm(0.001, concept="topic2")]
+    out = searcher.search(x, 5, tiny, method="rewrite", query="q", embed=embed)
+    assert [h.row for h in out.hits] == [h.row for h in once.hits]

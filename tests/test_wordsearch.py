@@ -47,6 +47,7 @@ def test_a_text_the_corpus_writes_hyphenated_is_read_as_that_word(rng):
     scores = rank_by_word(c, "Mixture of Experts", c.best_f1(), 200)
     assert max(scores, key=scores.get) == 0 and set(scores) == {0}
     assert text_terms("galaxy's", lambda w: 10, 1000) == [("galaxy", 1.0)]
+    assert text_terms("dark-matter", lambda w: 10, 1000) == [("dark matter", 1.0), ("dark-matter", 1.0)]
 
 
 def test_text_terms_weigh_words_by_idf():

@@ -10,15 +10,17 @@ from service.deps import SearcherDep
 from service.errors import responses
 from service.schemas import CategoryOut, FamilyPage, FamilyTreeOut, FeatureMatchOut, FeatureOut
 
-router = APIRouter(tags=["features"], responses=responses(404, 422, 503))
+router = APIRouter(tags=["features"], responses=responses(503))
 
 
-@router.get("/features", response_model=list[FeatureMatchOut])
+@router.get("/features", response_model=list[FeatureMatchOut], responses=responses(422))
 def find_features(
     searcher: SearcherDep,
     q: Annotated[str | None, Query(min_length=1, max_length=200, description="Words the feature should stand for.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    min_trust: Annotated[float, Query(ge=0, le=1, description="Leave out features whose name is trusted less.")] = 0.0,
+    min_trust: Annotated[
+        float, Query(ge=0, le=1, allow_inf_nan=False, description="Leave out features whose name is trusted less.")
+    ] = 0.0,
     sort: Annotated[Literal["relevance", "trust", "density"], Query()] = "relevance",
 ) -> list:
     """Features that stand for the text, best first (all features without one). First comes an exact name; then
@@ -30,13 +32,13 @@ def find_features(
     return searcher.catalog.search(q, limit, min_trust, sort)
 
 
-@router.get("/features/{feature_id}", response_model=FeatureOut)
+@router.get("/features/{feature_id}", response_model=FeatureOut, responses=responses(404, 422))
 def get_feature(feature_id: int, searcher: SearcherDep) -> object:
     """One feature: name, description, density, trust, top documents, family, neighbours, co-firing features."""
     return feature_detail(searcher.catalog, feature_id)
 
 
-@router.get("/families", response_model=FamilyPage)
+@router.get("/families", response_model=FamilyPage, responses=responses(422))
 def get_families(
     searcher: SearcherDep,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -47,7 +49,7 @@ def get_families(
     return FamilyPage(total=total, offset=offset, limit=limit, families=page)
 
 
-@router.get("/families/{family_id}", response_model=FamilyTreeOut)
+@router.get("/families/{family_id}", response_model=FamilyTreeOut, responses=responses(404, 422))
 def get_family(family_id: int, searcher: SearcherDep) -> FamilyTreeOut:
     """One family as a tree of named features."""
     return FamilyTreeOut(

@@ -7,9 +7,10 @@ from service.deps import StateDep
 from service.schemas import HealthOut, IndexInfo
 
 router = APIRouter(tags=["health"])
+NO_INDEX = {503: {"model": HealthOut, "description": "No index is loaded yet (`status`: no_index)."}}
 
 
-@router.get("/health", response_model=HealthOut)
+@router.get("/health", response_model=HealthOut, responses=NO_INDEX)
 def health(state: StateDep, response: Response) -> HealthOut:
     """Liveness and the loaded index's size (503 while no index is loaded)."""
     try:
