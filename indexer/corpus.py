@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 SCHEMA = pa.schema([(c, pa.string()) for c in REQUIRED] + [(c, pa.list_(pa.string())) for c in OPTIONAL])
 _MAX_DUP_EXAMPLES = 5
 _CATEGORY_SPLIT = re.compile(r"[\s,;]+")
+ARXIV_CATEGORY = re.compile(r"[A-Za-z][A-Za-z-]*(?:\.[A-Za-z][A-Za-z-]*)?")
+"""The shape of an arXiv category ("cs.CV", "astro-ph.GA", "hep-th"). The shared corpus's category lists also
+hold MSC and ACM class codes ("68T50", "I.2.7"), which are not arXiv categories and are left out."""
 # arXiv author strings look like "A, B, and C" or "A and B"; the optional "and" after a comma is the Oxford comma.
 _AUTHOR_SPLIT = re.compile(r"\s*[,;]\s*(?:and\s+)?|\s+and\s+")
 
@@ -84,6 +87,8 @@ class CorpusReport:
     """Records skipped because an earlier record had the same id."""
     duplicate_examples: list[str] = field(default_factory=list)
     """A few of the duplicated ids."""
+    other_categories: int = 0
+    """Category entries left out for not having the shape of an arXiv category (`ARXIV_CATEGORY`)."""
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
@@ -93,6 +98,8 @@ class CorpusReport:
         )
         if self.duplicate_examples:
             text += f" (e.g. {', '.join(self.duplicate_examples)}; first occurrence kept)"
+        if self.other_categories:
+            text += f", {self.other_categories} category entries that are not arXiv categories left out"
         return text
 
 
@@ -155,7 +162,7 @@ class _Builder:
         self.limit = limit
         self.kept: list[tuple[str, str, str, list[str], list[str], int]] = []
         self.seen: set[str] = set()
-        self.rows_read = self.skipped = self.duplicates = 0
+        self.rows_read = self.skipped = self.duplicates = self.other_categories = 0
         self.dup_examples: list[str] = []
         self.first_keys: list[str] = []
         """Keys of the first JSON record, to explain an empty corpus caused by misnamed keys."""
@@ -174,7 +181,9 @@ class _Builder:
         else:
             self.seen.add(doc_id)
             cats, authors = _as_list(raw_cats, _CATEGORY_SPLIT.split), _as_list(raw_authors, _split_authors)
-            self.kept.append((doc_id, title, abstract, cats, authors, src))
+            arxiv = [c for c in cats if ARXIV_CATEGORY.fullmatch(c)]
+            self.other_categories += len(cats) - len(arxiv)
+            self.kept.append((doc_id, title, abstract, arxiv, authors, src))
         return self.limit is not None and len(self.kept) >= self.limit
 
     def keys_hint(self) -> str:
@@ -183,7 +192,10 @@ class _Builder:
         return f" (expected keys {', '.join(REQUIRED)}; the first record has {', '.join(self.first_keys)})"
 
     def report(self, path: str, fmt: str) -> CorpusReport:
-        return CorpusReport(path, fmt, self.rows_read, len(self.kept), self.skipped, self.duplicates, self.dup_examples)
+        return CorpusReport(
+            path, fmt, self.rows_read, len(self.kept), self.skipped, self.duplicates, self.dup_examples,
+            self.other_categories,
+        )
 
     def corpus(self) -> Corpus:
         ids, titles, abstracts, cats, authors, src = (list(c) for c in zip(*self.kept))
