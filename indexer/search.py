@@ -5,8 +5,6 @@ steered query. Without steering and filters a search is plain dense retrieval.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from indexer.artifacts import IndexData
@@ -17,6 +15,7 @@ from indexer.errors import InvalidArgument
 from indexer.evidence import Evidence, ProbeEvidence, query_orthogonal, read_evidence
 from indexer.filters import FilterIndex, Filters
 from indexer.index import code_error, nearest, search_faiss, set_search_threads
+from indexer.results import Contribution, FeatureActivation, Hit, SearchOutcome
 from indexer.steer import (
     DEFAULT_METHOD,
     MAX_WEIGHT,
@@ -45,46 +44,6 @@ EXACT_LIMIT = 20_000
 MAX_STEERED_LISTED = 64
 """Features of the steered code listed per search, strongest first: a family boost edits every member, and
 listing family 0's 383 slivers beside the query's own 32 took 36 of a response's 79 KB."""
-
-
-@dataclass(frozen=True)
-class FeatureActivation:
-    id: int
-    name: str
-    activation: float
-
-
-@dataclass(frozen=True)
-class Contribution:
-    """Part of a result's score difference from its plain cosine; `id` None for a non-feature part."""
-
-    id: int | None
-    name: str
-    value: float
-
-
-@dataclass(frozen=True)
-class Hit:
-    row: int
-    id: str
-    title: str
-    score: float
-    plain_score: float
-    categories: list[str]
-    features: list[FeatureActivation]
-    contributions: list[Contribution]
-
-
-@dataclass
-class SearchOutcome:
-    hits: list[Hit]
-    query_features: list[FeatureActivation]
-    steered_features: list[FeatureActivation]
-    resolved: list[ResolvedSteer] = field(default_factory=list)
-    method: str = DEFAULT_METHOD
-    matched: int | None = None
-    """Documents passing the filters (None without filters)."""
-    notes: list[str] = field(default_factory=list)
 
 
 class Searcher:
