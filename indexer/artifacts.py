@@ -190,31 +190,61 @@ def write_index(data: IndexData, out: str | Path, info: dict[str, Any]) -> Path:
     return out
 
 
+def _swap_lock(out: Path) -> Path:
+    return out.parent / f".{out.name}.swap"
+
+
 def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Move the finished build `tmp` to `out`, setting the old index aside first; a process killed between the
-    two renames leaves it aside, and `recover_swap` puts it back."""
+    """Move the finished build `tmp` to `out`, setting the old index aside first. A note beside them (`_swap_lock`:
+    this process's id and the aside folder's name) lasts while the two renames run: a process killed between them
+    leaves the old index aside, and `recover_swap` puts that very folder back."""
     if not out.exists():
         os.rename(tmp, out)
         return
     old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    os.rename(out, old)
+    lock = _swap_lock(out)
+    lock.write_text(f"{os.getpid()} {old.name}")
     try:
-        os.rename(tmp, out)
-    except BaseException:
-        os.rename(old, out)
-        raise
+        os.rename(out, old)
+        try:
+            os.rename(tmp, out)
+        except BaseException:
+            os.rename(old, out)
+            raise
+    finally:
+        lock.unlink(missing_ok=True)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process, alive
+        return True
+    return True
 
 
 def recover_swap(out: Path) -> None:
     """Put back the index that a build set aside (`_swap_into_place`) when it died before moving the new one in:
-    without this, a kill between the two renames left no index at `out`."""
-    if out.exists():
+    without this, a kill between the two renames left no index at `out`. Only a swap whose process is gone is
+    undone; one still running is left to finish (a reader then sees no index for that instant, as before)."""
+    lock = _swap_lock(out)
+    try:
+        pid, name = lock.read_text().split()
+        pid_alive = _alive(int(pid))
+    except (OSError, ValueError):
         return
-    aside = sorted(out.parent.glob(f".{out.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    if aside:
-        os.rename(aside[-1], out)
-        log.warning("restored the index a build had set aside path=%s from=%s", out, aside[-1].name)
+    if pid_alive:
+        return
+    aside = out.parent / name
+    if not out.exists() and (aside / MANIFEST).is_file():
+        os.rename(aside, out)
+        log.warning("restored the index a killed build had set aside path=%s from=%s", out, name)
+    elif out.exists():
+        shutil.rmtree(aside, ignore_errors=True)  # killed after its swap, before clearing the old index away
+    lock.unlink(missing_ok=True)
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import numpy as np
 from indexer.artifacts import IndexData
 from indexer.concepts import Concepts, build_concepts
 from indexer.errors import UnknownFamily, UnknownFeature
-from indexer.terms import is_term_word
 from indexer.wordsearch import rank_by_word
 
 log = logging.getLogger(__name__)
@@ -21,10 +20,16 @@ log = logging.getLogger(__name__)
 _WORD = re.compile(r"[a-z0-9]+")
 
 
+_FUNCTION_WORDS = frozenset(
+    "a an and are as at be by for from in into is it its of on or over than that the this to via with".split()
+)
+
+
 def _words(text: str) -> list[str]:
-    """The text's words that can be part of a term (`terms.is_term_word`): "of" is no handle for the name
-    "mixture-of-experts", nor the "s" of "galaxy's" for "user's"."""
-    return [w for w in _WORD.findall(text.lower()) if is_term_word(w)]
+    """The text's words less function words and single letters: "of" is no handle for the name
+    "mixture-of-experts", nor the "s" of "galaxy's" for "user's". (Only these: the term list's wider stop words
+    hold "key" and "main", which name features such as key-value caches.)"""
+    return [w for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in _FUNCTION_WORDS]
 
 
 @dataclass(frozen=True)

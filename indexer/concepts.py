@@ -61,7 +61,7 @@ class ConceptConfig:
     this share of the term's documents (`trusted_terms`)."""
     min_lift: float = 3.0
     """A concept term must be at least this many times as common among the feature's documents as in the corpus,
-    unless the feature is its clear first hit (`word_min`), as for a broad word such as "benchmarks"."""
+    unless its word score reaches `word_min`, as a broad word's such as "benchmarks" does."""
     word_min: float = 0.2
     """A term is one of a feature's words (lexical evidence for steering) when the feature is its first hit with
     at least this `word_scores` value; the concept term always is."""

@@ -27,9 +27,14 @@ log = logging.getLogger(__name__)
 SCHEMA = pa.schema([(c, pa.string()) for c in REQUIRED] + [(c, pa.list_(pa.string())) for c in OPTIONAL])
 _MAX_DUP_EXAMPLES = 5
 _CATEGORY_SPLIT = re.compile(r"[\s,;]+")
-ARXIV_CATEGORY = re.compile(r"[A-Za-z][A-Za-z-]*(?:\.[A-Za-z][A-Za-z-]*)?")
-"""The shape of an arXiv category ("cs.CV", "astro-ph.GA", "hep-th"). The shared corpus's category lists also
-hold MSC and ACM class codes ("68T50", "I.2.7"), which are not arXiv categories and are left out."""
+ARXIV_ARCHIVES = (
+    "astro-ph cond-mat cs econ eess gr-qc hep-ex hep-lat hep-ph hep-th math math-ph nlin nucl-ex nucl-th physics "
+    "q-bio q-fin quant-ph stat acc-phys adap-org alg-geom ao-sci atom-ph bayes-an chao-dyn chem-ph cmp-lg comp-gas "
+    "dg-ga funct-an mtrl-th patt-sol plasm-ph q-alg solv-int supr-con"
+).split()
+ARXIV_CATEGORY = re.compile(rf"(?:{'|'.join(map(re.escape, ARXIV_ARCHIVES))})(?:\.[A-Za-z]+(?:-[a-z]+)*)?")
+"""An arXiv category: an archive, alone ("hep-th") or with its subject class ("cs.CV", "cond-mat.stat-mech"). The
+shared corpus's category lists also hold MSC and ACM class codes ("68T50", "I.2.7"), which are left out."""
 # arXiv author strings look like "A, B, and C" or "A and B"; the optional "and" after a comma is the Oxford comma.
 _AUTHOR_SPLIT = re.compile(r"\s*[,;]\s*(?:and\s+)?|\s+and\s+")
 
@@ -181,6 +186,8 @@ class _Builder:
         else:
             self.seen.add(doc_id)
             cats, authors = _as_list(raw_cats, _CATEGORY_SPLIT.split), _as_list(raw_authors, _split_authors)
+            # A list item may itself hold several ("cs.AI, cs.SE"), as a string does.
+            cats = [part for c in cats for part in _CATEGORY_SPLIT.split(c) if part]
             arxiv = [c for c in cats if ARXIV_CATEGORY.fullmatch(c)]
             self.other_categories += len(cats) - len(arxiv)
             self.kept.append((doc_id, title, abstract, arxiv, authors, src))

@@ -84,7 +84,7 @@ class ProbeEvidence:
     """What `concept_evidence` gives, kept factored for a term of many features (a family): value = emb @ probes.T
     - offset + extra, formed only for the rows asked for. The dense (c, m) reading was the largest single cost
     of a family boost (1,400 candidates x 383 probes x 384 dimensions); a term's level needs only one matrix-vector
-    product and the documents that name or fire a member (`steer.term_level`)."""
+    product, the word evidence, and the readings of the members that fire on a document (`steer.term_level`)."""
 
     emb: np.ndarray
     """(c, d) float32 candidates' embeddings."""

@@ -259,8 +259,8 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
         bar.close()
     if best[1] is not None:
         state.restore(best[1])
-    # The metrics of the epoch whose weights are returned (the best one), not of the last epoch run.
-    kept = best[2]
+    # The metrics of the epoch whose weights are returned: the best one, or the last when none scored (NaN).
+    kept = best[2] if best[1] is not None else (history[-1] if history else {})
     metrics = {
         "epochs_run": len(history), "steps": step, "batch_size": batch, "bf16_select": use_bf16,
         "history": history, "best_epoch": kept.get("epoch"), "train_nmse": kept.get("train_nmse"),

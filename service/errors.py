@@ -33,7 +33,7 @@ WHAT = {
     403: "Admin endpoints are disabled (no SAE_SEARCH_ADMIN_KEY).",
     404: "No such feature, family or job.",
     409: "A rebuild is already running.",
-    422: "Invalid input: `detail` says what to change, `errors` lists each field at fault.",
+    422: "Invalid input: `detail` says what to change; for a malformed field, `errors` lists each one at fault.",
     503: "No index is loaded yet.",
 }
 
@@ -70,7 +70,7 @@ def _error(e: dict) -> dict:
         return {"loc": "request", "msg": "the body must be a JSON object (content-type: application/json)"}
     if len(loc) > 1 and loc[-1] in UNION_BRANCHES and loc[-2] in ("feature", "family"):
         return {"loc": _loc(loc[:-1]), "msg": "must be an id (a whole number) or a name (1 to 200 characters)"}
-    return {"loc": _loc(loc), "msg": e.get("msg", "")}
+    return {"loc": _loc(loc), "msg": e.get("msg", "").removeprefix("Value error, ")}
 
 
 def _errors(raw: list[dict]) -> list[dict]:

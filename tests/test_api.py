@@ -76,7 +76,7 @@ def test_weight_zero_is_a_no_op(client):
         ({"query": "q", "steer": [{"feature": 1, "weight": "NaN"}]}, "steer.0.weight: Input should be a finite number"),
         ({"query": "q", "categories": [" "]}, "blank"),
         ({"query": "q", "categories": ["x" * 201]}, "categories.0: String should have at most 200"),
-        ({"query": "q", "steer": [{"concept": "  ", "weight": 1}], "method": "mix"}, "steer.0.concept: Value error, a concept must not be blank"),
+        ({"query": "q", "steer": [{"concept": "  ", "weight": 1}], "method": "mix"}, "steer.0.concept: a concept must not be blank"),
         ({"query": "q", "steer": [{"feature": True, "weight": 1}]}, "steer.0.feature: must be an id (a whole number) or a name"),
         ({"query": "q", "steer": [{"feature": 1, "weight": 1}, {"feature": 99999, "weight": 1}]}, "steer.1: no feature with id 99999"),
         ([1, 2], "the body must be a JSON object"),

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -77,10 +78,39 @@ def test_a_failed_swap_puts_the_old_index_back(tmp_path, tiny_index, monkeypatch
     assert json.loads((out / MANIFEST).read_text())["marker"] == "old" and leftovers(tmp_path) == []
 
 
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    return proc.pid
+
+
 def test_an_index_set_aside_by_a_killed_build_is_restored_on_load(tmp_path, tiny_index):
     out = write_index(tiny_index, tmp_path / "idx", {"marker": "old"})
+    # A half-deleted folder from an earlier swap lies beside the one the killed build set aside.
+    (tmp_path / ".idx.old-00000000").mkdir()
     out.rename(tmp_path / ".idx.old-1234abcd")  # the state a kill between the swap's two renames leaves
-    assert load_index(out).manifest["marker"] == "old" and leftovers(tmp_path) == []
+    (tmp_path / ".idx.swap").write_text(f"{_dead_pid()} .idx.old-1234abcd")
+    assert load_index(out).manifest["marker"] == "old"
+    assert leftovers(tmp_path) == [".idx.old-00000000"]
+
+
+def test_a_swap_still_running_is_not_undone(tmp_path, tiny_index):
+    out = write_index(tiny_index, tmp_path / "idx", {"marker": "old"})
+    out.rename(tmp_path / ".idx.old-1234abcd")
+    (tmp_path / ".idx.swap").write_text(f"{os.getpid()} .idx.old-1234abcd")  # this process: alive, mid-swap
+    with pytest.raises(IndexNotReady):
+        load_index(out)
+    assert sorted(leftovers(tmp_path)) == [".idx.old-1234abcd", ".idx.swap"]
+
+
+def test_a_build_killed_after_its_swap_has_its_old_index_cleared_on_load(tmp_path, tiny_index):
+    out = write_index(tiny_index, tmp_path / "idx", {"marker": "new"})
+    (tmp_path / ".idx.old-1234abcd").mkdir()
+    (tmp_path / ".idx.swap").write_text(f"{_dead_pid()} .idx.old-1234abcd")
+    assert load_index(out).manifest["marker"] == "new" and leftovers(tmp_path) == []
 
 
 def test_concepts_round_trip_through_a_table(tiny_index):

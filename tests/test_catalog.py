@@ -31,6 +31,13 @@ def test_a_name_two_features_share_asks_for_an_id(tiny_index):
     assert info.value.suggestions == ["7", "9"]
 
 
+def test_function_words_match_nothing_by_themselves(catalog):
+    as_scores = lambda hits: [(h.id, h.score) for h in hits]  # noqa: E731
+    assert as_scores(catalog.search("the topic3 of", limit=3)) == as_scores(catalog.search("topic3", limit=3))
+    assert catalog.search("of the", limit=3) == []
+    assert _words("Key-value caches of a galaxy's") == ["key", "value", "caches", "galaxy"]
+
+
 def test_name_search_puts_exact_match_first(catalog):
     hits = catalog.search("topic12 words", limit=5)
     assert hits[0].id == 12

@@ -129,11 +129,14 @@ def test_category_strings_are_split(tmp_path, raw, expected):
 def test_class_codes_among_the_categories_are_left_out_and_counted(tmp_path):
     # The shared corpus's lists hold MSC and ACM codes beside arXiv categories.
     path = tmp_path / "c.jsonl"
-    raw = ["cs.CL", "68T50", "I.2.7", "F.2.2; I.2.7", "astro-ph.GA", "hep-th", "cond-mat.stat-mech"]
+    raw = ["cs.CL", "68T50", "I.2.7", "F.2.2; I.2.7", "astro-ph.GA", "hep-th, cond-mat.stat-mech", "CS", "A.I"]
     path.write_text(json.dumps({"id": "1", "title": "t", "abstract": "a", "categories": raw}) + "\n")
     corpus, report = load_corpus(path)
     assert corpus.categories == [["cs.CL", "astro-ph.GA", "hep-th", "cond-mat.stat-mech"]]
-    assert report.other_categories == 3 and "3 category entries that are not arXiv categories" in report.summary()
+    assert report.other_categories == 6 and "6 category entries that are not arXiv categories" in report.summary()
+    # Given as one string, a class's description is no list of categories either.
+    path.write_text(json.dumps({"id": "1", "title": "t", "abstract": "a", "categories": "cs.LG 68T05 = Learning and adaptive systems (AI)"}) + "\n")
+    assert load_corpus(path)[0].categories == [["cs.LG"]]
 
 
 def test_csv_ids_stay_strings_and_multiline_abstracts_survive(tmp_path):

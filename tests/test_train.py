@@ -134,6 +134,12 @@ def test_metrics_are_those_of_the_epoch_whose_weights_are_returned(monkeypatch) 
     assert m["train_nmse"] != m["history"][-1]["train_nmse"]
 
 
+def test_without_a_scored_epoch_the_last_ones_weights_and_metrics_are_kept(monkeypatch) -> None:
+    monkeypatch.setattr(TrainableSae, "nmse", lambda self, x, k: float("nan"))
+    m = train_sae(_tiny(2000), _quick(epochs=2)).metrics
+    assert m["best_epoch"] == 2 and m["train_nmse"] == m["history"][-1]["train_nmse"] is not None
+
+
 @pytest.mark.parametrize(
     "kw",
     [dict(k=64, latents=64), dict(k=0, latents=64), dict(k=65, latents=64), dict(time_budget=0.0),
