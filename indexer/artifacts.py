@@ -26,7 +26,7 @@ import pyarrow as pa
 from indexer.codes import FeatureStats, InvertedLists, SparseCodes, feature_stats
 from indexer.concepts import Concepts
 from indexer.corpus import Corpus, corpus_from_table
-from indexer.errors import CorruptIndex, IndexNotReady
+from indexer.errors import CorruptIndex, IndexNotReady, InvalidArgument
 from indexer.families import Families
 from indexer.index import load_faiss, save_faiss
 from indexer.names import FeatureNames
@@ -153,10 +153,26 @@ def _stack(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
     return flat.values.to_numpy(zero_copy_only=False).astype(dtype).reshape(len(flat), width)
 
 
+def check_out(out: str | Path) -> None:
+    """Refuse an output path that holds something other than an index: a build replaces `out` whole, and a user's
+    folder (or the project root, or the corpus's own folder) must not be swept away with an old index's files."""
+    out = Path(out)
+    if out.is_file() or out.is_symlink() and not out.is_dir():
+        raise InvalidArgument(f"{out} is a file; give a directory for the index (new, empty, or an earlier index)")
+    if out.is_dir() and not (out / MANIFEST).is_file() and any(out.iterdir()):
+        raise InvalidArgument(
+            f"{out} holds other files and is not an index (no {MANIFEST}); a build replaces its output directory "
+            "whole, so give a new or empty directory"
+        )
+
+
 def write_index(data: IndexData, out: str | Path, info: dict[str, Any]) -> Path:
-    """Write `data` to a fresh sibling directory, then rename it onto `out` (replacing an old build).
-    A reader never sees a half-written index: the manifest is written last and verified on load."""
+    """Write `data` to a fresh sibling directory, then rename it onto `out` (replacing an old build; `check_out`
+    refuses anything else). A reader never sees a half-written index: the manifest is written last and verified
+    on load."""
     out = Path(out).resolve()
+    recover_swap(out)
+    check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -204,16 +220,18 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
     old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
     lock = _swap_lock(out)
     lock.write_text(f"{os.getpid()} {old.name}")
+    # The note is removed only once `out` holds a whole index and nothing is left aside: an interrupt anywhere in
+    # between (Ctrl-C lands between any two bytecodes) leaves it for `recover_swap`.
+    os.rename(out, old)
     try:
-        os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        except BaseException:
+        os.rename(tmp, out)
+    except BaseException:
+        if not out.exists():
             os.rename(old, out)
-            raise
-    finally:
-        lock.unlink(missing_ok=True)
+            lock.unlink(missing_ok=True)
+        raise
     shutil.rmtree(old, ignore_errors=True)
+    lock.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

@@ -28,9 +28,13 @@ def build_faiss(emb: np.ndarray, factory: str = DEFAULT_FACTORY) -> faiss.Index:
         index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
         raise InvalidArgument(f"unknown FAISS index type {factory!r}: {str(exc).splitlines()[0]}") from None
-    if not index.is_trained:
-        index.train(x)
-    index.add(x)
+    try:
+        if not index.is_trained:
+            index.train(x)
+        index.add(x)
+    except RuntimeError as exc:  # e.g. IVF1024 trained on 300 rows
+        reason = next((line for line in str(exc).splitlines() if "Error" in line), str(exc).splitlines()[0])
+        raise InvalidArgument(f"FAISS index type {factory!r} cannot index these {len(x)} rows: {reason.strip()}") from None
     return index
 
 

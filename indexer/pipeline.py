@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.artifacts import FORMAT_VERSION, IndexData, read_manifest, sha256_file, write_index
+from indexer.artifacts import FORMAT_VERSION, IndexData, check_out, read_manifest, sha256_file, write_index
 from indexer.codes import SparseCodes, feature_stats, invert
 from indexer.concepts import ConceptConfig, build_concepts
 from indexer.config import BuildConfig
@@ -87,6 +87,7 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
         if on_stage:
             on_stage(name)
 
+    check_out(cfg.out)  # before minutes of work, not after
     stage("corpus")
     corpus, report = load_corpus(cfg.corpus, limit=cfg.limit)
     corpus_sha = sha256_file(cfg.corpus)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,10 @@ DEFAULT_EPOCHS = 8
 GPU_DEAD_CHECK_STEPS = 16
 """On a GPU, steps between looks at whether any latent is dead for AuxK: each look waits for the device to
 catch up. On the CPU a look costs nothing, so every step looks."""
+
+
+MAX_SEED = 2**32 - 1
+"""The largest seed numpy's and torch's generators both take."""
 
 
 @dataclass
@@ -82,6 +87,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.k < 1 or self.latents < 2 or self.k >= self.latents:
             raise InvalidArgument(f"need 1 <= k < latents, got k={self.k}, latents={self.latents}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InvalidArgument(f"seed must be an integer in [0, {MAX_SEED}], got {self.seed}")
         epochs = 1 if self.epochs is None else self.epochs
         if min(epochs, self.batch_size, self.min_steps_per_epoch, self.min_steps) < 1:
             raise InvalidArgument("epochs, batch size, min_steps_per_epoch and min_steps must be >= 1")
@@ -120,6 +127,9 @@ def validate_embeddings(x: np.ndarray) -> None:
         bad = ~np.isfinite(np.asarray(x[start : start + 65536])).all(axis=1)
         if bad.any():
             raise InvalidArgument(f"embeddings have NaN or inf values (first bad row: {start + int(np.argmax(bad))})")
+    if not (np.asarray(x[: min(len(x), 65536)]) != np.asarray(x[0])).any():
+        # (All rows alike, as for a corpus of identical abstracts: nothing to reconstruct, and the NMSE divides by 0.)
+        raise InvalidArgument("embeddings are all the same row: an SAE needs rows that differ")
 
 
 def lr_factor(progress: float, warmup: float) -> float:
@@ -198,6 +208,7 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
     steps_per_epoch = math.ceil(m / batch)
     epochs = cfg.epochs or max(DEFAULT_EPOCHS, math.ceil(cfg.min_steps / steps_per_epoch))
     total = steps_per_epoch * epochs
+    _check_memory(d, cfg.latents, dev)
     state = TrainableSae(d, cfg.latents, cfg.seed, dev)
     opt = torch.optim.Adam(state.params(), lr=cfg.lr, fused=True)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -268,4 +279,20 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
         "wall_s": time.perf_counter() - start, "stopped_by_budget": stopped,
         "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
     }
+    if not math.isfinite(metrics["train_nmse"] if metrics["train_nmse"] is not None else 0.0):
+        raise InvalidArgument(f"training diverged (NMSE {metrics['train_nmse']}); lower --lr (now {cfg.lr})")
     return TrainResult(sae=state.export(mu, cfg.k), metrics=metrics)
+
+
+def _check_memory(d: int, latents: int, device: torch.device) -> None:
+    """Refuse a dictionary that cannot fit: encoder, decoder, their gradients and Adam's two moments, float32."""
+    need = 6 * 2 * d * latents * 4
+    if device.type == "cpu":
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    else:
+        have = torch.cuda.get_device_properties(device).total_memory
+    if need > have:
+        raise InvalidArgument(
+            f"{latents} latents of dimension {d} need about {need / 2**30:.0f} GiB to train; this {device.type} has "
+            f"{have / 2**30:.0f} GiB"
+        )

@@ -39,15 +39,20 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _request(url: str, key: str, method: str = "GET", body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
     try:
+        req = urllib.request.Request(url, data=data, method=method, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
-        detail = json.loads(exc.read() or b"{}").get("detail", exc.reason)
+        try:
+            detail = json.loads(exc.read() or b"{}").get("detail", exc.reason)
+        except ValueError:
+            detail = exc.reason
         raise SaeSearchError(f"{method} {url} answered {exc.code}: {detail}") from None
     except urllib.error.URLError as exc:
         raise SaeSearchError(f"cannot reach {url}: {exc.reason}") from None
+    except ValueError as exc:  # a malformed URL, or an answer that is not JSON (not an sae-search server)
+        raise SaeSearchError(f"{method} {url}: {exc}; is --url an sae-search server?") from None
 
 
 def _rebuild(args: argparse.Namespace) -> int:
@@ -92,8 +97,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.log_level.upper() not in LEVELS:
+        p.error(f"--log-level (or SAE_SEARCH_LOG_LEVEL) must be one of {', '.join(LEVELS)}, got {args.log_level!r}")
     configure_logging(args.log_level)
     try:
         return int(args.handler(args) or 0)

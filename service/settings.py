@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.query_encoder import Precision
@@ -44,4 +46,9 @@ class Settings(BaseSettings):
     """Precision of the query embedder's matrices on the CPU (`indexer.query_encoder`): "auto" is bfloat16 where
     the CPU multiplies it natively (about half the time of float32 per query, at a cosine of about 0.99998 with
     it), else float32; "float32" gives the model's vectors to float rounding."""
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v

@@ -7,7 +7,7 @@ import pytest
 import indexer.artifacts as artifacts
 from indexer.artifacts import CONCEPT_ARRAYS, MANIFEST, concepts_from_table, concepts_table, load_index, write_index
 from indexer.concepts import build_concepts
-from indexer.errors import CorruptIndex, IndexNotReady
+from indexer.errors import CorruptIndex, IndexNotReady, InvalidArgument
 
 
 def leftovers(parent):
@@ -76,6 +76,39 @@ def test_a_failed_swap_puts_the_old_index_back(tmp_path, tiny_index, monkeypatch
     with pytest.raises(OSError):
         write_index(tiny_index, out, {"marker": "new"})
     assert json.loads((out / MANIFEST).read_text())["marker"] == "old" and leftovers(tmp_path) == []
+
+
+def test_a_build_never_replaces_a_folder_that_is_not_an_index(tmp_path, tiny_index):
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(InvalidArgument, match="not an index"):
+        write_index(tiny_index, mine, {})
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidArgument, match="is a file"):
+        write_index(tiny_index, tmp_path / "notes.txt", {})
+    assert (mine / "thesis.tex").read_text() == "years of work" and (tmp_path / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "thesis"]
+    (tmp_path / "empty").mkdir()
+    assert load_index(write_index(tiny_index, tmp_path / "empty", {})).corpus.ids == tiny_index.corpus.ids
+
+
+def test_an_interrupt_just_after_the_new_index_moved_in_keeps_it(tmp_path, tiny_index, monkeypatch):
+    out = write_index(tiny_index, tmp_path / "idx", {"marker": "old"})
+    real_rename = artifacts.os.rename
+
+    def rename(src, dst):  # Ctrl-C lands right after the new index is in place
+        real_rename(src, dst)
+        if str(src).startswith(str(tmp_path / ".idx.tmp")):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(artifacts.os, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        write_index(tiny_index, out, {"marker": "new"})
+    monkeypatch.setattr(artifacts.os, "rename", real_rename)
+    # The note stays for the next load, which finds this process... alive; once it is gone the old folder goes.
+    (tmp_path / ".idx.swap").write_text(f"{_dead_pid()} {(tmp_path / '.idx.swap').read_text().split()[1]}")
+    assert load_index(out).manifest["marker"] == "new" and leftovers(tmp_path) == []
 
 
 def _dead_pid() -> int:

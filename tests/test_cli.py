@@ -17,6 +17,9 @@ from tests.conftest import DEMO_CORPUS, ROOT
         (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}/i", "--k", "0"], "k must"),
         (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}/i", "--embeddings", "{tmp}/none.npy"], "none.npy"),
         (["rebuild", "--url", "http://127.0.0.1:9", "--key", "k"], "cannot reach"),
+        (["rebuild", "--url", "notaurl", "--key", "k"], "unknown url type"),
+        (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}/i", "--seed", "-1"], "seed must"),
+        (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}", "--limit", "20"], "not an index"),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path, capsys, args, fragment):
@@ -27,6 +30,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys, args, fragment):
     assert err[-1].startswith("sae-search: error:") and fragment in err[-1]
     assert "Traceback" not in "\n".join(err)
     assert not (tmp_path / "i").exists()
+
+
+def test_an_unknown_log_level_is_a_usage_error(capsys, monkeypatch):
+    monkeypatch.setenv("SAE_SEARCH_LOG_LEVEL", "LOUD")
+    with pytest.raises(SystemExit) as info:
+        main(["rebuild", "--key", "k"])
+    assert info.value.code == 2 and "must be one of DEBUG" in capsys.readouterr().err
 
 
 def test_serve_refuses_a_bad_setting_in_one_line(tmp_path, capsys, monkeypatch):

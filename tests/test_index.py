@@ -39,6 +39,8 @@ def test_round_trip_and_unknown_type(tmp_path, rng):
     np.testing.assert_array_equal(search_faiss(index, docs[:3], 5)[1], search_faiss(again, docs[:3], 5)[1])
     with pytest.raises(InvalidArgument, match="unknown FAISS index type"):
         build_faiss(docs, "NoSuchIndex")
+    with pytest.raises(InvalidArgument, match="cannot index these 50 rows"):
+        build_faiss(docs, "IVF1024,Flat")
 
 
 def test_code_error_bounds_the_stored_rows(rng):

@@ -134,6 +134,13 @@ def test_metrics_are_those_of_the_epoch_whose_weights_are_returned(monkeypatch) 
     assert m["train_nmse"] != m["history"][-1]["train_nmse"]
 
 
+def test_a_diverged_training_and_a_dictionary_too_large_are_refused() -> None:
+    with pytest.raises(InvalidArgument, match="diverged"):
+        train_sae(_tiny(400), _quick(epochs=2, lr=1e30))
+    with pytest.raises(InvalidArgument, match="GiB to train"):
+        train_sae(_tiny(400), _quick(latents=10**11))
+
+
 def test_without_a_scored_epoch_the_last_ones_weights_and_metrics_are_kept(monkeypatch) -> None:
     monkeypatch.setattr(TrainableSae, "nmse", lambda self, x, k: float("nan"))
     m = train_sae(_tiny(2000), _quick(epochs=2)).metrics
@@ -144,7 +151,7 @@ def test_without_a_scored_epoch_the_last_ones_weights_and_metrics_are_kept(monke
     "kw",
     [dict(k=64, latents=64), dict(k=0, latents=64), dict(k=65, latents=64), dict(time_budget=0.0),
      dict(time_budget=-1.0), dict(time_budget=math.inf), dict(lr=0.0), dict(epochs=0), dict(warmup=1.0),
-     dict(device="tpu"), dict(threads=0)],
+     dict(device="tpu"), dict(threads=0), dict(seed=-1), dict(seed=2**40)],
 )
 def test_bad_config_is_invalid_argument(kw: dict) -> None:
     with pytest.raises(InvalidArgument):
@@ -158,6 +165,7 @@ def test_bad_config_is_invalid_argument(kw: dict) -> None:
         (np.zeros((1, 3), dtype=np.float32), "at least 2 rows"),
         (np.zeros((5, 3), dtype=np.int64), "floating point"),
         (np.array([[0.1, 0.2], [np.nan, 0.0], [0.3, 0.4]], dtype=np.float32), "row: 1"),
+        (np.ones((6, 3), dtype=np.float32), "all the same row"),
         (np.array([[0.1, np.inf], [0.2, 0.3]], dtype=np.float16), "NaN or inf"),
     ],
 )
