@@ -91,11 +91,12 @@ def trusted_terms(
     """probe_term (n_features,) int32 with -1 where the feature and its chosen term are too loosely tied for the
     term to stand for it, read as an association rule over the (n_terms, m) `term_feature_table` and `word_scores`
     arrays: support (the feature fires on at least MIN_SHARED of the term's df documents), confidence (precision
-    or recall at least `min_overlap`) and lift (precision over the term's corpus share at least
-    `min_lift`, unless the word score reaches `word_min`; `ConceptConfig` has the defaults). A feature that is no term's clear first hit
-    still takes its best one, and on the shared corpus a third of them were chance: "cake" (1 shared document of
-    10) for a feature of vague adjectives, or a common word such as "despite" or "parameters" (lift 1.2 / 2.2);
-    a boost then rewarded every abstract with that word. Such a feature reads its own firing documents instead."""
+    or recall at least `min_overlap`) and lift (precision over the term's corpus share at least `min_lift`,
+    unless the word score reaches `word_min`; `ConceptConfig` has the defaults). A feature that is no term's
+    clear first hit still takes its best one, and on the shared corpus a third of them were chance: "cake" (1
+    shared document of 10) for a feature of vague adjectives, or a common word such as "despite" or "parameters"
+    (lift 1.2 / 2.2); a boost then rewarded every abstract with that word. Such a feature reads its own firing
+    documents instead."""
     out = probe_term.copy()
     has = np.flatnonzero(probe_term >= 0)
     t = probe_term[has]

@@ -93,14 +93,17 @@ class FilterIndex:
             raise located(where, exc) from None
 
     def conflicts(self, filters: Filters) -> list[str]:
-        """Notes for each feature or family that is both required and excluded (no document can pass)."""
+        """Notes for each feature or family that is both required and excluded, and each required feature that
+        belongs to an excluded family: no document can pass either."""
         def key(t: Target) -> tuple[str, int]:
             if t.family is not None:
                 return "family", self.catalog.family_id(t.family)
             return "feature", self.catalog.feature_id(t.feature)
 
         required, excluded = {key(t) for t in filters.require}, {key(t) for t in filters.exclude}
-        notes = [f"{kind} {i} is both required and excluded, so no document can pass" for kind, i in sorted(required & excluded)]
+        notes = [
+            f"{kind} {i} is both required and excluded, so no document can pass" for kind, i in sorted(required & excluded)
+        ]
         for _, fam in sorted(k for k in excluded if k[0] == "family"):
             members = set(self.catalog.family_members(fam).tolist())
             notes += [

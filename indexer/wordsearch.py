@@ -17,9 +17,9 @@ from indexer.terms import is_term_word, tokenize
 def text_terms(text: str, df: Callable[[str], int], n_docs: int) -> list[tuple[str, float]]:
     """Candidate terms of a free-text phrase with the share of the phrase each covers: adjacent pairs (bigrams)
     first, then the whole text hyphenated (`hyphenated`), then each word of two hyphenated parts read as those two
-    words, then single words (a possessive "'s" dropped). A word's share is its IDF, log(n_docs / df), over the phrase's total, so in
-    "lip reading" the rarer, more specific "lip" counts more than "reading"; df(word) gives 0 for a word the
-    index does not know (counted as rare as a word can be)."""
+    words, then single words (a possessive "'s" dropped). A word's share is its IDF, log(n_docs / df), over the
+    phrase's total, so in "lip reading" the rarer, more specific "lip" counts more than "reading"; df(word) gives
+    0 for a word the index does not know (counted as rare as a word can be)."""
     words = [w.removesuffix("'s") for w in tokenize(text)]
     words = [w for w in words if is_term_word(w)]
     if not words:
@@ -40,8 +40,9 @@ def hyphenated(text: str) -> list[tuple[str, float]]:
 
 
 PHRASE_RECALL = 0.2
-"""A text that is itself a term (two words, or its words hyphenated) is read as that term alone when the term's best feature fires on at least
-this share of the term's documents (`rank_by_word`); a handle that fires on fewer may share them by chance."""
+"""A text that is itself a term (two words, or its words hyphenated) is read as that term alone when the term's best
+feature fires on at least this share of the term's documents (`rank_by_word`); a handle that fires on fewer may
+share them by chance."""
 
 
 def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta: float = 0.5) -> dict[int, float]:
