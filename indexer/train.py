@@ -279,6 +279,8 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
         "wall_s": time.perf_counter() - start, "stopped_by_budget": stopped,
         "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
     }
+    if step == 0:
+        raise InvalidArgument(f"the time budget ({cfg.time_budget} s) ended before the first training step; give more")
     if not math.isfinite(metrics["train_nmse"] if metrics["train_nmse"] is not None else 0.0):
         raise InvalidArgument(f"training diverged (NMSE {metrics['train_nmse']}); lower --lr (now {cfg.lr})")
     return TrainResult(sae=state.export(mu, cfg.k), metrics=metrics)

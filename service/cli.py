@@ -76,6 +76,13 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {text}")
+    return port
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sae-search", description=__doc__)
     p.add_argument("--log-level", default=os.environ.get("SAE_SEARCH_LOG_LEVEL", "INFO"))
@@ -85,7 +92,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve an index over HTTP")
     s.add_argument("--index", help="index directory (default: SAE_SEARCH_INDEX_DIR or data/index)")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--port", type=_port, default=8000)
     s.set_defaults(handler=_serve)
     r = sub.add_parser("rebuild", help="ask a running server to rebuild its index, and wait for it")
     r.add_argument("--url", default="http://127.0.0.1:8000")

@@ -32,6 +32,12 @@ def test_cli_errors_are_one_line(tmp_path, capsys, args, fragment):
     assert not (tmp_path / "i").exists()
 
 
+def test_a_port_out_of_range_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--port", "70000"])
+    assert info.value.code == 2 and "from 1 to 65535" in capsys.readouterr().err
+
+
 def test_an_unknown_log_level_is_a_usage_error(capsys, monkeypatch):
     monkeypatch.setenv("SAE_SEARCH_LOG_LEVEL", "LOUD")
     with pytest.raises(SystemExit) as info:

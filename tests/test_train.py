@@ -139,6 +139,8 @@ def test_a_diverged_training_and_a_dictionary_too_large_are_refused() -> None:
         train_sae(_tiny(400), _quick(epochs=2, lr=1e30))
     with pytest.raises(InvalidArgument, match="GiB to train"):
         train_sae(_tiny(400), _quick(latents=10**11))
+    with pytest.raises(InvalidArgument, match="before the first training step"):
+        train_sae(_tiny(400), _quick(time_budget=1e-9))
 
 
 def test_without_a_scored_epoch_the_last_ones_weights_and_metrics_are_kept(monkeypatch) -> None:
