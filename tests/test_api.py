@@ -210,3 +210,11 @@ def test_rebuild_swaps_in_a_new_index_while_serving(client):
     assert state["state"] == "succeeded", state
     assert client.get("/health").json()["index"]["built_at"] != before
     assert client.get("/jobs/nope", headers=AUTH).status_code == 404
+
+
+def test_openapi_describes_the_error_body_each_route_can_give(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    search = paths["/search"]["post"]["responses"]
+    assert search["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
+    assert set(paths["/categories"]["get"]["responses"]) == {"200", "503"}
+    assert "404" in paths["/features/{feature_id}"]["get"]["responses"]
