@@ -7,6 +7,7 @@ from pathlib import Path
 
 from indexer.errors import InvalidArgument
 from indexer.index import DEFAULT_FACTORY
+from indexer.train import MAX_SEED
 
 
 @dataclass
@@ -53,8 +54,8 @@ class BuildConfig:
             self.embeddings = Path(self.embeddings)
         if self.k < 1:
             raise InvalidArgument(f"k must be >= 1, got {self.k}")
-        if not 0 <= self.seed <= 2**32 - 1:
-            raise InvalidArgument(f"seed must be an integer in [0, {2**32 - 1}], got {self.seed}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InvalidArgument(f"seed must be an integer in [0, {MAX_SEED}], got {self.seed}")
         if self.latents is not None and self.latents <= self.k:
             raise InvalidArgument(f"latents must be greater than k, got latents={self.latents}, k={self.k}")
         if self.epochs is not None and self.epochs < 1:

@@ -20,23 +20,25 @@ def text_terms(text: str, df: Callable[[str], int], n_docs: int) -> list[tuple[s
     words, then single words (a possessive "'s" dropped). A word's share is its IDF, log(n_docs / df), over the
     phrase's total, so in "lip reading" the rarer, more specific "lip" counts more than "reading"; df(word) gives
     0 for a word the index does not know (counted as rare as a word can be)."""
-    words = [w.removesuffix("'s") for w in tokenize(text)]
-    words = [w for w in words if is_term_word(w)]
+    tokens = tokenize(text)
+    words = [w for w in (t.removesuffix("'s") for t in tokens) if is_term_word(w)]
     if not words:
         return []
     idf = {w: np.log(n_docs / max(df(w), 1)) + 1e-3 for w in words}
     total = sum(idf[w] for w in words)
     pairs = [(f"{a} {b}", (idf[a] + idf[b]) / total) for a, b in zip(words, words[1:])]
+    distinct = list(dict.fromkeys(words))
     # A word of two hyphenated parts may be the corpus's two-word term: "dark-matter" is "dark matter".
-    split = [(w.replace("-", " "), idf[w] / total) for w in dict.fromkeys(words) if w.count("-") == 1]
-    return pairs + hyphenated(text) + split + [(w, idf[w] / total) for w in dict.fromkeys(words)]
+    split = [(w.replace("-", " "), idf[w] / total) for w in distinct if w.count("-") == 1]
+    return pairs + hyphenated(tokens) + split + [(w, idf[w] / total) for w in distinct]
 
 
-def hyphenated(text: str) -> list[tuple[str, float]]:
-    """The text of several words written as one hyphenated word, covering all of it: "mixture of experts" is the
-    corpus's "mixture-of-experts" (its stop words kept), "out of distribution" its "out-of-distribution"."""
-    tokens = [t for t in tokenize(text) if t[0].isalnum()]
-    return [("-".join(tokens), 1.0)] if len(tokens) > 1 else []
+def hyphenated(tokens: list[str]) -> list[tuple[str, float]]:
+    """A text's tokens (`terms.tokenize`) of several words written as one hyphenated word, covering all of it:
+    "mixture of experts" is the corpus's "mixture-of-experts" (its stop words kept), "out of distribution" its
+    "out-of-distribution"."""
+    words = [t for t in tokens if t[0].isalnum()]
+    return [("-".join(words), 1.0)] if len(words) > 1 else []
 
 
 PHRASE_RECALL = 0.2

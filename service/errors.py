@@ -8,8 +8,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from service.schemas import ErrorOut
-
 from indexer.errors import (
     CorpusError,
     IndexNotReady,
@@ -19,6 +17,8 @@ from indexer.errors import (
     UnknownFeature,
     UnknownJob,
 )
+
+from service.schemas import MAX_NAME_CHARS, ErrorOut
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _error(e: dict) -> dict:
     if loc == ("body",) and e.get("type") in ("model_attributes_type", "dict_type", "missing"):
         return {"loc": "request", "msg": "the body must be a JSON object (content-type: application/json)"}
     if len(loc) > 1 and loc[-1] in UNION_BRANCHES and loc[-2] in ("feature", "family"):
-        return {"loc": _loc(loc[:-1]), "msg": "must be an id (a whole number) or a name (1 to 200 characters)"}
+        return {"loc": _loc(loc[:-1]), "msg": f"must be an id (a whole number) or a name (1 to {MAX_NAME_CHARS} characters)"}
     return {"loc": _loc(loc), "msg": e.get("msg", "").removeprefix("Value error, ")}
 
 
