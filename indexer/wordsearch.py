@@ -41,10 +41,11 @@ def hyphenated(tokens: list[str]) -> list[tuple[str, float]]:
     return [("-".join(words), 1.0)] if len(words) > 1 else []
 
 
-PHRASE_RECALL = 0.2
+PHRASE_RECALL = 0.15
 """A text that is itself a term (two words, or its words hyphenated) is read as that term alone when the term's best
 feature fires on at least this share of the term's documents (`rank_by_word`); a handle that fires on fewer may
-share them by chance."""
+share them by chance. A fifth missed the OOD feature (18.4% of "out-of-distribution" abstracts); 0.05 sent phrases
+to junk (BENCHMARKS.md, steering item 23)."""
 
 
 def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta: float = 0.5) -> dict[int, float]:
