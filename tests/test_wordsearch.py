@@ -31,8 +31,9 @@ def test_a_two_word_term_is_read_as_itself_when_a_feature_covers_it(rng):
     # is a precise handle of another feature, and would win if the words were scored apart.
     scores = _lensing_corpus(rng, phrase_fires=20)
     assert max(scores, key=scores.get) == 0 and set(scores) == {0}
-    # Firing on 2 of the 20 (recall 0.10 < PHRASE_RECALL) may be chance: the words decide.
-    scores = _lensing_corpus(rng, phrase_fires=2)
+    # Feature 0 fires on 3 of the 20; the phrase's best handle is then a feature that fires on one of them
+    # (recall 0.05 < PHRASE_RECALL), which may be chance: the words decide.
+    scores = _lensing_corpus(rng, phrase_fires=3)
     assert max(scores, key=scores.get) in (1, 2) and 0 in scores
 
 
