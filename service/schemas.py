@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints, field_validator, model_validator
 
 from indexer.edits import MIX_BETA
 from indexer.evidence import FIRE_EVIDENCE, WORD_EVIDENCE
@@ -63,7 +63,7 @@ class SteerIn(BaseModel):
         "(the response's `steer` says which). 'mix' and 'rewrite' steer by the words themselves, so with them a "
         "text that no feature matches still steers (and resolves to no features).",
     )
-    weight: float = Field(..., ge=-MAX_WEIGHT, le=MAX_WEIGHT, allow_inf_nan=False, description=WEIGHT_DOC)
+    weight: StrictFloat = Field(..., ge=-MAX_WEIGHT, le=MAX_WEIGHT, allow_inf_nan=False, description=WEIGHT_DOC)
 
     @field_validator("concept")
     @classmethod
@@ -98,7 +98,7 @@ class SearchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(..., max_length=MAX_QUERY_CHARS, description="What to search for, in plain words.")
-    k: int = Field(10, ge=1, le=100, description="Number of results.")
+    k: StrictInt = Field(10, ge=1, le=100, description="Number of results.")
     steer: list[SteerIn] = Field(default_factory=list, max_length=MAX_STEER_TERMS)
     method: Method = Field(  # type: ignore[valid-type]
         DEFAULT_METHOD,
@@ -117,7 +117,7 @@ class SearchIn(BaseModel):
         description="Keep results with at least one of these arXiv categories, in any case; 'astro-ph' also matches "
         "'astro-ph.GA'. GET /categories lists those of the corpus.",
     )
-    threshold: float = Field(
+    threshold: StrictFloat = Field(
         0.0, ge=0.0, le=10.0, allow_inf_nan=False,
         description="For require/exclude, a feature fires on a document when its activation exceeds threshold x "
         "its 90th-percentile activation (0: fires at all).",

@@ -73,7 +73,13 @@ def test_weight_zero_is_a_no_op(client):
         ({"query": "   "}, "empty"),
         ({"query": "x" * 2001}, "query: String should have at most 2000"),
         ({"k": 3}, "query: Field required"),
-        ({"query": "q", "steer": [{"feature": 1, "weight": "NaN"}]}, "steer.0.weight: Input should be a finite number"),
+        ('{"query": "q", "steer": [{"feature": 1, "weight": NaN}]}', "steer.0.weight: Input should be a finite number"),
+        # Numbers must be JSON numbers: a string or a boolean is not quietly read as one.
+        ({"query": "q", "steer": [{"feature": 1, "weight": "1"}]}, "steer.0.weight: Input should be a valid number"),
+        ({"query": "q", "steer": [{"feature": 1, "weight": True}]}, "steer.0.weight: Input should be a valid number"),
+        ({"query": "q", "k": "5"}, "k: Input should be a valid integer"),
+        ({"query": "q", "k": 5.0}, "k: Input should be a valid integer"),
+        ({"query": "q", "threshold": "0.5"}, "threshold: Input should be a valid number"),
         ({"query": "q", "categories": [" "]}, "blank"),
         ({"query": "q", "categories": ["x" * 201]}, "categories.0: String should have at most 200"),
         ({"query": "q", "steer": [{"concept": "  ", "weight": 1}], "method": "mix"}, "steer.0.concept: a concept must not be blank"),
@@ -91,7 +97,9 @@ def test_weight_zero_is_a_no_op(client):
     ],
 )
 def test_bad_search_input_gets_422_with_a_message(client, body, fragment):
-    r = client.post("/search", json=body)
+    # A string is sent as the raw body: httpx will not write NaN, which other clients do.
+    raw = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, str) else {"json": body}
+    r = client.post("/search", **raw)
     assert r.status_code == 422
     assert fragment in r.json()["detail"]
 
