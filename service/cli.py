@@ -11,9 +11,7 @@ import time
 import urllib.error
 import urllib.request
 
-from indexer.build_cli import add_build_parser
 from indexer.errors import InvalidArgument, SaeSearchError
-from indexer.train_cli import add_train_parser
 from service.logs import configure_logging
 
 log = logging.getLogger("sae-search")
@@ -84,6 +82,10 @@ def _port(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    # Imported here, inside main's handling of Ctrl-C: they load torch and FAISS, which takes seconds.
+    from indexer.build_cli import add_build_parser
+    from indexer.train_cli import add_train_parser
+
     p = argparse.ArgumentParser(prog="sae-search", description=__doc__)
     p.add_argument("--log-level", default=os.environ.get("SAE_SEARCH_LOG_LEVEL", "INFO"))
     sub = p.add_subparsers(dest="command", required=True)
@@ -108,12 +110,12 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser()
-    args = p.parse_args(argv)
-    if args.log_level.upper() not in LEVELS:
-        p.error(f"--log-level (or SAE_SEARCH_LOG_LEVEL) must be one of {', '.join(LEVELS)}, got {args.log_level!r}")
-    configure_logging(args.log_level)
     try:
+        p = parser()
+        args = p.parse_args(argv)
+        if args.log_level.upper() not in LEVELS:
+            p.error(f"--log-level (or SAE_SEARCH_LOG_LEVEL) must be one of {', '.join(LEVELS)}, got {args.log_level!r}")
+        configure_logging(args.log_level)
         return int(args.handler(args) or 0)
     except SaeSearchError as exc:
         sys.stderr.write(f"sae-search: error: {exc}\n")

@@ -1,7 +1,9 @@
 """The command line: expected failures print one line and exit non-zero, never a traceback."""
 
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -60,3 +62,15 @@ def test_console_entry_point_exits_non_zero_without_traceback(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("sae-search: error:")
+
+
+def test_ctrl_c_while_the_cli_starts_exits_130_without_traceback(tmp_path):
+    # The CLI loads torch and FAISS inside main (seconds), so an early Ctrl-C lands where main handles it.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "build", "--corpus", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "i")],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err
