@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import urllib.error
@@ -30,9 +31,21 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         bad = "; ".join(f"SAE_SEARCH_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise InvalidArgument(f"invalid setting: {bad}") from None
+    _check_address(args.host, args.port)
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
+
+
+def _check_address(host: str, port: int) -> None:
+    """Refuse an address that cannot be listened on before the index loads (uvicorn finds out only after)."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            s.bind(addr)
+    except OSError as exc:
+        raise InvalidArgument(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _request(url: str, key: str, method: str = "GET", body: dict | None = None) -> dict:

@@ -1,6 +1,7 @@
 """The command line: expected failures print one line and exit non-zero, never a traceback."""
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,6 +53,18 @@ def test_serve_refuses_a_bad_setting_in_one_line(tmp_path, capsys, monkeypatch):
     assert main(["serve", "--index", str(tmp_path / "i")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("sae-search: error: invalid setting: SAE_SEARCH_QUERY_CACHE")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "no-such-host.invalid"])
+def test_serve_refuses_an_address_it_cannot_listen_on_before_loading(tmp_path, capsys, host):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # The index does not exist: the address is checked first, so that is not what fails.
+        assert main(["serve", "--index", str(tmp_path / "i"), "--host", host, "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"sae-search: error: cannot listen on {host}:{port}: ")
 
 
 def test_console_entry_point_exits_non_zero_without_traceback(tmp_path):
