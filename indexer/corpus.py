@@ -217,6 +217,10 @@ def _missing(value: Any) -> bool:
 def _clean(value: Any) -> str:
     if isinstance(value, str):
         return " ".join(value.split())
+    if isinstance(value, (list, tuple)):  # a title or abstract held as parts (a JSON list): its words
+        return " ".join(filter(None, map(_clean, value)))
+    if isinstance(value, dict):  # not text: the row counts as missing the field rather than indexing "{...}"
+        return ""
     return "" if _missing(value) else " ".join(str(value).split())
 
 

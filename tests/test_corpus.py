@@ -157,6 +157,16 @@ def test_numeric_ids_and_missing_optional_keys(tmp_path):
     assert corpus.source_rows.tolist() == [0, 1] and report.rows_read == 2
 
 
+def test_a_text_held_as_a_list_is_read_as_its_words_and_an_object_as_missing(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(
+        '{"id": 1, "title": ["Dark", "matter  halos"], "abstract": "a"}\n'
+        '{"id": 2, "title": {"en": "t"}, "abstract": "b"}\n'
+    )
+    corpus, report = load_corpus(path)
+    assert corpus.titles == ["Dark matter halos"] and report.skipped_missing == 1
+
+
 def test_limit_keeps_that_many_usable_rows_and_stops(tmp_path):
     corpus, report = load_corpus(write_rows(tmp_path / "c.jsonl", ROWS), limit=2)
     assert corpus.ids == ["2506.09040", "0704.0010"]
