@@ -93,23 +93,27 @@ class FilterIndex:
             raise located(where, exc) from None
 
     def conflicts(self, filters: Filters) -> list[str]:
-        """Notes for each feature or family that is both required and excluded, and each required feature that
-        belongs to an excluded family: no document can pass either."""
+        """Notes for each required feature or family whose every feature is excluded, itself or as a member of
+        an excluded family: no document can pass."""
         def key(t: Target) -> tuple[str, int]:
             if t.family is not None:
                 return "family", self.catalog.family_id(t.family)
             return "feature", self.catalog.feature_id(t.feature)
 
-        required, excluded = {key(t) for t in filters.require}, {key(t) for t in filters.exclude}
-        notes = [
-            f"{kind} {i} is both required and excluded, so no document can pass" for kind, i in sorted(required & excluded)
-        ]
-        for _, fam in sorted(k for k in excluded if k[0] == "family"):
-            members = set(self.catalog.family_members(fam).tolist())
-            notes += [
-                f"feature {f} is required but belongs to the excluded family {fam}, so no document can pass"
-                for kind, f in sorted(required) if kind == "feature" and f in members
-            ]
+        def features(k: tuple[str, int]) -> set[int]:
+            return set(self.catalog.family_members(k[1]).tolist()) if k[0] == "family" else {k[1]}
+
+        excluded = {key(t) for t in filters.exclude}
+        out = set().union(*map(features, excluded))
+        notes = []
+        for kind, i in sorted({key(t) for t in filters.require}):
+            if (kind, i) in excluded:
+                notes.append(f"{kind} {i} is both required and excluded, so no document can pass")
+            elif kind == "feature" and i in out:
+                fam = min(j for k, j in excluded if k == "family" and i in features((k, j)))
+                notes.append(f"feature {i} is required but belongs to the excluded family {fam}, so no document can pass")
+            elif features((kind, i)) <= out:
+                notes.append(f"family {i} is required but each of its features is excluded, so no document can pass")
         return notes
 
     def allowed(self, filters: Filters) -> np.ndarray:

@@ -67,6 +67,11 @@ def test_a_target_both_required_and_excluded_is_named(index):
         f"feature {member} is required but belongs to the excluded family 0, so no document can pass"
     ]
     assert not index.allowed(inside).any()
+    members = [Target(int(f)) for f in index.catalog.family_members(0)]
+    every = Filters([Target(family=0)], members)
+    assert index.conflicts(every) == ["family 0 is required but each of its features is excluded, so no document can pass"]
+    assert not index.allowed(every).any()
+    assert index.conflicts(Filters([Target(family=0)], members[1:])) == []
 
 
 def test_an_unknown_target_says_which_entry_it_is(index):
