@@ -112,7 +112,7 @@ class FilterIndex:
             elif kind == "feature" and i in out:
                 fam = min(j for k, j in excluded if k == "family" and i in features((k, j)))
                 notes.append(f"feature {i} is required but belongs to the excluded family {fam}, so no document can pass")
-            elif features((kind, i)) <= out:
+            elif out and features((kind, i)) <= out:
                 notes.append(f"family {i} is required but each of its features is excluded, so no document can pass")
         return notes
 
