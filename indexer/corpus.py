@@ -214,11 +214,15 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _clean(value: Any) -> str:
+_MAX_NESTING = 4
+"""Levels of lists a title or abstract held as parts may have; a deeper one is not text (and would recurse far)."""
+
+
+def _clean(value: Any, depth: int = 0) -> str:
     if isinstance(value, str):
         return " ".join(value.split())
     if isinstance(value, (list, tuple)):  # a title or abstract held as parts (a JSON list): its words
-        return " ".join(filter(None, map(_clean, value)))
+        return " ".join(filter(None, (_clean(v, depth + 1) for v in value))) if depth < _MAX_NESTING else ""
     if isinstance(value, dict):  # not text: the row counts as missing the field rather than indexing "{...}"
         return ""
     return "" if _missing(value) else " ".join(str(value).split())

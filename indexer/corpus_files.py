@@ -103,6 +103,8 @@ def jsonl_rows(path: Path, first_keys: list[str]) -> Iterator[RawRow]:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise CorpusError(f"{path}: line {line_no} is not valid JSON ({exc.msg} at column {exc.colno})") from None
+            except RecursionError:
+                raise CorpusError(f"{path}: line {line_no} nests its JSON too deeply to read") from None
             if record == 0 and isinstance(obj, dict):
                 first_keys.extend(str(k) for k in obj)
             yield _record(path, obj, record, f"line {line_no}")
@@ -114,6 +116,8 @@ def _json_array_rows(path: Path, fh: TextIO, first_keys: list[str]) -> Iterator[
         data = json.load(fh)
     except json.JSONDecodeError as exc:
         raise CorpusError(f"{path}: line {exc.lineno} is not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise CorpusError(f"{path}: its JSON nests too deeply to read") from None
     if data and isinstance(data[0], dict):
         first_keys.extend(str(k) for k in data[0])
     for i, obj in enumerate(data):

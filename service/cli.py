@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -38,14 +39,32 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check_address(host: str, port: int) -> None:
-    """Refuse an address that cannot be listened on before the index loads (uvicorn finds out only after)."""
+    """Refuse an address that cannot be listened on before the index loads (uvicorn finds out only after). Binds
+    as asyncio's create_server does for uvicorn: every passive address of the host ("" is every interface),
+    IPv6 sockets IPv6-only, families the machine lacks skipped, and an address it cannot assign skipped too."""
     try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind, proto) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-            s.bind(addr)
-    except OSError as exc:
-        raise InvalidArgument(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:  # a malformed name such as "a..b" is a UnicodeError
+        raise InvalidArgument(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    bound = 0
+    for family, kind, proto, _, addr in dict.fromkeys(infos):
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError:
+            continue
+        with sock:
+            if os.name == "posix":  # as asyncio: elsewhere SO_REUSEADDR lets a busy port bind
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(addr)
+                bound += 1
+            except OSError as exc:
+                if exc.errno != errno.EADDRNOTAVAIL:
+                    raise InvalidArgument(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    if not bound:
+        raise InvalidArgument(f"cannot listen on {host}:{port}: no address of it can be used on this machine")
 
 
 def _request(url: str, key: str, method: str = "GET", body: dict | None = None) -> dict:

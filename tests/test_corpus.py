@@ -162,9 +162,14 @@ def test_a_text_held_as_a_list_is_read_as_its_words_and_an_object_as_missing(tmp
     path.write_text(
         '{"id": 1, "title": ["Dark", "matter  halos"], "abstract": "a"}\n'
         '{"id": 2, "title": {"en": "t"}, "abstract": "b"}\n'
+        '{"id": 3, "title": ' + "[" * 600 + '"deep"' + "]" * 600 + ', "abstract": "c"}\n'
     )
     corpus, report = load_corpus(path)
-    assert corpus.titles == ["Dark matter halos"] and report.skipped_missing == 1
+    assert corpus.titles == ["Dark matter halos"] and report.skipped_missing == 2
+    # Nesting past what the JSON reader can follow is a one-line error, not a RecursionError.
+    path.write_text('{"id": 4, "title": ' + "[" * 100_000 + "]" * 100_000 + ', "abstract": "d"}\n')
+    with pytest.raises(CorpusError, match="line 1 nests its JSON too deeply"):
+        load_corpus(path)
 
 
 def test_limit_keeps_that_many_usable_rows_and_stops(tmp_path):
