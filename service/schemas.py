@@ -202,10 +202,13 @@ class SearchOut(BaseModel):
 class FeatureMatchOut(_Out):
     id: int
     name: str
-    density: float
-    trust: float
-    status: str
-    score: float
+    density: float = Field(description="Share of the corpus's abstracts the feature fires on.")
+    trust: float = Field(description="AUROC of the name's terms telling held-out documents it fires on from others (0.5: chance).")
+    status: str = Field(description="'live', 'dense' (fires on a large share of the corpus) or 'dead'.")
+    score: float = Field(
+        description="3: the text is the feature's name. 1 to 2: the text's words predict where the feature fires "
+        "(higher is a clearer handle). Below 1: the words appear only in its name or distinctive terms, a weak match."
+    )
 
 
 class DocActivationOut(_Out):
