@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 
 from indexer.errors import InvalidArgument, SaeSearchError
-from service.logs import configure_logging
+from service.logs import LEVELS, configure_logging
 
 log = logging.getLogger("sae-search")
 
@@ -136,9 +136,6 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--no-wait", action="store_true", help="return once the job is accepted")
     r.set_defaults(handler=_rebuild)
     return p
-
-
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Literal, get_args
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+"""The levels `configure_logging` takes (in any case at the CLI and in SAE_SEARCH_LOG_LEVEL)."""
+LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 _FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typing import Literal
-
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.query_encoder import Precision
+from service.logs import LogLevel
 
 
 class Settings(BaseSettings):
@@ -46,7 +45,7 @@ class Settings(BaseSettings):
     """Precision of the query embedder's matrices on the CPU (`indexer.query_encoder`): "auto" is bfloat16 where
     the CPU multiplies it natively (about half the time of float32 per query, at a cosine of about 0.99998 with
     it), else float32; "float32" gives the model's vectors to float rounding."""
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_level: LogLevel = "INFO"
 
     @field_validator("log_level", mode="before")
     @classmethod
