@@ -103,14 +103,14 @@ class FilterIndex:
         def features(k: tuple[str, int]) -> set[int]:
             return set(self.catalog.family_members(k[1]).tolist()) if k[0] == "family" else {k[1]}
 
-        excluded = {key(t) for t in filters.exclude}
-        out = set().union(*map(features, excluded))
+        excluded = {k: features(k) for k in map(key, filters.exclude)}
+        out = set().union(*excluded.values())
         notes = []
         for kind, i in sorted({key(t) for t in filters.require}):
             if (kind, i) in excluded:
                 notes.append(f"{kind} {i} is both required and excluded, so no document can pass")
             elif kind == "feature" and i in out:
-                fam = min(j for k, j in excluded if k == "family" and i in features((k, j)))
+                fam = min(j for (k, j), members in excluded.items() if k == "family" and i in members)
                 notes.append(f"feature {i} is required but belongs to the excluded family {fam}, so no document can pass")
             elif out and features((kind, i)) <= out:
                 notes.append(f"family {i} is required but each of its features is excluded, so no document can pass")
