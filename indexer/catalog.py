@@ -13,7 +13,7 @@ import numpy as np
 from indexer.artifacts import IndexData
 from indexer.concepts import Concepts, build_concepts
 from indexer.errors import UnknownFamily, UnknownFeature
-from indexer.wordsearch import rank_by_word
+from indexer.wordsearch import WordMatch, rank_by_word
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class FeatureMatch:
     trust: float
     status: str
     score: float
+    matched_term: WordMatch | None = None
+    """The term of the text that the feature stands for, with how the two overlap; None for a name-only match."""
 
 
 class Catalog:
@@ -139,14 +141,16 @@ class Catalog:
         names, stats = self.data.names, self.data.stats
         keep = self._listed & (names.trust >= min_trust)
         score = np.zeros(self.n_features)
+        by_word: dict[int, WordMatch] = {}
         if q:
             for w in q:
                 feats, weights = self._lexical.get(w, _NO_POSTINGS)
                 np.add.at(score, feats, weights)
             score /= len(q)
             score /= 1.0 + score
-            for f, v in rank_by_word(self.concepts, text, self._best_f1, len(self.data.corpus)).items():
-                score[f] = 1.0 + v
+            by_word = rank_by_word(self.concepts, text, self._best_f1, len(self.data.corpus))
+            for f, m in by_word.items():
+                score[f] = 1.0 + m.score
             score[self._same_name.get((text or "").strip().lower(), [])] = 3.0
             keep &= score > 0
         ids = np.flatnonzero(keep)
@@ -157,7 +161,7 @@ class Catalog:
         return [
             FeatureMatch(
                 int(i), names.names[i], float(stats.density[i]), float(names.trust[i]), names.status[i],
-                round(float(score[i]), 4),
+                round(float(score[i]), 4), by_word.get(int(i)),
             )
             for i in top
         ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -48,11 +49,24 @@ share them by chance. A fifth missed the OOD feature (18.4% of "out-of-distribut
 to junk (BENCHMARKS.md, steering item 23)."""
 
 
-def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta: float = 0.5) -> dict[int, float]:
-    """Features the words of `text` stand for, scored in (0, 1]: the max over the text's terms of the share of
-    the text the term covers times `word_scores`. A text that is itself a term (two words, or its words
-    hyphenated), with a feature that fires on at least PHRASE_RECALL of its documents, is read as that term alone:
-    "weak lensing" means cosmic shear, not the strong lensing that the word "lensing" alone leads to, and
+class WordMatch(NamedTuple):
+    """Why a feature stands for a text: its score and the term of the text that gave it."""
+
+    score: float
+    """In (0, 1]: the share of the text the term covers times `agreement.word_scores`."""
+    term: str
+    """The index's term (a word or two-word phrase, as the concept table spells it)."""
+    precision: float
+    """Share of the documents the feature fires on that contain the term."""
+    recall: float
+    """Share of the documents containing the term that the feature fires on."""
+
+
+def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta: float = 0.5) -> dict[int, WordMatch]:
+    """Features the words of `text` stand for, each with its best `WordMatch`: the max over the text's terms of
+    the share of the text the term covers times `word_scores`. A text that is itself a term (two words, or its
+    words hyphenated), with a feature that fires on at least PHRASE_RECALL of its documents, is read as that term
+    alone: "weak lensing" means cosmic shear, not the strong lensing that the word "lensing" alone leads to, and
     "mixture of experts" the MoE feature, not Gaussian mixtures. best_f1 (n_features,) from `Concepts.best_f1`;
     n_docs is the corpus size."""
     row = cache(c.row)  # each word is looked up for its IDF and again as a term
@@ -64,16 +78,17 @@ def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta:
         valid = c.features[r] >= 0
         feats = c.features[r][valid]
         s = word_scores(c.precision[r][valid], c.recall[r][valid], best_f1[feats], c.df[r], beta)
-        found.append((term, coverage, feats, s, c.recall[r][valid]))
+        found.append((term, r, coverage, feats, s, valid))
     # A pair (or hyphenated form) that covers the whole text is the text itself: a phrase the index knows.
-    phrase = [t for t in found if (" " in t[0] or "-" in t[0]) and t[1] >= 1.0 - 1e-6 and len(t[2])]
+    phrase = [t for t in found if (" " in t[0] or "-" in t[0]) and t[2] >= 1.0 - 1e-6 and len(t[3])]
     if phrase:
-        _, _, _, s, recall = phrase[0]
-        if s.max() > 0 and recall[s.argmax()] >= PHRASE_RECALL:
+        _, r, _, _, s, valid = phrase[0]
+        if s.max() > 0 and c.recall[r][valid][s.argmax()] >= PHRASE_RECALL:
             found = phrase
-    scores: dict[int, float] = {}
-    for _, coverage, feats, s, _ in found:
-        for f, v in zip(feats.tolist(), (coverage * s).tolist()):
-            if v > scores.get(f, 0.0):
-                scores[f] = v
-    return scores
+    matches: dict[int, WordMatch] = {}
+    for _, r, coverage, feats, s, valid in found:
+        precision, recall = c.precision[r][valid].tolist(), c.recall[r][valid].tolist()
+        for f, v, p, rec in zip(feats.tolist(), (coverage * s).tolist(), precision, recall):
+            if v > (matches[f].score if f in matches else 0.0):
+                matches[f] = WordMatch(v, c.terms[r], p, rec)
+    return matches

@@ -199,6 +199,12 @@ class SearchOut(BaseModel):
     took_ms: float
 
 
+class WordMatchOut(_Out):
+    term: str = Field(description="The index's word or two-word phrase, from the text, that the feature stands for.")
+    recall: float = Field(description="Share of the abstracts containing the term that the feature fires on.")
+    precision: float = Field(description="Share of the abstracts the feature fires on that contain the term.")
+
+
 class FeatureMatchOut(_Out):
     id: int
     name: str
@@ -208,6 +214,11 @@ class FeatureMatchOut(_Out):
     score: float = Field(
         description="3: the text is the feature's name. 1 to 2: the text's words predict where the feature fires "
         "(higher is a clearer handle). Below 1: the words appear only in its name or distinctive terms, a weak match."
+    )
+    matched_term: WordMatchOut | None = Field(
+        description="Why the words predict the feature (score 1 to 2, or an exact name that also does): the term "
+        "and how its abstracts and the feature's overlap. A name can say less than the feature covers: read recall. "
+        "Null for a name-only match."
     )
 
 

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from indexer.wordforms import inflection_key
 from service.app import create_app
 from service.settings import Settings
 from tests.conftest import DEMO_CORPUS, DEMO_EMBEDDINGS, ROOT
@@ -157,6 +158,11 @@ def test_feature_browsing(client):
     for h in hits:  # below 1 the words were only found in the feature's name or distinctive terms
         detail = client.get(f"/features/{h['id']}").json()
         assert h["score"] > 1 or word.lower() in " ".join([detail["name"], *detail["terms"]]).lower()
+        # A match by the words says which term, and how its abstracts and the feature's overlap.
+        m = h["matched_term"]
+        assert (m is None) == (h["score"] < 1)
+        assert m is None or inflection_key(m["term"]) == inflection_key(word.strip(",").lower())
+        assert m is None or (0 < m["recall"] <= 1 and 0 < m["precision"] <= 1)
     assert client.get("/features/99999").status_code == 404
     assert client.get("/features", params={"q": ""}).status_code == 422
     assert "blank" in client.get("/features", params={"q": "  "}).json()["detail"]

@@ -97,7 +97,7 @@ def naive_scores(catalog, text, by_word):
         if name.lower() == text.strip().lower():
             out[i] = 3.0
         elif i in by_word:
-            out[i] = 1.0 + by_word[i]
+            out[i] = 1.0 + by_word[i].score
         else:
             lexical = 2.0 * len(q & set(_words(name))) / len(q)
             for rank, term in enumerate(names.terms[i]):

@@ -3,14 +3,31 @@ import pytest
 
 from indexer.codes import SparseCodes
 from indexer.concepts import build_concepts
+from indexer.terms import tokenize
 from indexer.wordsearch import rank_by_word, text_terms
+
+
+def _scores(matches):
+    return {f: m.score for f, m in matches.items()}
 
 
 def test_rank_by_word(concepts, tiny_index):
     best, n = concepts.best_f1(), len(tiny_index.corpus)
-    scores = rank_by_word(concepts, "Topic7!", best, n)
+    scores = _scores(rank_by_word(concepts, "Topic7!", best, n))
     assert max(scores, key=scores.get) == 7 and 0 < scores[7] <= 1
     assert rank_by_word(concepts, "nothing known here", best, n) == {}
+
+
+def test_a_match_says_which_term_and_how_it_overlaps_the_feature(concepts, tiny_index):
+    # Counted document by document: the share of the term's documents where the feature fires, and of the
+    # feature's documents that hold the term.
+    texts, codes = tiny_index.corpus.texts(), tiny_index.codes
+    matches = rank_by_word(concepts, "about topic1 topic2", concepts.best_f1(), len(texts))
+    assert matches[1].term == "topic1" and matches[2].term == "topic2" and len(matches) > 2
+    for f, m in matches.items():
+        has = np.array([m.term in tokenize(t) for t in texts])
+        fires = ((codes.indices == f) & (codes.values > 0)).any(axis=1)
+        assert (m.recall, m.precision) == pytest.approx(((has & fires).sum() / has.sum(), (has & fires).sum() / fires.sum()))
 
 
 def _lensing_corpus(rng, phrase_fires: int):
@@ -23,7 +40,7 @@ def _lensing_corpus(rng, phrase_fires: int):
     fires = np.array([0] * phrase_fires + rest + [1] * 40 + [2] * 40 + [0] * 60 + [3] * 40)
     codes = SparseCodes(indices=fires[:, None].astype(np.int32), values=np.ones((200, 1), np.float32), n_features=24)
     c = build_concepts(texts, codes, rng.normal(size=(200, 8)).astype(np.float32))
-    return rank_by_word(c, "weak lensing", c.best_f1(), 200)
+    return _scores(rank_by_word(c, "weak lensing", c.best_f1(), 200))
 
 
 def test_a_two_word_term_is_read_as_itself_when_a_feature_covers_it(rng):
@@ -45,7 +62,7 @@ def test_a_text_the_corpus_writes_hyphenated_is_read_as_that_word(rng):
     fires = np.array([0] * 30 + [1] * 60 + [2] * 60 + [3] * 50)
     codes = SparseCodes(indices=fires[:, None].astype(np.int32), values=np.ones((200, 1), np.float32), n_features=4)
     c = build_concepts(texts, codes, rng.normal(size=(200, 8)).astype(np.float32))
-    scores = rank_by_word(c, "Mixture of Experts", c.best_f1(), 200)
+    scores = _scores(rank_by_word(c, "Mixture of Experts", c.best_f1(), 200))
     assert max(scores, key=scores.get) == 0 and set(scores) == {0}
     assert text_terms("galaxy's", lambda w: 10, 1000) == [("galaxy", 1.0)]
     assert text_terms("dark-matter", lambda w: 10, 1000) == [("dark matter", 1.0), ("dark-matter", 1.0)]
