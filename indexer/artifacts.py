@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from indexer.families import Families
 from indexer.index import load_faiss, save_faiss
 from indexer.names import FeatureNames
 from indexer.sae import TopKSae, load_sae, save_sae
+from indexer.swap import recover_swap, swap_into_place
 from indexer.tables import read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def write_index(data: IndexData, out: str | Path, info: dict[str, Any]) -> Path:
     refuses anything else). A reader never sees a half-written index: the manifest is written last and verified
     on load."""
     out = Path(out).resolve()
-    recover_swap(out)
+    recover_swap(out, MANIFEST)
     check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -197,7 +197,7 @@ def write_index(data: IndexData, out: str | Path, info: dict[str, Any]) -> Path:
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        _swap_into_place(tmp, out)
+        swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -206,68 +206,9 @@ def write_index(data: IndexData, out: str | Path, info: dict[str, Any]) -> Path:
     return out
 
 
-def _swap_lock(out: Path) -> Path:
-    return out.parent / f".{out.name}.swap"
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Move the finished build `tmp` to `out`, setting the old index aside first. A note beside them (`_swap_lock`:
-    this process's id and the aside folder's name) lasts while the two renames run: a process killed between them
-    leaves the old index aside, and `recover_swap` puts that very folder back."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    lock = _swap_lock(out)
-    lock.write_text(f"{os.getpid()} {old.name}")
-    # The note is removed only once `out` holds a whole index and nothing is left aside: an interrupt anywhere in
-    # between (Ctrl-C lands between any two bytecodes) leaves it for `recover_swap`.
-    os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except BaseException:
-        if not out.exists():
-            os.rename(old, out)
-            lock.unlink(missing_ok=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-    lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process, alive
-        return True
-    return True
-
-
-def recover_swap(out: Path) -> None:
-    """Put back the index that a build set aside (`_swap_into_place`) when it died before moving the new one in:
-    without this, a kill between the two renames left no index at `out`. Only a swap whose process is gone is
-    undone; one still running is left to finish (a reader then sees no index for that instant, as before)."""
-    lock = _swap_lock(out)
-    try:
-        pid, name = lock.read_text().split()
-        pid_alive = _alive(int(pid))
-    except (OSError, ValueError):
-        return
-    if pid_alive:
-        return
-    aside = out.parent / name
-    if not out.exists() and (aside / MANIFEST).is_file():
-        os.rename(aside, out)
-        log.warning("restored the index a killed build had set aside path=%s from=%s", out, name)
-    elif out.exists():
-        shutil.rmtree(aside, ignore_errors=True)  # killed after its swap, before clearing the old index away
-    lock.unlink(missing_ok=True)
-
-
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """The manifest of an index directory (after `recover_swap`); IndexNotReady when there is none."""
-    recover_swap(Path(path))
+    recover_swap(Path(path), MANIFEST)
     p = Path(path) / MANIFEST
     if not p.is_file():
         raise IndexNotReady(f"no index at {Path(path)} (no {MANIFEST}); build one with `sae-search build`")

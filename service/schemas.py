@@ -46,7 +46,9 @@ WEIGHT_DOC = (
 )
 
 
-class _Out(BaseModel):
+class AttrsOut(BaseModel):
+    """A response model read from an indexer dataclass's attributes."""
+
     model_config = ConfigDict(from_attributes=True)
 
 
@@ -138,24 +140,24 @@ class SearchIn(BaseModel):
         return v
 
 
-class FeatureActivationOut(_Out):
+class FeatureActivationOut(AttrsOut):
     id: int
     name: str
     activation: float
 
 
-class RefOut(_Out):
+class RefOut(AttrsOut):
     id: int
     name: str
 
 
-class ContributionOut(_Out):
+class ContributionOut(AttrsOut):
     id: int | None = Field(description="Feature id; null for a part that is not one feature's (renormalisation, a rewritten query).")
     name: str
     value: float
 
 
-class HitOut(_Out):
+class HitOut(AttrsOut):
     id: str
     title: str
     score: float = Field(description="plain_score + the sum of contributions.")
@@ -199,84 +201,6 @@ class SearchOut(BaseModel):
     took_ms: float
 
 
-class WordMatchOut(_Out):
-    term: str = Field(description="The index's word or two-word phrase, from the text, that the feature stands for.")
-    recall: float = Field(description="Share of the abstracts containing the term that the feature fires on.")
-    precision: float = Field(description="Share of the abstracts the feature fires on that contain the term.")
-
-
-class FeatureMatchOut(_Out):
-    id: int
-    name: str
-    density: float = Field(description="Share of the corpus's abstracts the feature fires on.")
-    trust: float = Field(description="AUROC of the name's terms telling held-out documents it fires on from others (0.5: chance).")
-    status: str = Field(description="'live', 'dense' (fires on a large share of the corpus) or 'dead'.")
-    score: float = Field(
-        description="3: the text is the feature's name. 1 to 2: the text's words predict where the feature fires "
-        "(higher is a clearer handle). Below 1: the words appear only in its name or distinctive terms, a weak match."
-    )
-    matched_term: WordMatchOut | None = Field(
-        description="Why the words predict the feature (score 1 to 2, or an exact name that also does): the term "
-        "and how its abstracts and the feature's overlap. A name can say less than the feature covers: read recall. "
-        "Null for a name-only match."
-    )
-
-
-class DocActivationOut(_Out):
-    id: str
-    title: str
-    activation: float
-
-
-class RelatedOut(_Out):
-    id: int
-    name: str
-    value: float = Field(description="Decoder cosine for neighbors, documents fired together for cooccurring.")
-
-
-class FeatureOut(_Out):
-    id: int
-    name: str
-    description: str
-    density: float
-    trust: float
-    status: Literal["live", "dead", "dense"]
-    p90: float
-    terms: list[str]
-    concept_term: str | None = Field(description="The word this feature stands for; steering reads documents with that word's probe.")
-    top_documents: list[DocActivationOut]
-    family: RefOut | None
-    neighbors: list[RelatedOut]
-    cooccurring: list[RelatedOut]
-
-
-class FamilyOut(_Out):
-    id: int
-    name: str
-    parent: RefOut
-    children: list[RefOut]
-    size: int
-
-
-class FamilyPage(BaseModel):
-    total: int
-    offset: int
-    limit: int
-    families: list[FamilyOut]
-
-
-class TreeNodeOut(_Out):
-    id: int
-    name: str
-    family: int | None
-    children: list["TreeNodeOut"]
-
-
-class FamilyTreeOut(BaseModel):
-    family: FamilyOut
-    tree: TreeNodeOut
-
-
 class ErrorItemOut(BaseModel):
     loc: str = Field(description="The request field at fault, dotted ('steer.0.weight'), or 'request'.")
     msg: str
@@ -288,11 +212,6 @@ class ErrorOut(BaseModel):
     detail: str = Field(description="What went wrong and what to change.")
     errors: list[ErrorItemOut] | None = Field(None, description="Each invalid field (invalid requests only).")
     suggestions: list[str] | None = Field(None, description="Close names, when a feature or family name is unknown.")
-
-
-class CategoryOut(BaseModel):
-    category: str
-    documents: int = Field(description="Documents with this category (an abstract can have several).")
 
 
 class IndexInfo(BaseModel):

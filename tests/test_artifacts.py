@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import indexer.artifacts as artifacts
+import indexer.swap as swap
 from indexer.artifacts import CONCEPT_ARRAYS, MANIFEST, concepts_from_table, concepts_table, load_index, write_index
 from indexer.concepts import build_concepts
 from indexer.errors import CorruptIndex, IndexNotReady, InvalidArgument
@@ -65,14 +66,14 @@ def test_rebuild_replaces_in_one_step(tmp_path, tiny_index):
 
 def test_a_failed_swap_puts_the_old_index_back(tmp_path, tiny_index, monkeypatch):
     out = write_index(tiny_index, tmp_path / "idx", {"marker": "old"})
-    real_rename = artifacts.os.rename
+    real_rename = swap.os.rename
 
     def rename(src, dst):  # the second rename of the swap fails (a full disk, a lost mount)
         if str(src).startswith(str(tmp_path / ".idx.tmp")):
             raise OSError("no space left")
         real_rename(src, dst)
 
-    monkeypatch.setattr(artifacts.os, "rename", rename)
+    monkeypatch.setattr(swap.os, "rename", rename)
     with pytest.raises(OSError):
         write_index(tiny_index, out, {"marker": "new"})
     assert json.loads((out / MANIFEST).read_text())["marker"] == "old" and leftovers(tmp_path) == []
@@ -95,17 +96,17 @@ def test_a_build_never_replaces_a_folder_that_is_not_an_index(tmp_path, tiny_ind
 
 def test_an_interrupt_just_after_the_new_index_moved_in_keeps_it(tmp_path, tiny_index, monkeypatch):
     out = write_index(tiny_index, tmp_path / "idx", {"marker": "old"})
-    real_rename = artifacts.os.rename
+    real_rename = swap.os.rename
 
     def rename(src, dst):  # Ctrl-C lands right after the new index is in place
         real_rename(src, dst)
         if str(src).startswith(str(tmp_path / ".idx.tmp")):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(artifacts.os, "rename", rename)
+    monkeypatch.setattr(swap.os, "rename", rename)
     with pytest.raises(KeyboardInterrupt):
         write_index(tiny_index, out, {"marker": "new"})
-    monkeypatch.setattr(artifacts.os, "rename", real_rename)
+    monkeypatch.setattr(swap.os, "rename", real_rename)
     # The note stays for the next load, which finds this process... alive; once it is gone the old folder goes.
     (tmp_path / ".idx.swap").write_text(f"{_dead_pid()} {(tmp_path / '.idx.swap').read_text().split()[1]}")
     assert load_index(out).manifest["marker"] == "new" and leftovers(tmp_path) == []

@@ -8,7 +8,7 @@ from indexer.catalog import family_summary, family_tree, feature_detail, list_fa
 from indexer.errors import InvalidArgument
 from service.deps import SearcherDep
 from service.errors import responses
-from service.schemas import CategoryOut, FamilyPage, FamilyTreeOut, FeatureMatchOut, FeatureOut
+from service.catalog_schemas import CategoryOut, FamilyPage, FamilyTreeOut, FeatureMatchOut, FeatureOut
 
 router = APIRouter(tags=["features"], responses=responses(503))
 
