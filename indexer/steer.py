@@ -56,9 +56,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.catalog import Catalog, Ref
+from indexer.catalog import Catalog, FeatureMatch, Ref
 from indexer.errors import InvalidArgument, UnknownFeature, located
 from indexer.evidence import Evidence, ProbeEvidence
+from indexer.wordsearch import WordMatch
 
 METHODS = ("concept", "residual", "decode", "mix", "rewrite")
 WORD_METHODS = ("mix", "rewrite")
@@ -109,6 +110,8 @@ class ResolvedSteer:
     """Per feature code edit weight * STEER_SCALE * p90 * share (activation units)."""
     text: str
     """Words the mix and rewrite methods embed."""
+    matched_term: WordMatch | None = None
+    """For a free-text concept, the term of its text that its feature stands for (`wordsearch.WordMatch`)."""
 
 
 def _target_count(term: SteerTerm) -> int:
@@ -137,7 +140,7 @@ def _resolve(catalog: Catalog, term: SteerTerm, words_only: bool) -> ResolvedSte
         raise InvalidArgument("a steer concept must not be blank")
     if not -MAX_WEIGHT <= term.weight <= MAX_WEIGHT:
         raise InvalidArgument(f"steer weight must lie in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {term.weight}")
-    family = None
+    family, matched = None, None
     if term.family is not None:
         fam = catalog.family_id(term.family)
         family = catalog.family_ref(fam)
@@ -145,7 +148,9 @@ def _resolve(catalog: Catalog, term: SteerTerm, words_only: bool) -> ResolvedSte
         shares = [1.0 / np.sqrt(max(len(members), 1))] * len(members)
         text = family.name
     elif term.concept is not None:
-        members, shares = concept_features(catalog, term.concept, required=not words_only)
+        hit = concept_hit(catalog, term.concept, required=not words_only)
+        members, shares = ([hit.id], [1.0]) if hit else ([], [])
+        matched = hit.matched_term if hit else None
         text = term.concept.strip()
     else:
         f = catalog.feature_id(term.feature)
@@ -154,19 +159,19 @@ def _resolve(catalog: Catalog, term: SteerTerm, words_only: bool) -> ResolvedSte
         members, shares = [f], [1.0]
         text = catalog.concepts.concept_term(f) or data.names.names[f]
     deltas = [float(term.weight * STEER_SCALE * p90[f] * s) for f, s in zip(members, shares)]
-    return ResolvedSteer(term, [catalog.ref(f) for f in members], shares, family, deltas, text)
+    return ResolvedSteer(term, [catalog.ref(f) for f in members], shares, family, deltas, text, matched)
 
 
-def concept_features(catalog: Catalog, text: str, required: bool = True) -> tuple[list[int], list[float]]:
-    """Features a free-text concept stands for: the first hit of the feature search. One feature, because its
+def concept_hit(catalog: Catalog, text: str, required: bool = True) -> FeatureMatch | None:
+    """The feature a free-text concept stands for: the first hit of the feature search. One feature, because its
     probe is made from its word's documents and already spans the concept's sub-topics; averaging in the
-    probes of runners-up (other words) blurred it (BENCHMARKS.md). No features when nothing matches and not `required`."""
+    probes of runners-up (other words) blurred it (BENCHMARKS.md). None when nothing matches and not `required`."""
     hits = [h for h in catalog.search(text, limit=5) if catalog.data.stats.p90[h.id] > 0]
     if not hits:
         if not required:
-            return [], []
+            return None
         raise UnknownFeature(f"no feature matches the concept {text!r}; try other words or GET /features?q=...")
-    return [hits[0].id], [1.0]
+    return hits[0]
 
 
 def code_delta(resolved: list[ResolvedSteer], n_features: int) -> np.ndarray:

@@ -6,13 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from service.schemas import RefOut, AttrsOut
-
-
-class WordMatchOut(AttrsOut):
-    term: str = Field(description="The index's word or two-word phrase, from the text, that the feature stands for.")
-    recall: float = Field(description="Share of the abstracts containing the term that the feature fires on.")
-    precision: float = Field(description="Share of the abstracts the feature fires on that contain the term.")
+from service.schemas import AttrsOut, RefOut, WordMatchOut
 
 
 class FeatureMatchOut(AttrsOut):

@@ -173,6 +173,12 @@ class HitOut(AttrsOut):
     )
 
 
+class WordMatchOut(AttrsOut):
+    term: str = Field(description="The index's word or two-word phrase, from the text, that the feature stands for.")
+    recall: float = Field(description="Share of the abstracts containing the term that the feature fires on.")
+    precision: float = Field(description="Share of the abstracts the feature fires on that contain the term.")
+
+
 class ResolvedSteerOut(BaseModel):
     weight: float
     family: RefOut | None
@@ -184,6 +190,9 @@ class ResolvedSteerOut(BaseModel):
     n_features: int = Field(description="How many features the term resolved to, listed or not.")
     shares: list[float] = Field(description="Each listed feature's share of the term's weight (over all of them, sum of squares 1).")
     text: str = Field(description="The words the 'mix' and 'rewrite' methods use for this term.")
+    matched_term: WordMatchOut | None = Field(
+        description="For a concept, the term of its text that its feature stands for, as GET /features?q= gives it."
+    )
 
 
 class SearchOut(BaseModel):

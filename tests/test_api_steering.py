@@ -44,6 +44,12 @@ def test_free_text_concept_reports_the_features_it_used(client):
     (term,) = body["steer"]
     assert term["concept"] == "dark matter" and term["features"] and term["text"] == "dark matter"
     assert sum(s * s for s in term["shares"]) == pytest.approx(1.0, abs=1e-5)
+    # It says why, as the feature search does: the feature is the first hit, and the same term matched.
+    hit = first_feature(client, "dark matter")
+    assert term["features"][0]["id"] == hit["id"] and term["matched_term"] == hit["matched_term"]
+    assert term["matched_term"]["term"] in ("dark matter", "dark", "matter")
+    by_id = search(client, steer=[{"feature": hit["id"], "weight": 1.0}])
+    assert by_id["steer"][0]["matched_term"] is None
 
 
 def test_a_concept_no_feature_matches_is_refused_by_concept_and_steers_the_mix(client):
@@ -52,6 +58,7 @@ def test_a_concept_no_feature_matches_is_refused_by_concept_and_steers_the_mix(c
     assert r.status_code == 422 and "no feature matches" in r.json()["detail"]
     mixed = search(client, k=10, method="mix", steer=body["steer"])
     assert mixed["steer"][0]["features"] == [] and mixed["steer"][0]["text"] == "qzxv wwyy"
+    assert mixed["steer"][0]["matched_term"] is None
     assert [h["id"] for h in mixed["results"]] != [h["id"] for h in search(client, k=10)["results"]]
 
 

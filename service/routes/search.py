@@ -38,6 +38,7 @@ def search(body: SearchIn, state: StateDep, searcher: SearcherDep) -> Response:
                 weight=r.term.weight, family=r.family, concept=r.term.concept,
                 features=r.features[:MAX_STEERED_LISTED], n_features=len(r.features),
                 shares=[round(s, 6) for s in r.shares[:MAX_STEERED_LISTED]], text=r.text,
+                matched_term=r.matched_term,
             )
             for r in out.resolved
         ],
