@@ -87,7 +87,7 @@ class CorpusReport:
     rows_used: int
     """Records kept in the corpus."""
     skipped_missing: int
-    """Records skipped for a missing or empty id, title or abstract."""
+    """Records skipped for a missing or empty id, title or abstract (or one that is not text, such as a number)."""
     duplicate_ids: int
     """Records skipped because an earlier record had the same id."""
     duplicate_examples: list[str] = field(default_factory=list)
@@ -135,7 +135,7 @@ def load_corpus(path: str | Path, limit: int | None = None) -> tuple[Corpus, Cor
     report = builder.report(str(path), fmt)
     if report.rows_used == 0:
         raise EmptyCorpus(
-            f"no usable rows in {path}: {report.rows_read} read, {report.skipped_missing} without id/title/abstract"
+            f"no usable rows in {path}: {report.rows_read} read, {report.skipped_missing} without an id, title or abstract as text"
             f"{builder.keys_hint()}"
         )
     log.info(report.summary())
@@ -176,7 +176,7 @@ class _Builder:
         """Take one raw row; True once `limit` rows are kept."""
         src, raw_id, raw_title, raw_abstract, raw_cats, raw_authors = row
         self.rows_read += 1
-        doc_id, title, abstract = _clean(raw_id), _clean(raw_title), _clean(raw_abstract)
+        doc_id, title, abstract = _clean_id(raw_id), _text(raw_title), _text(raw_abstract)
         if not (doc_id and title and abstract):
             self.skipped += 1
         elif doc_id in self.seen:
@@ -218,14 +218,23 @@ _MAX_NESTING = 4
 """Levels of lists a title or abstract held as parts may have; a deeper one is not text (and would recurse far)."""
 
 
-def _clean(value: Any, depth: int = 0) -> str:
+def _text(value: Any, depth: int = 0) -> str:
+    """A title or abstract as one line of text; "" (the row then counts as missing it) for what is not text: a
+    number, a boolean or an object would otherwise be indexed as "12345", "True" or "{...}"."""
     if isinstance(value, str):
         return " ".join(value.split())
-    if isinstance(value, (list, tuple)):  # a title or abstract held as parts (a JSON list): its words
-        return " ".join(filter(None, (_clean(v, depth + 1) for v in value))) if depth < _MAX_NESTING else ""
-    if isinstance(value, dict):  # not text: the row counts as missing the field rather than indexing "{...}"
-        return ""
-    return "" if _missing(value) else " ".join(str(value).split())
+    if isinstance(value, (list, tuple)):  # held as parts (a JSON list): its words
+        return " ".join(filter(None, (_text(v, depth + 1) for v in value))) if depth < _MAX_NESTING else ""
+    return ""
+
+
+def _clean_id(value: Any) -> str:
+    """An id as text: a string, or a number (JSON and Parquet may hold ids as integers); "" for anything else."""
+    if isinstance(value, str):
+        return " ".join(value.split())
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not _missing(value):
+        return str(value)
+    return ""
 
 
 def _split_authors(text: str) -> list[str]:
@@ -254,5 +263,5 @@ def _as_list(value: Any, split: Callable[[str], list[str]]) -> list[str]:
 
 def _clean_items(items: Iterable[Any]) -> list[str]:
     # Inlined for str items: author lists make this the hottest loop when loading 100k+ rows.
-    cleaned = (" ".join(item.split()) if isinstance(item, str) else _clean(item) for item in items)
+    cleaned = (" ".join(item.split()) if isinstance(item, str) else _clean_id(item) for item in items)
     return [text for text in cleaned if text]

@@ -172,6 +172,21 @@ def test_a_text_held_as_a_list_is_read_as_its_words_and_an_object_as_missing(tmp
         load_corpus(path)
 
 
+def test_a_title_or_abstract_that_is_not_text_counts_as_missing(tmp_path):
+    # A number or a boolean is no abstract: indexed, it would read "12345" or "True".
+    path = tmp_path / "c.jsonl"
+    path.write_text(
+        '{"id": 1, "title": "t", "abstract": 12345}\n{"id": 2, "title": true, "abstract": "b"}\n'
+        '{"id": 3, "title": "u", "abstract": 1.5}\n{"id": 4, "title": "kept", "abstract": "text"}\n'
+    )
+    corpus, report = load_corpus(path)
+    assert corpus.titles == ["kept"] and report.skipped_missing == 3
+    # A Parquet column of numbers: every row is missing its abstract, so the file is refused.
+    write_parquet(pa.table({"id": ["a", "b"], "title": ["t", "u"], "abstract": [1, 2]}), tmp_path / "n.parquet")
+    with pytest.raises(EmptyCorpus, match="2 without an id, title or abstract as text"):
+        load_corpus(tmp_path / "n.parquet")
+
+
 def test_limit_keeps_that_many_usable_rows_and_stops(tmp_path):
     corpus, report = load_corpus(write_rows(tmp_path / "c.jsonl", ROWS), limit=2)
     assert corpus.ids == ["2506.09040", "0704.0010"]
