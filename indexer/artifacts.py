@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +29,7 @@ from indexer.families import Families
 from indexer.index import load_faiss, save_faiss
 from indexer.names import FeatureNames
 from indexer.sae import TopKSae, load_sae, save_sae
-from indexer.swap import recover_swap, swap_into_place
+from indexer.swap import new_build_dir, recover_swap, remove_dead_builds, swap_into_place
 from indexer.tables import read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
@@ -157,8 +156,10 @@ def check_out(out: str | Path) -> None:
     """Refuse an output path that holds something other than an index: a build replaces `out` whole, and a user's
     folder (or the project root, or the corpus's own folder) must not be swept away with an old index's files."""
     out = Path(out)
-    if out.is_file() or out.is_symlink() and not out.is_dir():
-        raise InvalidArgument(f"{out} is a file; give a directory for the index (new, empty, or an earlier index)")
+    # Anything but a directory is refused: a device or a pipe too (`--out /dev/null` moved the device aside).
+    if (out.exists() or out.is_symlink()) and not out.is_dir():
+        kind = "a file" if out.is_file() else "not a directory"
+        raise InvalidArgument(f"{out} is {kind}; give a directory for the index (new, empty, or an earlier index)")
     if out.is_dir() and not (out / MANIFEST).is_file() and any(out.iterdir()):
         raise InvalidArgument(
             f"{out} holds other files and is not an index (no {MANIFEST}); a build replaces its output directory "
@@ -174,8 +175,8 @@ def write_index(data: IndexData, out: str | Path, info: dict[str, Any]) -> Path:
     recover_swap(out, MANIFEST)
     check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    remove_dead_builds(out)
+    tmp = new_build_dir(out)
     try:
         write_parquet(data.corpus.to_table(), tmp / "docs.parquet")
         np.save(tmp / "embeddings.npy", np.ascontiguousarray(data.embeddings, dtype=np.float32))

@@ -14,6 +14,24 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+def new_build_dir(out: Path) -> Path:
+    """A fresh directory beside `out` to write a build into, named with this process's id so that
+    `remove_dead_builds` can tell one whose writer was killed."""
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    return tmp
+
+
+def remove_dead_builds(out: Path) -> None:
+    """Delete the build directories beside `out` whose process is gone: a build killed while writing (SIGKILL,
+    a lost machine) cannot clean up after itself, and each left hundreds of megabytes behind for good."""
+    for tmp in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = tmp.name.removeprefix(f".{out.name}.tmp-").split("-")[0]
+        if pid.isdigit() and tmp.is_dir() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.warning("removed a killed build's leftovers path=%s", tmp)
+
+
 def _swap_lock(out: Path) -> Path:
     return out.parent / f".{out.name}.swap"
 

@@ -1,5 +1,6 @@
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -89,6 +90,12 @@ def test_a_build_never_replaces_a_folder_that_is_not_an_index(tmp_path, tiny_ind
     with pytest.raises(InvalidArgument, match="is a file"):
         write_index(tiny_index, tmp_path / "notes.txt", {})
     assert (mine / "thesis.tex").read_text() == "years of work" and (tmp_path / "notes.txt").read_text() == "mine"
+    if hasattr(os, "mkfifo"):  # a device or a pipe is no directory either (`--out /dev/null` once moved it aside)
+        os.mkfifo(tmp_path / "pipe")
+        with pytest.raises(InvalidArgument, match="not a directory"):
+            write_index(tiny_index, tmp_path / "pipe", {})
+        assert stat.S_ISFIFO((tmp_path / "pipe").stat().st_mode)
+        (tmp_path / "pipe").unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "thesis"]
     (tmp_path / "empty").mkdir()
     assert load_index(write_index(tiny_index, tmp_path / "empty", {})).corpus.ids == tiny_index.corpus.ids
@@ -158,3 +165,13 @@ def test_concepts_round_trip_through_a_table(tiny_index):
         np.testing.assert_array_equal(getattr(back, a), getattr(concepts, a)[:, :width])
     for a in ("df",) + CONCEPT_ARRAYS:
         np.testing.assert_array_equal(getattr(back, a), getattr(concepts, a))
+
+
+def test_a_build_clears_what_a_killed_build_left_and_spares_one_still_writing(tmp_path, tiny_index):
+    dead = tmp_path / f".idx.tmp-{_dead_pid()}-1234abcd"  # SIGKILL while writing: nothing could clean it up
+    running = tmp_path / f".idx.tmp-{os.getpid()}-1234abcd"
+    for d in (dead, running):
+        d.mkdir()
+        (d / "codes.parquet").write_text("half written")
+    write_index(tiny_index, tmp_path / "idx", {})
+    assert leftovers(tmp_path) == [running.name]
