@@ -129,7 +129,11 @@ class Searcher:
                 for c in self.filters.unknown_categories(filters.categories)
             ]
             if matched < k:
-                notes.append(f"only {matched} documents pass the filters, so fewer than k={k} results are returned")
+                notes.append(f"only {_count(matched, 'document passes', 'documents pass')} the filters, so fewer than "
+                             f"k={k} results are returned")
+        elif len(self.data.corpus) < k:
+            notes.append(f"the index holds only {_count(len(self.data.corpus), 'document', 'documents')}, so fewer "
+                         f"than k={k} results are returned")
         plain = not active
         if plain:
             hits = self._plain(x, k, mask)
@@ -278,3 +282,6 @@ class Searcher:
             ],
         )
 
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

@@ -8,7 +8,7 @@ from indexer.evidence import FIRE_CAP, FIRE_EVIDENCE, MIN_BACKGROUND, WORD_EVIDE
 from indexer.filters import Filters, Target
 from indexer.search import STEER_SCALE, Searcher, SteerTerm
 from indexer.steer import METHODS
-from tests.conftest import fires
+from tests.conftest import fires, make_tiny_index
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +288,15 @@ def test_categories_filter_and_short_result_notice(searcher):
     assert few.matched == len(few.hits) < 50
     assert few.notes and "fewer than k=50" in few.notes[0]
     assert searcher.search(x, 10, filters=Filters(categories=["no.such"])).hits == []
+
+
+def test_a_k_larger_than_the_index_is_said():
+    small = Searcher(make_tiny_index(n_docs=60))
+    x = small.data.embeddings[3]
+    out = small.search(x, 100)
+    assert len(out.hits) == 60
+    assert out.notes == ["the index holds only 60 documents, so fewer than k=100 results are returned"]
+    assert small.search(x, 60).notes == []
 
 
 def test_mix_and_rewrite_need_an_embedder(searcher):
