@@ -122,10 +122,20 @@ def resolve_terms(catalog: Catalog, terms: list[SteerTerm], words_only: bool = F
     """Validate steer terms and resolve names, families and free-text concepts to features. With `words_only`
     (the methods in WORD_METHODS), a concept that no feature matches resolves to its words and no features. An
     error names the term it is about ("steer.1: ...")."""
-    out = []
+    out: list[ResolvedSteer] = []
+    first: dict[tuple, int] = {}
     for i, term in enumerate(terms):
         try:
-            out.append(_resolve(catalog, term, words_only))
+            r = _resolve(catalog, term, words_only)
+            # The same target twice would steer past the documented +-2 (eight copies of a +2 term added 3.2).
+            key = ("family", r.family.id) if r.family else tuple(f.id for f in r.features) or ("text", r.text.lower())
+            if key in first:
+                raise InvalidArgument(
+                    f"steers what steer.{first[key]} steers; give each target once, its weights summed (at most "
+                    f"{MAX_WEIGHT:g} either way)"
+                )
+            first[key] = i
+            out.append(r)
         except (InvalidArgument, UnknownFeature) as exc:
             raise located(f"steer.{i}", exc) from None
     return out

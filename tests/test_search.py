@@ -350,11 +350,8 @@ def test_rewrite_moves_the_query_toward_the_rewritten_text_by_its_weight(searche
         q /= np.linalg.norm(q)
         assert [h.row for h in out.hits] == np.argsort(-(emb @ q))[:5].tolist()
         assert [h.score for h in out.hits] == pytest.approx((emb @ q)[[h.row for h in out.hits]].tolist(), abs=1e-5)
-    # Each term steps on its own: two halves are one whole, and a term at 0.001 barely moves the query.
-    halves = [SteerTerm(0.5, concept="topic7")] * 2
-    twice = searcher.search(x, 5, halves, method="rewrite", query="q", embed=embed)
+    # A term at 0.001 barely moves the query.
     once = searcher.search(x, 5, [SteerTerm(1.0, concept="topic7")], method="rewrite", query="q", embed=embed)
-    assert [(h.row, round(h.score, 5)) for h in twice.hits] == [(h.row, round(h.score, 5)) for h in once.hits]
     tiny = [SteerTerm(1.0, concept="topic7"), SteerTerm(0.001, concept="topic2")]
     out = searcher.search(x, 5, tiny, method="rewrite", query="q", embed=embed)
     assert [h.row for h in out.hits] == [h.row for h in once.hits]

@@ -165,5 +165,13 @@ def test_resolution_and_code_delta(catalog):
     assert delta[3] == pytest.approx(1.0 * 2 * p90[3] - 0.5 * 2 * p90[3] / 2, rel=1e-5)
     with pytest.raises(InvalidArgument, match="exactly one"):
         resolve_terms(catalog, [SteerTerm(1.0)])
+    # One target named twice, by id and by name or through a concept, would steer past +-2: refused.
+    name = catalog.data.names.names[9]
+    for again in (SteerTerm(2.0, feature=name), SteerTerm(2.0, concept="topic9"), SteerTerm(-1.0, feature=9)):
+        with pytest.raises(InvalidArgument, match="steer.1: steers what steer.0 steers"):
+            resolve_terms(catalog, [SteerTerm(2.0, feature=9), again])
+    with pytest.raises(InvalidArgument, match="steer.2: steers what steer.1 steers"):
+        resolve_terms(catalog, [SteerTerm(1.0, feature=3), SteerTerm(1.0, family=0), SteerTerm(1.0, family="family zero")])
+    assert len(resolve_terms(catalog, [SteerTerm(1.0, feature=9), SteerTerm(1.0, family=0)])) == 2
     with pytest.raises(InvalidArgument, match="weight"):
         resolve_terms(catalog, [SteerTerm(-2.1, feature=3)])
