@@ -8,7 +8,7 @@ import threading
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from indexer.errors import JobConflict, SaeSearchError, UnknownJob
@@ -58,25 +58,29 @@ class JobRunner:
 
         job.state = "running"
         log.info("job started job_id=%s", job.job_id)
+        state, error = "failed", "interrupted"
         try:
             fn(on_stage)
-            job.state = "succeeded"
+            state, error = "succeeded", None
         except SaeSearchError as exc:
-            job.state, job.error = "failed", str(exc)
+            error = str(exc)
         except Exception as exc:  # a bug must not kill the worker or leak a traceback to clients
-            job.state, job.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
+            error = f"internal error: {type(exc).__name__}: {exc}"
             log.error("job crashed job_id=%s\n%s", job.job_id, traceback.format_exc())
         finally:
-            job.finished_at = _now()
+            finished = _now()
+            # All at once, the state last: a client that sees the job done may submit the next one at once.
             with self._lock:
-                self._active = None
+                job.finished_at, job.error, self._active, job.state = finished, error, None, state
             log.info("job finished job_id=%s state=%s error=%s", job.job_id, job.state, job.error)
 
     def get(self, job_id: str) -> Job:
-        try:
-            return self._jobs[job_id]
-        except KeyError:
-            raise UnknownJob(f"no job with id {job_id!r}") from None
+        """A copy of the job as it stands (never half updated)."""
+        with self._lock:
+            try:
+                return replace(self._jobs[job_id])
+            except KeyError:
+                raise UnknownJob(f"no job with id {job_id!r}") from None
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the running job (used at shutdown and in tests)."""
