@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
 
 from indexer.catalog import family_summary, family_tree, feature_detail, list_families
 from indexer.errors import InvalidArgument
@@ -13,11 +14,22 @@ from service.catalog_schemas import CategoryOut, FamilyPage, FamilyTreeOut, Feat
 router = APIRouter(tags=["features"], responses=responses(503))
 
 
+def _digits(value: object) -> object:
+    # int's own parsing takes "1_0" as 10 and "1.0" or " 1" as 1: an address should mean one thing.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number written in digits")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_digits)]
+"""A path or query integer: digits only."""
+
+
 @router.get("/features", response_model=list[FeatureMatchOut], responses=responses(422))
 def find_features(
     searcher: SearcherDep,
     q: Annotated[str | None, Query(min_length=1, max_length=200, description="Words the feature should stand for.")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    limit: Annotated[Count, Query(ge=1, le=100)] = 10,
     min_trust: Annotated[
         float, Query(ge=0, le=1, allow_inf_nan=False, description="Leave out features whose name is trusted less.")
     ] = 0.0,
@@ -33,7 +45,7 @@ def find_features(
 
 
 @router.get("/features/{feature_id}", response_model=FeatureOut, responses=responses(404, 422))
-def get_feature(feature_id: int, searcher: SearcherDep) -> object:
+def get_feature(feature_id: Count, searcher: SearcherDep) -> object:
     """One feature: name, description, density, trust, top documents, family, neighbours, co-firing features."""
     return feature_detail(searcher.catalog, feature_id)
 
@@ -41,8 +53,8 @@ def get_feature(feature_id: int, searcher: SearcherDep) -> object:
 @router.get("/families", response_model=FamilyPage, responses=responses(422))
 def get_families(
     searcher: SearcherDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[Count, Query(ge=0)] = 0,
+    limit: Annotated[Count, Query(ge=1, le=500)] = 50,
 ) -> FamilyPage:
     """Feature families, largest first, paged."""
     total, page = list_families(searcher.catalog, offset, limit)
@@ -50,7 +62,7 @@ def get_families(
 
 
 @router.get("/families/{family_id}", response_model=FamilyTreeOut, responses=responses(404, 422))
-def get_family(family_id: int, searcher: SearcherDep) -> FamilyTreeOut:
+def get_family(family_id: Count, searcher: SearcherDep) -> FamilyTreeOut:
     """One family as a tree of named features."""
     return FamilyTreeOut(
         family=family_summary(searcher.catalog, family_id), tree=family_tree(searcher.catalog, family_id)
