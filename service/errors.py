@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from indexer.errors import (
     CorpusError,
@@ -101,6 +103,19 @@ def install(app: FastAPI) -> None:
         errors = _errors(exc.errors())
         detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors)
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def unreadable_body(request: Request, exc: HTTPException) -> Response:
+        # FastAPI answers a body that json.loads cannot even start on (not UTF-8, or nested past its recursion
+        # limit) with a bare 400; it is invalid input like any other.
+        if exc.status_code != 400 or exc.detail != "There was an error parsing the body":
+            return await http_exception_handler(request, exc)
+        try:
+            (await request.body()).decode("utf-8")
+            msg = "the body's JSON nests too deeply to read"
+        except UnicodeDecodeError as err:
+            msg = f"the body is not UTF-8 text (byte {err.start})"
+        return JSONResponse({"detail": f"request: {msg}", "errors": [{"loc": "request", "msg": msg}]}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -186,6 +186,13 @@ def test_family_browsing(client):
 def test_a_body_that_is_not_json_gets_a_422_saying_so(client):
     r = client.post("/search", content=b'{"query": "q", ', headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"].startswith("request: the body is not valid JSON")
+    # Bodies that the JSON reader cannot even start on got a bare 400 "There was an error parsing the body".
+    headers = {"content-type": "application/json"}
+    r = client.post("/search", content=b'{"query": "caf\xe9"}', headers=headers)
+    assert r.status_code == 422 and r.json()["detail"] == "request: the body is not UTF-8 text (byte 14)"
+    r = client.post("/search", content=b"[" * 100_000 + b"]" * 100_000, headers=headers)
+    assert r.status_code == 422 and "nests too deeply" in r.json()["detail"]
+    assert client.get("/no/such/page").status_code == 404  # other HTTP errors keep their codes
 
 
 def test_admin_needs_the_key(client):
