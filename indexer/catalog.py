@@ -112,7 +112,7 @@ class Catalog:
                 raise UnknownFamily(f"no family named {ref!r}{hint}", suggestions=close)
             ref = int(ref.strip())
         if not 0 <= ref < n:
-            raise UnknownFamily(f"no family with id {ref}; ids run from 0 to {n - 1}")
+            raise UnknownFamily(f"no family with id {ref}; " + (f"ids run from 0 to {n - 1}" if n else "this index has no families"))
         return int(ref)
 
     def family_members(self, fam: int) -> np.ndarray:

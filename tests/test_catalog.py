@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.catalog import Catalog, _words, family_summary, family_tree, feature_detail, list_families
-from indexer.errors import UnknownFeature
+from indexer.errors import UnknownFamily, UnknownFeature
 from indexer.wordsearch import rank_by_word
 
 
@@ -29,6 +29,16 @@ def test_a_name_two_features_share_asks_for_an_id(tiny_index):
     with pytest.raises(UnknownFeature, match="features 7, 9 are all named") as info:
         Catalog(data).feature_id(names[7].upper())
     assert info.value.suggestions == ["7", "9"]
+
+
+def test_an_index_without_families_says_so(tiny_index, catalog):
+    import dataclasses
+
+    with pytest.raises(UnknownFamily, match="no family with id 9; ids run from 0 to 1"):
+        catalog.family_id(9)
+    empty = dataclasses.replace(tiny_index.families, parent=tiny_index.families.parent[:0], children=[], names=[])
+    with pytest.raises(UnknownFamily, match="no family with id 0; this index has no families"):
+        Catalog(dataclasses.replace(tiny_index, families=empty)).family_id(0)
 
 
 def test_function_words_match_nothing_by_themselves(catalog):
