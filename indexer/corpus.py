@@ -176,7 +176,7 @@ class _Builder:
         """Take one raw row; True once `limit` rows are kept."""
         src, raw_id, raw_title, raw_abstract, raw_cats, raw_authors = row
         self.rows_read += 1
-        doc_id, title, abstract = _clean_id(raw_id), _text(raw_title), _text(raw_abstract)
+        doc_id, title, abstract = _scalar_text(raw_id), _text(raw_title), _text(raw_abstract)
         if not (doc_id and title and abstract):
             self.skipped += 1
         elif doc_id in self.seen:
@@ -228,8 +228,9 @@ def _text(value: Any, depth: int = 0) -> str:
     return ""
 
 
-def _clean_id(value: Any) -> str:
-    """An id as text: a string, or a number (JSON and Parquet may hold ids as integers); "" for anything else."""
+def _scalar_text(value: Any) -> str:
+    """An id or a list item as text: a string, or a number written out (JSON and Parquet may hold ids as
+    integers); "" for anything else."""
     if isinstance(value, str):
         return " ".join(value.split())
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not _missing(value):
@@ -263,5 +264,5 @@ def _as_list(value: Any, split: Callable[[str], list[str]]) -> list[str]:
 
 def _clean_items(items: Iterable[Any]) -> list[str]:
     # Inlined for str items: author lists make this the hottest loop when loading 100k+ rows.
-    cleaned = (" ".join(item.split()) if isinstance(item, str) else _clean_id(item) for item in items)
+    cleaned = (" ".join(item.split()) if isinstance(item, str) else _scalar_text(item) for item in items)
     return [text for text in cleaned if text]

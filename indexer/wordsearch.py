@@ -76,19 +76,18 @@ def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta:
         if r < 0:
             continue
         valid = c.features[r] >= 0
-        feats = c.features[r][valid]
-        s = word_scores(c.precision[r][valid], c.recall[r][valid], best_f1[feats], c.df[r], beta)
-        found.append((term, r, coverage, feats, s, valid))
+        feats, precision, recall = c.features[r][valid], c.precision[r][valid], c.recall[r][valid]
+        s = word_scores(precision, recall, best_f1[feats], c.df[r], beta)
+        found.append((term, c.terms[r], coverage, feats, s, precision, recall))
     # A pair (or hyphenated form) that covers the whole text is the text itself: a phrase the index knows.
     phrase = [t for t in found if (" " in t[0] or "-" in t[0]) and t[2] >= 1.0 - 1e-6 and len(t[3])]
     if phrase:
-        _, r, _, _, s, valid = phrase[0]
-        if s.max() > 0 and c.recall[r][valid][s.argmax()] >= PHRASE_RECALL:
+        s, recall = phrase[0][4], phrase[0][6]
+        if s.max() > 0 and recall[s.argmax()] >= PHRASE_RECALL:
             found = phrase
     matches: dict[int, WordMatch] = {}
-    for _, r, coverage, feats, s, valid in found:
-        precision, recall = c.precision[r][valid].tolist(), c.recall[r][valid].tolist()
-        for f, v, p, rec in zip(feats.tolist(), (coverage * s).tolist(), precision, recall):
+    for _, shown, coverage, feats, s, precision, recall in found:
+        for f, v, p, rec in zip(feats.tolist(), (coverage * s).tolist(), precision.tolist(), recall.tolist()):
             if v > (matches[f].score if f in matches else 0.0):
-                matches[f] = WordMatch(v, c.terms[r], p, rec)
+                matches[f] = WordMatch(v, shown, p, rec)
     return matches

@@ -84,6 +84,12 @@ def _errors(raw: list[dict]) -> list[dict]:
     return out
 
 
+def _invalid(errors: list[dict]) -> JSONResponse:
+    """A 422: one readable sentence first, the structured list after it for programs."""
+    detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors)
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SaeSearchError)
     async def domain_error(request: Request, exc: SaeSearchError) -> JSONResponse:
@@ -99,10 +105,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # One readable sentence first, the structured list after it for programs.
-        errors = _errors(exc.errors())
-        detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors)
-        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+        return _invalid(_errors(exc.errors()))
 
     @app.exception_handler(HTTPException)
     async def unreadable_body(request: Request, exc: HTTPException) -> Response:
@@ -115,7 +118,7 @@ def install(app: FastAPI) -> None:
             msg = "the body's JSON nests too deeply to read"
         except UnicodeDecodeError as err:
             msg = f"the body is not UTF-8 text (byte {err.start})"
-        return JSONResponse({"detail": f"request: {msg}", "errors": [{"loc": "request", "msg": msg}]}, status_code=422)
+        return _invalid([{"loc": "request", "msg": msg}])
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
