@@ -127,14 +127,17 @@ class Catalog:
         return Ref(int(fam), self.data.families.names[fam])
 
     # -- searching names -------------------------------------------------------------------
-    def search(self, text: str | None, limit: int = 10, min_trust: float = 0.0, sort: str = "relevance") -> list[FeatureMatch]:
+    def search(
+        self, text: str | None, limit: int = 10, min_trust: float = 0.0, sort: str = "relevance", offset: int = 0
+    ) -> list[FeatureMatch]:
         """Features that stand for `text`, best first. Score 3: the exact name. Score in (1, 2]: 1 + how well the
         text's words predict where the feature fires (`wordsearch.rank_by_word`: precision-weighted F-score
         times how much the word is the feature's own), so the feature that best *means* the word comes first.
         Score below 1: the words appear only in the name or distinctive terms (the share found in the name,
         then in the terms, earlier terms counting more, squashed into [0, 1)). Ties go to the more trusted,
         then the broader feature. Without `text`, every feature. Dead features and those trusted less than
-        `min_trust` are left out; `sort` = "trust" or "density" orders by that instead."""
+        `min_trust` are left out; `sort` = "trust" or "density" orders by that instead. `offset` skips that many
+        of the ordered features (paging)."""
         q = set(_words(text or ""))
         if text is not None and not q:
             return []
@@ -157,7 +160,7 @@ class Catalog:
         rel, trust, density = score[ids], names.trust[ids].astype(np.float64), stats.density[ids].astype(np.float64)
         # Descending by the sort's keys, the last one first; equal keys keep ascending ids (lexsort is stable).
         keys = {"relevance": (density, trust, rel), "trust": (rel, trust), "density": (rel, density)}[sort]
-        top = ids[np.lexsort(tuple(-k for k in keys))[:limit]]
+        top = ids[np.lexsort(tuple(-k for k in keys))[offset : offset + limit]]
         return [
             FeatureMatch(
                 int(i), names.names[i], float(stats.density[i]), float(names.trust[i]), names.status[i],

@@ -82,8 +82,8 @@ def csv_rows(path: Path) -> Iterator[RawRow]:
 
 def _open_text(path: Path) -> TextIO:
     if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")
 
 
 def jsonl_rows(path: Path, first_keys: list[str]) -> Iterator[RawRow]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -46,6 +47,19 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_train)
 
 
+def check_sae_out(out: Path) -> None:
+    """Refuse an output directory that cannot be written before any training: the save comes minutes later."""
+    if (out.exists() or out.is_symlink()) and not out.is_dir():
+        raise InvalidArgument(f"--out {out} exists and is not a directory")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InvalidArgument(f"--out {out}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidArgument(f"--out {out}: {parent} is not writable")
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Handler of `train-sae`: validate, load, train, save. Returns the exit code (0)."""
     start = time.perf_counter()
@@ -57,6 +71,7 @@ def run_train(args: argparse.Namespace) -> int:
         k=args.k, latents=args.latents, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         time_budget=budget, seed=args.seed, device=args.device, progress=not args.no_progress,
     )
+    check_sae_out(args.out)
     x = load_embeddings_file(args.embeddings)
     validate_embeddings(x)
     if budget is not None:

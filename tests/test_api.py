@@ -36,6 +36,8 @@ def search(client, query="galaxy formation in the early universe", **body):
 def test_health(client):
     body = client.get("/health").json()
     assert body["status"] == "ok" and body["index"]["documents"] == 300 and body["index"]["features"] == 256
+    head = client.head("/health")
+    assert head.status_code == 200 and head.content == b""
 
 
 def test_plain_search_returns_sorted_explained_results(client):
@@ -170,6 +172,9 @@ def test_feature_browsing(client):
         assert r.status_code == 422 and "digits" in r.json()["detail"], bad
     assert client.get("/features", params={"q": ""}).status_code == 422
     assert "blank" in client.get("/features", params={"q": "  "}).json()["detail"]
+    # Every feature can be listed, a page of at most 100 at a time.
+    listed = [h["id"] for off in (0, 100, 200) for h in client.get("/features", params={"limit": 100, "offset": off}).json()]
+    assert len(listed) == len(set(listed)) > 200
 
 
 def test_family_browsing(client):
@@ -211,6 +216,15 @@ def test_admin_needs_the_key(client):
 def test_admin_disabled_without_a_key(demo_index, embedder):
     with TestClient(create_app(Settings(index_dir=demo_index), embedder=embedder)) as c:
         assert c.post("/index/rebuild", headers=AUTH).status_code == 403
+
+
+def test_without_an_index_health_and_search_answer_503_saying_why(tmp_path, embedder):
+    with TestClient(create_app(Settings(index_dir=tmp_path / "none"), embedder=embedder)) as c:
+        r = c.get("/health")
+        assert r.status_code == 503 and r.json() == {"status": "no_index", "index": None}
+        assert c.head("/health").status_code == 503
+        r = c.post("/search", json={"query": "galaxies"})
+        assert r.status_code == 503 and "index" in r.json()["detail"]
 
 
 def test_the_loaded_index_is_kept_out_of_garbage_collections(client):

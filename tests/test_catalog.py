@@ -97,6 +97,13 @@ def test_filter_and_sort_by_trust(tiny_index):
     assert dens == sorted(dens, reverse=True)
 
 
+@pytest.mark.parametrize("text", [None, "words"])
+def test_pages_of_a_search_join_into_the_whole_list(catalog, text):
+    whole = catalog.search(text, limit=1000)
+    pages = [h for off in range(0, len(whole) + 5, 5) for h in catalog.search(text, limit=5, offset=off)]
+    assert len(whole) > 5 and pages == whole
+
+
 def naive_scores(catalog, text, by_word):
     """The ranking's scores feature by feature, as the docstring of Catalog.search states them."""
     names, q = catalog.data.names, set(_words(text))

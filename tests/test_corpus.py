@@ -84,6 +84,21 @@ def test_each_format_loads_the_same_corpus(tmp_path, name):
     assert report.format == {"parquet": "parquet", "pq": "parquet", "csv": "csv"}.get(name.split(".")[1], "jsonl")
 
 
+@pytest.mark.parametrize("name", ["c.jsonl", "c.json", "c.csv"])
+def test_a_byte_order_mark_is_read_past(tmp_path, name):
+    # Spreadsheet and Windows tools write text files with a UTF-8 BOM.
+    path = write_rows(tmp_path / name, ROWS)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    corpus, _ = load_corpus(path)
+    assert_expected(corpus)
+
+
+def test_json_array_file_with_a_bom(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(ROWS).encode())
+    assert_expected(load_corpus(path)[0])
+
+
 def test_arxiv_snapshot_jsonl(tmp_path):
     path = tmp_path / "arxiv-metadata-oai-snapshot.json"
     path.write_text("".join(json.dumps(arxiv_snapshot_record(r)) + "\n" for r in ROWS))

@@ -92,14 +92,19 @@ def _bad_npy(tmp_path: Path, kind: str) -> Path:
         ("missing", [], "does not exist"),
         ("garbage", [], "cannot read"),
         ("npz", [], "not a single .npy"),
+        ("ok", ["--out", "{tmp}/afile"], "exists and is not a directory"),
+        ("ok", ["--out", "{tmp}/afile/sub"], "afile is not a directory"),
     ],
 )
 def test_bad_arguments_raise_one_line_invalid_argument(
     kind: str, extra: list[str], message: str, emb_file: Path, tmp_path: Path
 ) -> None:
     path = emb_file if kind == "ok" else tmp_path / "nope.npy" if kind == "missing" else _bad_npy(tmp_path, kind)
+    (tmp_path / "afile").write_text("a user's file")
+    extra = [e.replace("{tmp}", str(tmp_path)) for e in extra]
     args = _args("--embeddings", str(path), "--out", str(tmp_path / "o"), "--no-progress", *extra)
     with pytest.raises(InvalidArgument, match=message) as info:
         run_train(args)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "o").exists()
+    assert (tmp_path / "afile").read_text() == "a user's file"

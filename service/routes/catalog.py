@@ -30,6 +30,7 @@ def find_features(
     searcher: SearcherDep,
     q: Annotated[str | None, Query(min_length=1, max_length=200, description="Words the feature should stand for.")] = None,
     limit: Annotated[Count, Query(ge=1, le=100)] = 10,
+    offset: Annotated[Count, Query(ge=0, description="Skip this many of the ordered features (paging).")] = 0,
     min_trust: Annotated[
         float, Query(ge=0, le=1, allow_inf_nan=False, description="Leave out features whose name is trusted less.")
     ] = 0.0,
@@ -41,7 +42,7 @@ def find_features(
     field's use of it); then features whose names or distinctive terms merely contain the words (score < 1)."""
     if q is not None and not q.strip():
         raise InvalidArgument("q must not be blank; leave it out to list every feature")
-    return searcher.catalog.search(q, limit, min_trust, sort)
+    return searcher.catalog.search(q, limit, min_trust, sort, offset)
 
 
 @router.get("/features/{feature_id}", response_model=FeatureOut, responses=responses(404, 422))

@@ -10,7 +10,8 @@ router = APIRouter(tags=["health"])
 NO_INDEX = {503: {"model": HealthOut, "description": "No index is loaded yet (`status`: no_index)."}}
 
 
-@router.get("/health", response_model=HealthOut, responses=NO_INDEX)
+# HEAD too: load balancers and `curl -I` probe liveness that way (Starlette answers HEAD without the body).
+@router.api_route("/health", methods=["GET", "HEAD"], response_model=HealthOut, responses=NO_INDEX)
 def health(state: StateDep, response: Response) -> HealthOut:
     """Liveness and the loaded index's size (503 while no index is loaded)."""
     try:
