@@ -10,8 +10,10 @@ router = APIRouter(tags=["health"])
 NO_INDEX = {503: {"model": HealthOut, "description": "No index is loaded yet (`status`: no_index)."}}
 
 
-# HEAD too: load balancers and `curl -I` probe liveness that way (Starlette answers HEAD without the body).
-@router.api_route("/health", methods=["GET", "HEAD"], response_model=HealthOut, responses=NO_INDEX)
+# HEAD too, as load balancers and `curl -I` probe liveness that way; kept out of the schema, where a second
+# operation on the same function would repeat GET's operation id.
+@router.head("/health", include_in_schema=False)
+@router.get("/health", response_model=HealthOut, responses=NO_INDEX)
 def health(state: StateDep, response: Response) -> HealthOut:
     """Liveness and the loaded index's size (503 while no index is loaded)."""
     try:
