@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.errors import InvalidArgument
-from indexer.index import DEFAULT_FACTORY
+from indexer.index import DEFAULT_FACTORY, check_factory
 from indexer.train import MAX_SEED
 
 
@@ -60,14 +61,16 @@ class BuildConfig:
             raise InvalidArgument(f"latents must be greater than k, got latents={self.latents}, k={self.k}")
         if self.epochs is not None and self.epochs < 1:
             raise InvalidArgument(f"epochs must be >= 1, got {self.epochs}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise InvalidArgument(f"time budget must be > 0 seconds, got {self.time_budget}")
+        if self.time_budget is not None and not 0 < self.time_budget < math.inf:
+            # inf too: TrainConfig refuses it, but only once the embeddings stage is over.
+            raise InvalidArgument(f"time budget must be > 0 seconds and finite, got {self.time_budget}")
         if self.limit is not None and self.limit < 1:
             raise InvalidArgument(f"limit must be >= 1, got {self.limit}")
         if self.llm_base_url and not self.llm_model:
             raise InvalidArgument("an LLM endpoint needs a model name (SAE_SEARCH_LLM_MODEL)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InvalidArgument(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_factory(self.faiss_factory)  # the rest of its check needs the model's dimension (build_index)
 
     def latents_for(self, n_docs: int) -> int:
         """Dictionary size for a corpus of `n_docs` rows."""

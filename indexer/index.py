@@ -5,6 +5,7 @@ the search until the stored rows' error bound proves the top k exact."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import faiss
@@ -19,22 +20,56 @@ _TIE = 1e-6
 """Slack for float32 rounding when comparing exact scores with the index's own."""
 
 
+def faiss_reason(exc: RuntimeError) -> str:
+    """FAISS's own explanation in a RuntimeError, without the C++ signature and source path before it (they
+    mean nothing to a person choosing an index type) and without the "Error: '<condition>' failed:" prefix
+    where a sentence follows it."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^Error in .*? at \S+:\d+: ", "", text)
+    failed = re.fullmatch(r"Error: (.*?) failed(?:: (.+))?", text)
+    if failed:
+        text = failed.group(2) or f"{failed.group(1)} failed"
+    return text.strip() or type(exc).__name__
+
+
+def check_factory(factory: str, d: int | None = None) -> None:
+    """Refuse an empty FAISS index type and, given the row dimension d, one FAISS cannot make for it. A build
+    makes its index last, after minutes of SAE training, so it checks the type as soon as it knows d."""
+    if not factory.strip():
+        raise InvalidArgument(
+            "the FAISS index type is empty: give an index_factory string such as SQfp16, Flat or HNSW32"
+        )
+    if d is not None:
+        _make(d, factory)
+
+
+def _make(d: int, factory: str) -> faiss.Index:
+    """An empty index of type `factory` for d-dimensional rows, inner product metric."""
+    try:
+        return faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        reason = faiss_reason(exc)
+        if "could not parse" in reason:
+            raise InvalidArgument(f"unknown FAISS index type {factory!r}: {reason}") from None
+        raise InvalidArgument(
+            f"FAISS index type {factory!r} cannot index {d}-dimensional embeddings: {reason}"
+        ) from None
+
+
 def build_faiss(emb: np.ndarray, factory: str = DEFAULT_FACTORY) -> faiss.Index:
     """Index (n, d) float32 unit rows with `faiss.index_factory(d, factory, METRIC_INNER_PRODUCT)`.
     "SQfp16" (the default) and "Flat" compare the query with every row; approximate types such as "HNSW32" are
     trained here if they need it."""
     x = np.ascontiguousarray(emb, dtype=np.float32)
-    try:
-        index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as exc:
-        raise InvalidArgument(f"unknown FAISS index type {factory!r}: {str(exc).splitlines()[0]}") from None
+    check_factory(factory)
+    index = _make(x.shape[1], factory)
     try:
         if not index.is_trained:
             index.train(x)
         index.add(x)
     except RuntimeError as exc:  # e.g. IVF1024 trained on 300 rows
-        reason = next((line for line in str(exc).splitlines() if "Error" in line), str(exc).splitlines()[0])
-        raise InvalidArgument(f"FAISS index type {factory!r} cannot index these {len(x)} rows: {reason.strip()}") from None
+        reason = faiss_reason(exc)
+        raise InvalidArgument(f"FAISS index type {factory!r} cannot index these {len(x)} rows: {reason}") from None
     return index
 
 

@@ -1,5 +1,6 @@
-"""Precomputed document embeddings: read an .npy file without copying it, and verify it against the model
-before an index is built from it (a shape, NaN rows, and a re-embedded sample of rows)."""
+"""Precomputed document embeddings: read an .npy file without copying it, verify it against the model
+before an index is built from it (a shape, NaN rows, and a re-embedded sample of rows), and refuse arrays an
+SAE cannot train on."""
 
 from __future__ import annotations
 
@@ -79,15 +80,48 @@ def _check_finite(emb: np.ndarray) -> None:
             raise InvalidArgument(f"precomputed embeddings have NaN or inf values (first at row {first})")
 
 
+def validate_embeddings(x: np.ndarray) -> None:
+    """Refuse inputs a SAE cannot train on: not 2-D, empty, or with NaN/inf rows."""
+    if x.ndim != 2:
+        raise InvalidArgument(f"embeddings must be a 2-D array (rows, dim), got shape {x.shape}")
+    if x.shape[0] < 2 or x.shape[1] < 1:
+        raise InvalidArgument(f"embeddings need at least 2 rows and 1 column, got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise InvalidArgument(f"embeddings must be floating point, got dtype {x.dtype}")
+    # Chunked so a float16 memmap is never copied whole just to look for NaNs.
+    for start in range(0, len(x), 65536):
+        bad = ~np.isfinite(np.asarray(x[start : start + 65536])).all(axis=1)
+        if bad.any():
+            raise InvalidArgument(f"embeddings have NaN or inf values (first bad row: {start + int(np.argmax(bad))})")
+    if not (np.asarray(x[: min(len(x), 65536)]) != np.asarray(x[0])).any():
+        # (All rows alike, as for a corpus of identical abstracts: nothing to reconstruct, and the NMSE divides by 0.)
+        raise InvalidArgument("embeddings are all the same row: an SAE needs rows that differ")
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+_PICKLE_MAGIC = b"\x80"
+"""The first byte of a pickle (protocol 2 and up), as pickle.dump writes it."""
+
+
 def load_embeddings_file(path: str | Path) -> np.ndarray:
     """Memory-map a .npy file of float embeddings (no copy); refuse missing, unreadable or non-npy files."""
     path = Path(path)
     if not path.is_file():
         raise InvalidArgument(f"embeddings file not found: {path} does not exist or is not a file")
+    _check_magic(path)
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise InvalidArgument(f"cannot read embeddings file {path} as a .npy array: {' '.join(str(exc).split())}") from None
+        message = " ".join(str(exc).split())
+        if "Python objects" in message or "Object arrays" in message:
+            raise InvalidArgument(
+                f"embeddings file {path} holds Python objects (pickled data), not numbers; "
+                "expected a (rows, dim) float16 or float32 array"
+            ) from None
+        if "mmap length" in message:
+            message = "the file is shorter than its header says (cut off while copying?)"
+        raise InvalidArgument(f"cannot read embeddings file {path} as a .npy array: {message}") from None
     if not isinstance(arr, np.ndarray):
         raise InvalidArgument(
             f"embeddings file {path} is not a single .npy array (an .npz archive?); expected one .npy array"
@@ -95,3 +129,22 @@ def load_embeddings_file(path: str | Path) -> np.ndarray:
     if arr.dtype.kind != "f":
         raise InvalidArgument(f"embeddings file {path} holds {arr.dtype} values; expected float16 or float32")
     return arr
+
+
+def _check_magic(path: Path) -> None:
+    """Refuse a file that is not a .npy (or .npz) by its first bytes. Left to numpy, anything else is taken
+    for pickled data, and numpy's refusal then suggests loading it unsafely, which would not help a text file."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_NPY_MAGIC))
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read embeddings file {path}: {exc.strerror or exc}") from None
+    if head.startswith((_NPY_MAGIC, _ZIP_MAGIC)):
+        return
+    if not head:
+        raise InvalidArgument(f"cannot read embeddings file {path}: it is empty; expected a (rows, dim) float array")
+    what = "a pickle of Python objects" if head.startswith(_PICKLE_MAGIC) else "not a .npy file (no NumPy header)"
+    raise InvalidArgument(
+        f"cannot read embeddings file {path}: it is {what}; expected a (rows, dim) float16 or float32 array "
+        "written by numpy.save"
+    )

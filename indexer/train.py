@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from indexer.embed import resolve_device
 from indexer.errors import InvalidArgument
+from indexer.precomputed import validate_embeddings
 from indexer.sae import TopKSae
 from indexer.sparse_sae import TrainableSae
 from indexer.train_pace import Clock, ThreadTuner
@@ -31,10 +32,19 @@ DEFAULT_EPOCHS = 8
 GPU_DEAD_CHECK_STEPS = 16
 """On a GPU, steps between looks at whether any latent is dead for AuxK: each look waits for the device to
 catch up. On the CPU a look costs nothing, so every step looks."""
-
-
 MAX_SEED = 2**32 - 1
 """The largest seed numpy's and torch's generators both take."""
+DIVERGED_FACTOR = 2.0
+"""An epoch's NMSE over 1 (worse than the mean row) and over this many times the untrained SAE's is divergence (lr
+1e9 reaches 1e15-1e18): an SAE with many latents per dimension may start over 1 and a short budget moves it little."""
+
+
+class TrainingDiverged(InvalidArgument):
+    """Training ran but its SAE is not worth keeping; `what` and `lr` let a caller name its own lr option."""
+
+    def __init__(self, what: str, lr: float, remedy: str = "") -> None:
+        super().__init__(f"SAE training {what} at learning rate {lr:g}{'; ' + remedy if remedy else ''}")
+        self.what, self.lr = what, lr
 
 
 @dataclass
@@ -112,24 +122,6 @@ class TrainResult:
 
     sae: TopKSae
     metrics: dict[str, Any]
-
-
-def validate_embeddings(x: np.ndarray) -> None:
-    """Refuse inputs a SAE cannot train on: not 2-D, empty, or with NaN/inf rows."""
-    if x.ndim != 2:
-        raise InvalidArgument(f"embeddings must be a 2-D array (rows, dim), got shape {x.shape}")
-    if x.shape[0] < 2 or x.shape[1] < 1:
-        raise InvalidArgument(f"embeddings need at least 2 rows and 1 column, got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise InvalidArgument(f"embeddings must be floating point, got dtype {x.dtype}")
-    # Chunked so a float16 memmap is never copied whole just to look for NaNs.
-    for start in range(0, len(x), 65536):
-        bad = ~np.isfinite(np.asarray(x[start : start + 65536])).all(axis=1)
-        if bad.any():
-            raise InvalidArgument(f"embeddings have NaN or inf values (first bad row: {start + int(np.argmax(bad))})")
-    if not (np.asarray(x[: min(len(x), 65536)]) != np.asarray(x[0])).any():
-        # (All rows alike, as for a corpus of identical abstracts: nothing to reconstruct, and the NMSE divides by 0.)
-        raise InvalidArgument("embeddings are all the same row: an SAE needs rows that differ")
 
 
 def lr_factor(progress: float, warmup: float) -> float:
@@ -215,7 +207,7 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
     since_fired = torch.zeros(cfg.latents, dtype=torch.long, device=dev)
     best: tuple[float, list[torch.Tensor] | None, dict] = (math.inf, None, {})
     history: list[dict[str, Any]] = []
-    step, stopped, any_dead = 0, False, False
+    step, stopped, any_dead, untrained = 0, False, False, math.inf
     tuner, clock = ThreadTuner(cfg.threads, dev), Clock(cfg.time_budget, start)
     dead_every = 1 if dev.type == "cpu" else GPU_DEAD_CHECK_STEPS
     bar = tqdm(total=total, disable=not cfg.progress, desc="train SAE", unit="step")
@@ -242,6 +234,8 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
                 )
                 since_fired = torch.where(fired, 0, since_fired + 1)
                 fired_epoch |= fired
+                if step == 0:  # before any update: what an untrained SAE scores (a tensor: no wait for a GPU)
+                    untrained = sq / (var * len(rows))
                 err_sum, rows_seen, step = err_sum + sq.double(), rows_seen + len(rows), step + 1
                 seconds = time.perf_counter() - t_step
                 clock.record_step(seconds)
@@ -258,7 +252,7 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
             history.append(entry)
             log.info("sae epoch %d: train NMSE %.4f, validation NMSE %s, dead %.2f%%", epoch + 1,
                      entry["train_nmse"], "-" if val_nmse is None else f"{val_nmse:.4f}", 100 * entry["dead_fraction"])
-            score = val_nmse if val_nmse is not None else entry["train_nmse"]
+            score = _score(entry)
             if score <= best[0]:
                 best = (score, state.snapshot(), entry)
             if on_epoch is not None:
@@ -281,9 +275,26 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
     }
     if step == 0:
         raise InvalidArgument(f"the time budget ({cfg.time_budget} s) ended before the first training step; give more")
-    if not math.isfinite(metrics["train_nmse"] if metrics["train_nmse"] is not None else 0.0):
-        raise InvalidArgument(f"training diverged (NMSE {metrics['train_nmse']}); lower --lr (now {cfg.lr})")
+    _check_usable(metrics, float(untrained), cfg.lr)
     return TrainResult(sae=state.export(mu, cfg.k), metrics=metrics)
+
+
+def _score(entry: dict[str, Any]) -> float:
+    """What picks the best epoch: its validation NMSE, or its training NMSE without a validation slice."""
+    return entry["train_nmse"] if entry["val_nmse"] is None else entry["val_nmse"]
+
+
+def _check_usable(metrics: dict[str, Any], untrained: float, lr: float) -> None:
+    """Refuse the kept epoch's SAE when training diverged or left every latent dead: its codes mean nothing, yet a
+    build or train-sae would report success. A blow-up passes when the kept epoch is still better than the mean row."""
+    if not math.isfinite(metrics["train_nmse"]):
+        raise TrainingDiverged(f"diverged (NMSE {metrics['train_nmse']})", lr)
+    if metrics["dead_fraction"] == 1.0:
+        raise TrainingDiverged("left every latent dead (none fired in the kept epoch)", lr)
+    worst = max(metrics["history"], key=lambda e: _score(e) if math.isfinite(_score(e)) else math.inf)
+    if _score(metrics) > 1.0 and not _score(worst) <= max(1.0, DIVERGED_FACTOR * untrained):
+        what = f"diverged (NMSE {_score(worst):.3g} in epoch {worst['epoch']}, {untrained:.3g} untrained)"
+        raise TrainingDiverged(what, lr)
 
 
 def _check_memory(d: int, latents: int, device: torch.device) -> None:

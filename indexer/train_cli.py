@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import time
 from pathlib import Path
 
 from indexer.errors import InvalidArgument
-from indexer.precomputed import load_embeddings_file
+from indexer.precomputed import load_embeddings_file, validate_embeddings
 from indexer.sae import save_sae
-from indexer.train import TrainConfig, train_sae, validate_embeddings
+from indexer.train import TrainConfig, TrainingDiverged, train_sae
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,8 @@ def run_train(args: argparse.Namespace) -> int:
     """Handler of `train-sae`: validate, load, train, save. Returns the exit code (0)."""
     start = time.perf_counter()
     budget = args.time_budget
-    if budget is not None and not budget > 0:
-        raise InvalidArgument(f"--time-budget must be > 0 seconds, got {budget}")
+    if budget is not None and not 0 < budget < math.inf:
+        raise InvalidArgument(f"--time-budget must be > 0 seconds and finite, got {budget}")
     # Building the config first rejects bad k/latents/epochs before the file is even opened.
     cfg = TrainConfig(
         k=args.k, latents=args.latents, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -78,7 +79,10 @@ def run_train(args: argparse.Namespace) -> int:
         # The budget covers the subcommand, so loading time and the final save come out of it.
         cfg.time_budget = max(budget - (time.perf_counter() - start) - SAVE_RESERVE_S, 1e-3)
     log.info("training SAE k=%d latents=%d on %d rows of dim %d from %s", cfg.k, cfg.latents, *x.shape, args.embeddings)
-    result = train_sae(x, cfg)
+    try:
+        result = train_sae(x, cfg)
+    except TrainingDiverged as exc:
+        raise TrainingDiverged(exc.what, exc.lr, "nothing was written: try a lower --lr") from None
     out = save_sae(result.sae, args.out, result.metrics)
     m = result.metrics
     log.info(

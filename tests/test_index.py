@@ -4,7 +4,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.errors import InvalidArgument
-from indexer.index import build_faiss, code_error, load_faiss, nearest, save_faiss, search_faiss
+from indexer.index import (
+    build_faiss, check_factory, code_error, faiss_reason, load_faiss, nearest, save_faiss, search_faiss,
+)
 
 
 def unit_rows(rng, n, d):
@@ -79,3 +81,53 @@ def test_nearest_only_rescores_an_approximate_index(rng):
     scores, rows = nearest(index, docs, q, 10, code_error(index, docs))
     np.testing.assert_allclose(scores, docs[rows] @ q, atol=1e-6)
     assert np.all(np.diff(scores) <= 0)
+
+
+@pytest.mark.parametrize(
+    "factory, message",
+    [
+        ("nonsense", "unknown FAISS index type 'nonsense': could not parse index string nonsense"),
+        ("Flat,Flat", "unknown FAISS index type 'Flat,Flat': could not parse index string Flat,Flat"),
+        ("PQ7", "FAISS index type 'PQ7' cannot index 384-dimensional embeddings: The dimension of the vector (d) "
+                "should be a multiple of the number of subquantizers (M)"),
+        ("", "the FAISS index type is empty: give an index_factory string such as SQfp16, Flat or HNSW32"),
+        (" ", "the FAISS index type is empty"),
+    ],
+)
+def test_check_factory_says_what_faiss_says_without_its_cpp_internals(factory, message):
+    with pytest.raises(InvalidArgument) as info:
+        check_factory(factory, 384)
+    assert str(info.value).startswith(message)
+    assert "Error in" not in str(info.value) and ".cpp" not in str(info.value) and "faiss::" not in str(info.value)
+
+
+def test_check_factory_passes_what_faiss_can_make_and_needs_d_for_the_rest():
+    for factory in ("SQfp16", "Flat", "HNSW32", "PQ8", "IVF1024,Flat"):
+        check_factory(factory, 384)
+    check_factory("PQ7")  # without d only the empty string is refused
+    check_factory("PQ7", 7 * 16)
+
+
+def test_build_faiss_reasons_are_faiss_own_words(rng):
+    with pytest.raises(InvalidArgument) as info:
+        build_faiss(unit_rows(rng, 50, 8), "IVF1024,Flat")
+    assert str(info.value) == (
+        "FAISS index type 'IVF1024,Flat' cannot index these 50 rows: Number of training points (50) should be at "
+        "least as large as number of clusters (1024)"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("Error in void faiss::PCAMatrix::prepare_Ab() at /project/faiss/VectorTransform.cpp:846: Error: "
+         "'static_cast<size_t>(d_out) * d_in <= PCAMat.size()' failed: PCA matrix cannot output 500 dimensions from 8 ",
+         "PCA matrix cannot output 500 dimensions from 8"),
+        ("Error in faiss::Index* faiss::{anonymous}::parse_other_indexes(const std::string&, int, faiss::MetricType) "
+         "at /project/faiss/index_factory.cpp:823: Error: 'metric == METRIC_L2' failed",
+         "'metric == METRIC_L2' failed"),
+        ("something FAISS never said before", "something FAISS never said before"),
+    ],
+)
+def test_faiss_reason_keeps_the_last_clause(text, reason):
+    assert faiss_reason(RuntimeError(text)) == reason

@@ -84,3 +84,42 @@ def test_load_embeddings_file(tmp_path):
     np.save(tmp_path / "ints.npy", np.ones((3, 4), dtype=np.int32))
     with pytest.raises(InvalidArgument, match="int32"):
         load_embeddings_file(tmp_path / "ints.npy")
+
+
+def _write(path: Path, kind: str) -> Path:
+    import pickle
+
+    if kind == "text":
+        path.write_text("0.1 0.2 0.3\n0.4 0.5 0.6\n")
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps([[0.1, 0.2], [0.3, 0.4]]))
+    elif kind == "objects":
+        np.save(path, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        np.save(path, np.ones((50, 8), dtype=np.float32))
+        path.write_bytes(path.read_bytes()[:300])
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, fragment",
+    [
+        ("text", "it is not a .npy file (no NumPy header); expected a (rows, dim) float16 or float32 array"),
+        ("pickle", "it is a pickle of Python objects"),
+        ("objects", "holds Python objects (pickled data), not numbers"),
+        ("empty", "it is empty"),
+        ("truncated", "shorter than its header says"),
+    ],
+)
+def test_load_embeddings_file_says_what_a_file_that_is_no_float_array_is(tmp_path, kind, fragment):
+    path = _write(tmp_path / f"{kind}.npy", kind)
+    with pytest.raises(InvalidArgument) as info:
+        load_embeddings_file(path)
+    message = str(info.value)
+    assert fragment in message and str(path) in message and "\n" not in message
+    # numpy takes any file without its header for a pickle and suggests loading it unsafely: never pass that on.
+    assert "allow_pickle" not in message and "unsafe" not in message
+    if kind in ("text", "empty", "truncated"):
+        assert "pickle" not in message

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from indexer.errors import InvalidArgument
 from indexer.sae import encode_array, nmse
 from indexer.sparse_sae import TrainableSae
-from indexer.train import TrainConfig, lr_factor, train_sae, validate_embeddings
+from indexer.train import TrainConfig, TrainingDiverged, lr_factor, train_sae, validate_embeddings
 from tests.conftest import torch_devices
 
 
@@ -174,3 +174,25 @@ def test_bad_config_is_invalid_argument(kw: dict) -> None:
 def test_validate_embeddings_rejects_unusable_arrays(x: np.ndarray, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         validate_embeddings(x)
+
+
+def test_a_training_that_blows_up_is_refused_though_its_nmse_stays_finite() -> None:
+    # lr 1e9 takes the NMSE to about 1e18: finite, so only a non-finite check let this SAE be written.
+    pattern = r"diverged \(NMSE \S+ in epoch \d+, \S+ untrained\) at learning rate 1e\+09"
+    with pytest.raises(TrainingDiverged, match=pattern):
+        train_sae(_tiny(400), _quick(lr=1e9))
+
+
+def test_a_training_that_leaves_every_latent_dead_is_refused() -> None:
+    five = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
+    with pytest.raises(TrainingDiverged, match="left every latent dead") as info:
+        train_sae(five, _quick(k=32, latents=64, lr=1e9, epochs=500))
+    assert (info.value.what, info.value.lr) == ("left every latent dead (none fired in the kept epoch)", 1e9)
+    assert isinstance(info.value, InvalidArgument)
+
+
+def test_an_sae_that_starts_worse_than_the_mean_row_and_barely_moves_is_not_called_diverged() -> None:
+    # 32 of 64 latents in 16 dimensions: the untrained SAE's NMSE is about 3, and a tiny learning rate leaves it
+    # there. A weak SAE, as one cut short by its time budget can be, but not a diverged one.
+    res = train_sae(_tiny(400), _quick(k=32, latents=64, lr=1e-7, epochs=1))
+    assert res.metrics["train_nmse"] > 1.0

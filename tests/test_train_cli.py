@@ -108,3 +108,34 @@ def test_bad_arguments_raise_one_line_invalid_argument(
     assert "\n" not in str(info.value)
     assert not (tmp_path / "o").exists()
     assert (tmp_path / "afile").read_text() == "a user's file"
+
+
+@pytest.mark.parametrize("budget", ["inf", "nan", "0"])
+def test_every_time_budget_that_is_no_positive_number_is_refused_alike(
+    budget: str, emb_file: Path, tmp_path: Path
+) -> None:
+    args = _args("--embeddings", str(emb_file), "--out", str(tmp_path / "o"), "--time-budget", budget)
+    with pytest.raises(InvalidArgument, match=rf"^--time-budget must be > 0 seconds and finite, got {budget}"):
+        run_train(args)
+
+
+def test_a_text_file_is_refused_as_no_npy_array_without_advice_to_unpickle(tmp_path: Path) -> None:
+    text = tmp_path / "text.npy"
+    text.write_text("0.1 0.2\n0.3 0.4\n")
+    with pytest.raises(InvalidArgument) as info:
+        run_train(_args("--embeddings", str(text), "--out", str(tmp_path / "o"), "--no-progress"))
+    assert "not a .npy file" in str(info.value) and "pickle" not in str(info.value)
+
+
+def test_a_diverged_training_writes_nothing_and_asks_for_a_lower_lr(tmp_path: Path) -> None:
+    five = tmp_path / "five.npy"
+    np.save(five, np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32))
+    args = _args("--embeddings", str(five), "--out", str(tmp_path / "o"), "--latents", "64", "--lr", "1e9",
+                 "--epochs", "500", "--no-progress")
+    with pytest.raises(InvalidArgument) as info:
+        run_train(args)
+    assert str(info.value) == (
+        "SAE training left every latent dead (none fired in the kept epoch) at learning rate 1e+09; "
+        "nothing was written: try a lower --lr"
+    )
+    assert not (tmp_path / "o").exists()
