@@ -8,7 +8,6 @@ concepts.parquet + concepts.npz (word-feature agreement, probes and concept-term
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -24,9 +23,11 @@ import pyarrow as pa
 from indexer.codes import FeatureStats, InvertedLists, SparseCodes, feature_stats
 from indexer.concepts import Concepts
 from indexer.corpus import Corpus, corpus_from_table
-from indexer.errors import CorruptIndex, IndexNotReady, InvalidArgument
+from indexer.corpus_files import one_line
+from indexer.errors import CorruptIndex, InvalidArgument
 from indexer.families import Families
 from indexer.index import load_faiss, save_faiss
+from indexer.manifest import FORMAT_VERSION, MANIFEST, read_manifest, sha256_file, verify_index
 from indexer.names import FeatureNames
 from indexer.sae import TopKSae, load_sae, save_sae
 from indexer.swap import new_build_dir, recover_swap, remove_dead_builds, swap_into_place
@@ -34,8 +35,6 @@ from indexer.tables import read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 4
-MANIFEST = "manifest.json"
 CONCEPT_ARRAYS = ("probe_term", "probes", "mean", "word_indptr", "word_docs")
 """Fields of `Concepts` stored in concepts.npz; the term table goes to concepts.parquet."""
 
@@ -57,15 +56,6 @@ class IndexData:
     manifest: dict[str, Any] = field(default_factory=dict)
     concepts: Concepts | None = None
     """Word-feature agreement and probes; None until computed (the catalog computes missing ones on load)."""
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _features_table(names: FeatureNames, stats: FeatureStats, fam: Families) -> pa.Table:
@@ -207,37 +197,17 @@ def write_index(data: IndexData, out: str | Path, info: dict[str, Any]) -> Path:
     return out
 
 
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The manifest of an index directory (after `recover_swap`); IndexNotReady when there is none."""
-    recover_swap(Path(path), MANIFEST)
-    p = Path(path) / MANIFEST
-    if not p.is_file():
-        raise IndexNotReady(f"no index at {Path(path)} (no {MANIFEST}); build one with `sae-search build`")
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise CorruptIndex(f"{p} is not valid JSON: {exc}") from None
-
-
-def verify_index(path: str | Path) -> dict[str, Any]:
-    """Check format version and every file's checksum; returns the manifest."""
-    root = Path(path)
-    manifest = read_manifest(root)
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise CorruptIndex(f"index at {root} has format {manifest.get('format_version')}, expected {FORMAT_VERSION}; rebuild it")
-    for name, digest in manifest.get("files", {}).items():
-        f = root / name
-        if not f.is_file():
-            raise CorruptIndex(f"index at {root} is missing {name}; rebuild it")
-        if sha256_file(f) != digest:
-            raise CorruptIndex(f"index at {root}: {name} does not match its checksum; rebuild it")
-    return manifest
-
-
 def load_index(path: str | Path, verify: bool = True) -> IndexData:
-    """Read an index directory written by `write_index`."""
+    """Read an index directory written by `write_index`; CorruptIndex when it does not verify or cannot be read."""
     root = Path(path)
     manifest = verify_index(root) if verify else read_manifest(root)
+    try:
+        return _read_index(root, manifest)
+    except Exception as exc:  # unverified files can fail in any reader (FAISS, Arrow, numpy, safetensors)
+        raise CorruptIndex(f"index at {root} cannot be read ({one_line(exc)}); rebuild it") from exc
+
+
+def _read_index(root: Path, manifest: dict[str, Any]) -> IndexData:
     corpus = corpus_from_table(read_parquet(root / "docs.parquet"))
     embeddings = np.load(root / "embeddings.npy")
     sae, _ = load_sae(root / "sae")

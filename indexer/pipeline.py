@@ -10,21 +10,22 @@ from typing import Any
 
 import numpy as np
 
-from indexer.artifacts import FORMAT_VERSION, IndexData, check_out, read_manifest, sha256_file, write_index
+from indexer.artifacts import IndexData, check_out, write_index
 from indexer.codes import SparseCodes, feature_stats, invert
 from indexer.concepts import ConceptConfig, build_concepts
 from indexer.config import BuildConfig
-from indexer.corpus import Corpus, load_corpus
+from indexer.corpus import Corpus, CorpusReport, load_corpus
 from indexer.embed import Embedder
 from indexer.errors import IndexNotReady, InvalidArgument
 from indexer.families import FamilyConfig, build_families
-from indexer.index import build_faiss
+from indexer.index import build_faiss, check_factory
 from indexer.llm_names import LlmConfig, llm_name_features
+from indexer.manifest import sha256_file, verify_index
 from indexer.names import NamingConfig, name_features
 from indexer.precomputed import check_precomputed, load_embeddings_file
 from indexer.sae import encode_array
 from indexer.terms import build_term_matrix
-from indexer.train import TrainConfig, train_sae
+from indexer.train import TrainConfig, TrainingDiverged, train_sae
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,24 @@ def _fingerprint(cfg: BuildConfig, corpus_sha: str) -> dict[str, Any]:
 
 
 def is_current(cfg: BuildConfig) -> bool:
-    """True when `cfg.out` holds an index of this format built from the same corpus, embeddings and settings."""
+    """True when `cfg.out` holds an index that verifies (this format, every file's checksum) and was built from the
+    same corpus, embeddings and settings: a damaged index is stale, or `make run` would serve nothing."""
     try:
-        manifest = read_manifest(cfg.out)
-    except IndexNotReady:
+        manifest = verify_index(cfg.out)
+    except IndexNotReady:  # CorruptIndex too
         return False
     corpus_sha = sha256_file(cfg.corpus) if cfg.corpus.is_file() else None
-    return manifest.get("format_version") == FORMAT_VERSION and manifest.get("fingerprint") == _fingerprint(
-        cfg, corpus_sha or ""
-    )
+    return manifest.get("fingerprint") == _fingerprint(cfg, corpus_sha or "")
 
 
-def _embeddings(cfg: BuildConfig, embedder: Embedder, corpus: Corpus) -> tuple[np.ndarray, dict]:
+def _file_rows(cfg: BuildConfig, report: CorpusReport) -> int | None:
+    """Records in the corpus file, or None when `limit` may have stopped reading before its end."""
+    return report.rows_read if cfg.limit is None or report.rows_used < cfg.limit else None
+
+
+def _embeddings(
+    cfg: BuildConfig, embedder: Embedder, corpus: Corpus, file_rows: int | None
+) -> tuple[np.ndarray, dict]:
     texts, source_rows = corpus.texts(), corpus.source_rows
     if cfg.embeddings is None:
         emb = embedder.embed(texts, progress=True)
@@ -59,6 +66,12 @@ def _embeddings(cfg: BuildConfig, embedder: Embedder, corpus: Corpus) -> tuple[n
     raw = load_embeddings_file(cfg.embeddings)
     if raw.ndim != 2:
         raise InvalidArgument(f"{cfg.embeddings}: embeddings must be 2-D (rows, dim), got shape {raw.shape}")
+    if file_rows is not None and len(raw) != file_rows:
+        # Extra rows pass the spot check (it reads only the corpus's rows) but say the file was made for another corpus.
+        raise InvalidArgument(
+            f"{cfg.embeddings} has {len(raw)} rows but the corpus file has {file_rows}; "
+            "embeddings must be aligned with the corpus file's rows"
+        )
     if len(raw) <= int(source_rows.max(initial=0)):
         raise InvalidArgument(
             f"{cfg.embeddings} has {len(raw)} rows but the corpus file has at least {int(source_rows.max()) + 1}; "
@@ -94,15 +107,19 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
 
     stage("embeddings")
     embedder = embedder or Embedder(cfg.model, device=cfg.device)
+    check_factory(cfg.faiss_factory, embedder.dim)  # the FAISS stage comes after minutes of SAE training
     texts = corpus.texts()
-    emb, emb_info = _embeddings(cfg, embedder, corpus)
+    emb, emb_info = _embeddings(cfg, embedder, corpus, _file_rows(cfg, report))
 
     stage("sae")
     latents = cfg.latents_for(len(corpus))
     tcfg = TrainConfig(k=cfg.k, latents=latents, seed=cfg.seed, time_budget=cfg.time_budget, device=cfg.device)
     if cfg.epochs is not None:
         tcfg.epochs = cfg.epochs
-    trained = train_sae(emb, tcfg)
+    try:
+        trained = train_sae(emb, tcfg)
+    except TrainingDiverged as exc:
+        raise TrainingDiverged(exc.what, exc.lr, "no index was written") from None
     sae = trained.sae
 
     stage("codes")

@@ -26,12 +26,22 @@ def _serve(args: argparse.Namespace) -> int:
     from service.app import create_app
     from service.settings import Settings
 
+    from indexer.embed import resolve_device, resolve_model
+
     overrides = {"index_dir": args.index} if args.index else {}
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
         bad = "; ".join(f"SAE_SEARCH_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise InvalidArgument(f"invalid setting: {bad}") from None
+    # Checked here, not in the app's lifespan, where uvicorn would print the error as a traceback.
+    for name, check, value in (("DEVICE", resolve_device, settings.device), ("MODEL", resolve_model, settings.model)):
+        try:
+            check(value)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"invalid setting: SAE_SEARCH_{name}: {exc}") from None
+    if not settings.data_dir.is_dir():
+        log.warning("SAE_SEARCH_DATA_DIR %s is not a directory: a rebuild naming a corpus file will be refused", settings.data_dir)
     _check_address(args.host, args.port)
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
@@ -94,6 +104,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     job = _request(f"{base}/index/rebuild", key, "POST", body)["job_id"]
     log.info("rebuild started job_id=%s", job)
     if args.no_wait:
+        sys.stdout.write(f"{job}\n")  # the one result, for a script to poll GET /jobs/{id} with, whatever the log level
         return 0
     while True:
         state = _request(f"{base}/jobs/{job}", key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints, field_validator, model_validator
@@ -46,6 +47,12 @@ WEIGHT_DOC = (
 )
 
 
+def _has_text(v: str) -> bool:
+    """False for a text of only spaces, control and format characters (zero-width spaces, a BOM): the model
+    would embed it as nothing, and a search would answer arbitrary documents."""
+    return any(not (c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Zs")) for c in v)
+
+
 class AttrsOut(BaseModel):
     """A response model read from an indexer dataclass's attributes."""
 
@@ -70,7 +77,7 @@ class SteerIn(BaseModel):
     @field_validator("concept")
     @classmethod
     def _no_blank_concept(cls, v: str | None) -> str | None:
-        if v is not None and not v.strip():
+        if v is not None and not _has_text(v):
             raise ValueError("a concept must not be blank")
         return v
 
@@ -128,7 +135,7 @@ class SearchIn(BaseModel):
     @field_validator("query")
     @classmethod
     def _not_blank(cls, v: str) -> str:
-        if not v.strip():
+        if not _has_text(v):
             raise ValueError("query must not be empty")
         return v
 
@@ -232,6 +239,9 @@ class IndexInfo(BaseModel):
 class HealthOut(BaseModel):
     status: Literal["ok", "no_index"]
     index: IndexInfo | None
+    reason: str | None = Field(
+        None, description="With no index: why the index directory did not load (missing, damaged, old format)."
+    )
 
 
 class RebuildIn(BaseModel):

@@ -29,13 +29,16 @@ class AppState:
         self.embedder = embedder
         self.jobs = JobRunner()
         self._searcher: Searcher | None = None
+        self.load_error: str | None = None
+        """Why the index directory could not be loaded at startup (None once an index is served)."""
         self._lock = threading.Lock()
 
     @property
     def searcher(self) -> Searcher:
         s = self._searcher
         if s is None:
-            raise IndexNotReady(f"no index loaded from {self.settings.index_dir}; build one or start a rebuild")
+            why = f": {self.load_error}" if self.load_error else ""
+            raise IndexNotReady(f"no index loaded from {self.settings.index_dir}{why}; build one or start a rebuild")
         return s
 
     def load(self) -> None:
@@ -44,6 +47,7 @@ class AppState:
             data = load_index(self.settings.index_dir, verify=self.settings.verify_checksums)
         except IndexNotReady as exc:
             log.warning("index not loaded: %s", exc)
+            self.load_error = str(exc)
             return
         self.swap(data)
 
@@ -52,6 +56,7 @@ class AppState:
         searcher = Searcher(data, self.settings.search_threads)
         with self._lock:
             self._searcher = searcher
+            self.load_error = None
         # A full collection walks every object an index holds (0.47 s at 115k documents) and stalls every
         # request meanwhile: run it once here, then keep the loaded objects out of later ones (gc.freeze).
         gc.unfreeze()
@@ -60,6 +65,11 @@ class AppState:
         log.info("index swapped in documents=%d features=%d", len(searcher.data.corpus), searcher.catalog.n_features)
 
     def _inside_data_dir(self, name: str) -> Path:
+        if not self.settings.data_dir.is_dir():
+            raise InvalidArgument(
+                f"the server's data directory {self.settings.data_dir} (SAE_SEARCH_DATA_DIR) is not a directory, so "
+                "no file can be named; leave the corpus out to use the configured one"
+            )
         root = self.settings.data_dir.resolve()
         try:
             path = (root / name).resolve()
@@ -77,14 +87,17 @@ class AppState:
         s = self.settings
         # None (not merely falsy) means "the configured file": a blank name must never rebuild from the default.
         corpus_path = self._inside_data_dir(corpus) if corpus is not None else s.corpus
+        if not corpus_path.is_file():
+            raise InvalidArgument(f"the configured corpus {corpus_path} (SAE_SEARCH_CORPUS) is not a file; name one")
         if embeddings is not None:
             emb_path: Path | None = self._inside_data_dir(embeddings)
         else:
             emb_path = s.embeddings if not corpus and s.embeddings and s.embeddings.is_file() else None
         carried = {}
         try:
-            previous = read_manifest(s.index_dir).get("fingerprint", {}).get("settings", {})
-            carried = {k: previous[k] for k in _CARRIED if k in previous}
+            fingerprint = read_manifest(s.index_dir).get("fingerprint")
+            previous = fingerprint.get("settings") if isinstance(fingerprint, dict) else None
+            carried = {k: previous[k] for k in _CARRIED if k in previous} if isinstance(previous, dict) else {}
         except IndexNotReady:
             pass
         return BuildConfig(

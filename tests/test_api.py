@@ -74,6 +74,8 @@ def test_weight_zero_is_a_no_op(client):
     [
         ({"query": ""}, "query"),
         ({"query": "   "}, "empty"),
+        ({"query": "\u200b\ufeff\u0001 "}, "query: query must not be empty"),  # invisible to a reader
+        ({"query": "q", "steer": [{"concept": "\u200b", "weight": 1}]}, "steer.0.concept: a concept must not be blank"),
         ({"query": "x" * 2001}, "query: String should have at most 2000"),
         ({"k": 3}, "query: Field required"),
         ('{"query": "q", "steer": [{"feature": 1, "weight": NaN}]}', "steer.0.weight: Input should be a finite number"),
@@ -213,6 +215,17 @@ def test_admin_needs_the_key(client):
         assert r.status_code == 422 and r.json()["detail"].startswith("corpus: ")
 
 
+def test_a_rebuild_from_misconfigured_files_is_refused_before_any_job(tmp_path, demo_index, embedder):
+    (tmp_path / "afile").write_text("not a directory")
+    settings = Settings(index_dir=demo_index, data_dir=tmp_path / "afile", corpus=tmp_path / "nope.parquet", admin_key=KEY)
+    with TestClient(create_app(settings, embedder=embedder)) as c:
+        r = c.post("/index/rebuild", headers=AUTH)
+        assert r.status_code == 422 and "SAE_SEARCH_CORPUS" in r.json()["detail"]
+        r = c.post("/index/rebuild", json={"corpus": "c.parquet"}, headers=AUTH)
+        assert r.status_code == 422 and "SAE_SEARCH_DATA_DIR" in r.json()["detail"]
+        assert c.get("/health").json()["status"] == "ok"
+
+
 def test_admin_disabled_without_a_key(demo_index, embedder):
     with TestClient(create_app(Settings(index_dir=demo_index), embedder=embedder)) as c:
         assert c.post("/index/rebuild", headers=AUTH).status_code == 403
@@ -221,10 +234,37 @@ def test_admin_disabled_without_a_key(demo_index, embedder):
 def test_without_an_index_health_and_search_answer_503_saying_why(tmp_path, embedder):
     with TestClient(create_app(Settings(index_dir=tmp_path / "none"), embedder=embedder)) as c:
         r = c.get("/health")
-        assert r.status_code == 503 and r.json() == {"status": "no_index", "index": None}
+        assert r.status_code == 503 and r.json()["status"] == "no_index" and r.json()["index"] is None
+        assert "no manifest.json" in r.json()["reason"]
         assert c.head("/health").status_code == 503
         r = c.post("/search", json={"query": "galaxies"})
-        assert r.status_code == 503 and "index" in r.json()["detail"]
+        assert r.status_code == 503 and "no manifest.json" in r.json()["detail"]
+
+
+def test_a_damaged_index_is_not_served_and_health_says_why(tmp_path, demo_index, embedder):
+    import shutil
+
+    damaged = tmp_path / "idx"
+    shutil.copytree(demo_index, damaged)
+    (damaged / "dense.faiss").write_bytes(b"")
+    with TestClient(create_app(Settings(index_dir=damaged), embedder=embedder)) as c:
+        r = c.get("/health")
+        assert r.status_code == 503 and "dense.faiss does not match its checksum" in r.json()["reason"]
+        r = c.get("/features/1")
+        assert r.status_code == 503 and "dense.faiss does not match its checksum" in r.json()["detail"]
+
+
+def test_health_survives_an_unchecked_manifest_field(tmp_path, demo_index, embedder):
+    import json
+    import shutil
+
+    copy = tmp_path / "idx"
+    shutil.copytree(demo_index, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "created_at": 12345}))
+    with TestClient(create_app(Settings(index_dir=copy, verify_checksums=False), embedder=embedder)) as c:
+        r = c.get("/health")
+        assert r.status_code == 200 and r.json()["index"]["built_at"] == ""
 
 
 def test_the_loaded_index_is_kept_out_of_garbage_collections(client):

@@ -46,11 +46,25 @@ def test_an_unknown_log_level_is_a_usage_error(capsys, monkeypatch):
     assert info.value.code == 2 and "must be one of DEBUG" in capsys.readouterr().err
 
 
-def test_serve_refuses_a_bad_setting_in_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("SAE_SEARCH_QUERY_CACHE", "-1")
+@pytest.mark.parametrize(
+    "name, value",
+    [("QUERY_CACHE", "-1"), ("SEARCH_THREADS", "30000"), ("DEVICE", "tpu"), ("MODEL", "{tmp}/no-model")],
+)
+def test_serve_refuses_a_bad_setting_in_one_line(tmp_path, capsys, monkeypatch, name, value):
+    # DEVICE and MODEL were found only in the app's lifespan, which uvicorn reports as a traceback.
+    monkeypatch.setenv(f"SAE_SEARCH_{name}", value.format(tmp=tmp_path))
     assert main(["serve", "--index", str(tmp_path / "i")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("sae-search: error: invalid setting: SAE_SEARCH_QUERY_CACHE")
+    assert len(err) == 1 and err[0].startswith(f"sae-search: error: invalid setting: SAE_SEARCH_{name}")
+
+
+def test_rebuild_without_waiting_prints_the_job_id(monkeypatch, capsys):
+    import service.cli as cli
+
+    # The server's side is tested in test_api; here only what the command does with its answer.
+    monkeypatch.setattr(cli, "_request", lambda url, key, method="GET", body=None: {"job_id": "abc123"})
+    assert main(["--log-level", "WARNING", "rebuild", "--key", "k", "--no-wait"]) == 0
+    assert capsys.readouterr().out == "abc123\n"
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "no-such-host.invalid", "a..b"])
@@ -96,3 +110,28 @@ def test_ctrl_c_while_the_cli_starts_exits_130(monkeypatch):
 
     monkeypatch.setattr("service.cli.parser", interrupted)
     assert main(["build", "--corpus", "c.jsonl", "--out", "i"]) == 130
+
+
+def _no_training(*args, **kwargs):
+    raise AssertionError("the build trained an SAE before refusing its options")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--time-budget", "inf"], "time budget must be > 0 seconds and finite, got inf"),
+        (["--time-budget", "nan"], "time budget must be > 0 seconds and finite, got nan"),
+        (["--faiss", ""], "the FAISS index type is empty: give an index_factory string such as SQfp16, Flat or HNSW32"),
+        (["--faiss", "nonsense"], "unknown FAISS index type 'nonsense': could not parse index string nonsense"),
+        (["--embeddings", "{tmp}/text.npy"], "cannot read embeddings file {tmp}/text.npy: it is not a .npy file"),
+    ],
+)
+def test_build_refuses_bad_options_in_one_plain_line_before_training(tmp_path, capsys, monkeypatch, args, message):
+    (tmp_path / "text.npy").write_text("0.1 0.2\n0.3 0.4\n")
+    monkeypatch.setattr("indexer.pipeline.train_sae", _no_training)
+    argv = ["build", "--corpus", str(DEMO_CORPUS), "--out", str(tmp_path / "i"), "--limit", "20"]
+    code = main(argv + [a.format(tmp=tmp_path) for a in args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1].startswith(f"sae-search: error: {message.format(tmp=tmp_path)}")
+    assert not any(word in err[-1] for word in (".cpp", "faiss::", "allow_pickle", "pickled"))
+    assert "Traceback" not in "\n".join(err) and not (tmp_path / "i").exists()

@@ -171,7 +171,11 @@ def test_resolution_and_code_delta(catalog):
         with pytest.raises(InvalidArgument, match="steer.1: steers what steer.0 steers"):
             resolve_terms(catalog, [SteerTerm(2.0, feature=9), again])
     with pytest.raises(InvalidArgument, match="steer.2: steers what steer.1 steers"):
-        resolve_terms(catalog, [SteerTerm(1.0, feature=3), SteerTerm(1.0, family=0), SteerTerm(1.0, family="family zero")])
+        resolve_terms(catalog, [SteerTerm(-1.0, feature=3), SteerTerm(1.0, family=0), SteerTerm(1.0, family="family zero")])
     assert len(resolve_terms(catalog, [SteerTerm(1.0, feature=9), SteerTerm(1.0, family=0)])) == 2
+    # A member of a steered family steered the same way again would also pass +-2; the other way is a refinement.
+    for terms in ([SteerTerm(2.0, feature=3), SteerTerm(2.0, family=0)], [SteerTerm(-1.0, family=0), SteerTerm(-2.0, concept="topic3")]):
+        with pytest.raises(InvalidArgument, match="steer.1: steers feature 3 the same way as steer.0"):
+            resolve_terms(catalog, terms)
     with pytest.raises(InvalidArgument, match="weight"):
         resolve_terms(catalog, [SteerTerm(-2.1, feature=3)])

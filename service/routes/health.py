@@ -20,6 +20,7 @@ def health(state: StateDep, response: Response) -> HealthOut:
         data = state.searcher.data
     except IndexNotReady:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return HealthOut(status="no_index", index=None)
-    info = IndexInfo(documents=len(data.corpus), features=data.sae.n, built_at=data.manifest.get("created_at", ""))
+        return HealthOut(status="no_index", index=None, reason=state.load_error)
+    built = data.manifest.get("created_at")  # unchecked when checksums are off: never let it fail the probe
+    info = IndexInfo(documents=len(data.corpus), features=data.sae.n, built_at=built if isinstance(built, str) else "")
     return HealthOut(status="ok", index=info)
