@@ -20,6 +20,14 @@ class EmptyCorpus(CorpusError):
     """No usable rows were left after skipping incomplete ones."""
 
 
+class TrainingDiverged(InvalidArgument):
+    """Training ran but its SAE is not worth keeping; `what` and `lr` let a caller name its own lr option."""
+
+    def __init__(self, what: str, lr: float, remedy: str = "") -> None:
+        super().__init__(f"SAE training {what} at learning rate {lr:g}{'; ' + remedy if remedy else ''}")
+        self.what, self.lr = what, lr
+
+
 class EmbeddingMismatch(InvalidArgument):
     """Precomputed embeddings do not match what the model produces for the same rows."""
 

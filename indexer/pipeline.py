@@ -16,7 +16,7 @@ from indexer.concepts import ConceptConfig, build_concepts
 from indexer.config import BuildConfig
 from indexer.corpus import Corpus, CorpusReport, load_corpus
 from indexer.embed import Embedder
-from indexer.errors import IndexNotReady, InvalidArgument
+from indexer.errors import IndexNotReady, InvalidArgument, TrainingDiverged
 from indexer.families import FamilyConfig, build_families
 from indexer.index import build_faiss, check_factory
 from indexer.llm_names import LlmConfig, llm_name_features
@@ -25,7 +25,7 @@ from indexer.names import NamingConfig, name_features
 from indexer.precomputed import check_precomputed, load_embeddings_file
 from indexer.sae import encode_array
 from indexer.terms import build_term_matrix
-from indexer.train import TrainConfig, TrainingDiverged, train_sae
+from indexer.train import TrainConfig, train_sae
 
 log = logging.getLogger(__name__)
 

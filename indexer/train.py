@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from indexer.embed import resolve_device
-from indexer.errors import InvalidArgument
+from indexer.errors import InvalidArgument, TrainingDiverged
 from indexer.precomputed import validate_embeddings
 from indexer.sae import TopKSae
 from indexer.sparse_sae import TrainableSae
@@ -37,14 +37,6 @@ MAX_SEED = 2**32 - 1
 DIVERGED_FACTOR = 2.0
 """An epoch's NMSE over 1 (worse than the mean row) and over this many times the untrained SAE's is divergence (lr
 1e9 reaches 1e15-1e18): an SAE with many latents per dimension may start over 1 and a short budget moves it little."""
-
-
-class TrainingDiverged(InvalidArgument):
-    """Training ran but its SAE is not worth keeping; `what` and `lr` let a caller name its own lr option."""
-
-    def __init__(self, what: str, lr: float, remedy: str = "") -> None:
-        super().__init__(f"SAE training {what} at learning rate {lr:g}{'; ' + remedy if remedy else ''}")
-        self.what, self.lr = what, lr
 
 
 @dataclass

@@ -11,10 +11,10 @@ import os
 import time
 from pathlib import Path
 
-from indexer.errors import InvalidArgument
+from indexer.errors import InvalidArgument, TrainingDiverged
 from indexer.precomputed import load_embeddings_file, validate_embeddings
 from indexer.sae import save_sae
-from indexer.train import TrainConfig, TrainingDiverged, train_sae
+from indexer.train import TrainConfig, train_sae
 
 log = logging.getLogger(__name__)
 

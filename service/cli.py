@@ -23,10 +23,9 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
+    from indexer.embed import resolve_device, resolve_model
     from service.app import create_app
     from service.settings import Settings
-
-    from indexer.embed import resolve_device, resolve_model
 
     overrides = {"index_dir": args.index} if args.index else {}
     try:

@@ -37,8 +37,9 @@ class AppState:
     def searcher(self) -> Searcher:
         s = self._searcher
         if s is None:
-            why = f": {self.load_error}" if self.load_error else ""
-            raise IndexNotReady(f"no index loaded from {self.settings.index_dir}{why}; build one or start a rebuild")
+            if self.load_error:
+                raise IndexNotReady(f"no index loaded: {self.load_error} (POST /index/rebuild builds one while serving)")
+            raise IndexNotReady(f"no index loaded from {self.settings.index_dir}; build one or start a rebuild")
         return s
 
     def load(self) -> None:

@@ -138,7 +138,8 @@ def test_embeddings_with_more_rows_than_the_corpus_file_are_refused(tmp_path, em
 def test_a_diverged_sae_fails_the_build_and_writes_nothing(tmp_path, embedder, monkeypatch):
     from functools import partial
 
-    from indexer.train import TrainConfig, TrainingDiverged
+    from indexer.errors import TrainingDiverged
+    from indexer.train import TrainConfig
 
     monkeypatch.setattr("indexer.pipeline.TrainConfig", partial(TrainConfig, lr=1e9, threads=1))
     pattern = r"^SAE training diverged .* at learning rate 1e\+09; no index was written$"

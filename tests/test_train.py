@@ -12,10 +12,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.errors import InvalidArgument
+from indexer.errors import InvalidArgument, TrainingDiverged
+from indexer.precomputed import validate_embeddings
 from indexer.sae import encode_array, nmse
 from indexer.sparse_sae import TrainableSae
-from indexer.train import TrainConfig, TrainingDiverged, lr_factor, train_sae, validate_embeddings
+from indexer.train import TrainConfig, lr_factor, train_sae
 from tests.conftest import torch_devices
 
 
