@@ -94,7 +94,7 @@ class FilterIndex:
 
     def conflicts(self, filters: Filters) -> list[str]:
         """Notes for each required feature or family whose every feature is excluded, itself or as a member of
-        an excluded family: no document can pass."""
+        an excluded family (no document can pass), and for a threshold with nothing to apply to."""
         def key(t: Target) -> tuple[str, int]:
             if t.family is not None:
                 return "family", self.catalog.family_id(t.family)
@@ -106,6 +106,8 @@ class FilterIndex:
         excluded = {k: features(k) for k in map(key, filters.exclude)}
         out = set().union(*excluded.values())
         notes = []
+        if filters.threshold and not (filters.require or filters.exclude):
+            notes.append("threshold applies to require and exclude, and neither was given, so it changed nothing")
         for kind, i in sorted({key(t) for t in filters.require}):
             if (kind, i) in excluded:
                 notes.append(f"{kind} {i} is both required and excluded, so no document can pass")

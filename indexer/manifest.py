@@ -44,7 +44,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise CorruptIndex(f"{p} is not valid JSON ({type(exc).__name__}); rebuild the index") from None
     if not isinstance(manifest, dict):
-        raise CorruptIndex(f"{p} holds a JSON {type(manifest).__name__}, not an object; rebuild the index")
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(manifest), "a number")
+        raise CorruptIndex(f"{p} holds {kind}, not a JSON object; rebuild the index")
     return manifest
 
 

@@ -120,11 +120,12 @@ class Searcher:
         # Weight 0 changes nothing, exactly: such terms are reported but take no part.
         active = [r for r in resolved if r.term.weight != 0]
         delta = code_delta(active, len(z))
-        mask, notes, matched = None, [], None
+        mask, matched = None, None
+        notes = self.filters.conflicts(filters) if filters is not None else []
         if filters is not None and filters.active:
             mask = self.filters.allowed(filters)
             matched = int(mask.sum())
-            notes += self.filters.conflicts(filters) + [
+            notes += [
                 f"no document has the category {c!r} (GET /categories lists them)"
                 for c in self.filters.unknown_categories(filters.categories)
             ]
@@ -276,11 +277,18 @@ class Searcher:
             row=row, id=corpus.ids[row], title=corpus.titles[row], score=round(score, 6), plain_score=round(plain, 6),
             categories=list(corpus.categories[row]),
             features=[FeatureActivation(f, names[f], round(a, 5)) for _, f, a in shared],
-            contributions=[
-                Contribution(fid, name, rounded) for fid, name, value in largest_contributions(contrib)
-                if (rounded := round(value, 6)) != 0  # a sliver that rounds to 0 added nothing
-            ],
+            contributions=[Contribution(*c) for c in _rounded(largest_contributions(contrib), score, plain)],
         )
+
+
+def _rounded(parts: list[tuple], score: float, plain: float) -> list[tuple]:
+    """Contributions to 6 decimals that add up to the rounded score less the rounded plain score: each rounded
+    alone, they missed it by a few millionths, so the largest takes up the difference."""
+    units = [round(value * 1e6) for _, _, value in parts]
+    if units:
+        units[max(range(len(parts)), key=lambda i: abs(parts[i][2]))] += round(score * 1e6) - round(plain * 1e6) - sum(units)
+    # A sliver that rounds to 0 added nothing.
+    return [(fid, name, u / 1e6) for (fid, name, _), u in zip(parts, units) if u != 0]
 
 
 def _count(n: int, one: str, many: str) -> str:

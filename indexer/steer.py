@@ -135,25 +135,25 @@ def resolve_terms(catalog: Catalog, terms: list[SteerTerm], words_only: bool = F
                     f"{MAX_WEIGHT:g} either way)"
                 )
             first[key] = i
-            _check_inside_family(r, out)
+            _check_overlap(r, out)
             out.append(r)
         except (InvalidArgument, UnknownFeature) as exc:
             raise located(f"steer.{i}", exc) from None
     return out
 
 
-def _check_inside_family(r: ResolvedSteer, earlier: list[ResolvedSteer]) -> None:
-    """Refuse a feature and a family holding it steered the same way: the feature's edits would add up past what
-    +-2 allows. The other way round is a refinement ("more of this family, less of this member") and stays."""
+def _check_overlap(r: ResolvedSteer, earlier: list[ResolvedSteer]) -> None:
+    """Refuse two terms steered the same way that share a feature (a family and one of its members, or two
+    families one inside the other): its edits would add up past what +-2 allows. The other way round is a
+    refinement ("more of this family, less of this member") and stays."""
     for j, other in enumerate(earlier):
-        fam = r.family or other.family
-        if fam is None or (r.family is None) == (other.family is None) or r.term.weight * other.term.weight <= 0:
+        if r.term.weight * other.term.weight <= 0:
             continue
-        inside = {f.id for f in r.features} & {f.id for f in other.features}
-        if inside:
+        shared = {f.id for f in r.features} & {f.id for f in other.features}
+        if shared:
             raise InvalidArgument(
-                f"steers feature {min(inside)} the same way as steer.{j} (one of them through family {fam.id}, "
-                "which holds it); steer the family alone, or the feature the other way"
+                f"steers feature {min(shared)} the same way as steer.{j} does (a family holds it); steer one of "
+                "the two, or the other the other way"
             )
 
 

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from typing import NoReturn
 
 from indexer.errors import InvalidArgument, SaeSearchError
 from service.logs import LEVELS, configure_logging
@@ -123,12 +124,20 @@ def _port(text: str) -> int:
     return port
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line like every other error (its own prints the usage first); the
+    exit code stays argparse's 2, a malformed command line. Subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
 def parser() -> argparse.ArgumentParser:
     # Imported here, inside main's handling of Ctrl-C: they load torch and FAISS, which takes seconds.
     from indexer.build_cli import add_build_parser
     from indexer.train_cli import add_train_parser
 
-    p = argparse.ArgumentParser(prog="sae-search", description=__doc__)
+    p = _Parser(prog="sae-search", description=__doc__)
     p.add_argument("--log-level", default=os.environ.get("SAE_SEARCH_LOG_LEVEL", "INFO"))
     sub = p.add_subparsers(dest="command", required=True)
     add_build_parser(sub)

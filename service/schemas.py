@@ -47,10 +47,15 @@ WEIGHT_DOC = (
 )
 
 
-def _has_text(v: str) -> bool:
-    """False for a text of only spaces, control and format characters (zero-width spaces, a BOM): the model
-    would embed it as nothing, and a search would answer arbitrary documents."""
-    return any(not (c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Zs")) for c in v)
+_INVISIBLE = {"Cc", "Cf", "Co", "Cn", "Cs", "Zs", "Mn", "Me"}
+"""Unicode categories that show nothing alone: controls, format characters (zero-width spaces, a BOM), private
+use, unassigned, spaces and marks that only modify another character (variation selectors)."""
+
+
+def has_text(v: str) -> bool:
+    """False for a text of only invisible characters: the model would embed it as nothing, and a search would
+    answer arbitrary documents. The one blank rule for queries, concepts and feature searches."""
+    return any(not (c.isspace() or unicodedata.category(c) in _INVISIBLE) for c in v)
 
 
 class AttrsOut(BaseModel):
@@ -77,7 +82,7 @@ class SteerIn(BaseModel):
     @field_validator("concept")
     @classmethod
     def _no_blank_concept(cls, v: str | None) -> str | None:
-        if v is not None and not _has_text(v):
+        if v is not None and not has_text(v):
             raise ValueError("a concept must not be blank")
         return v
 
@@ -135,7 +140,7 @@ class SearchIn(BaseModel):
     @field_validator("query")
     @classmethod
     def _not_blank(cls, v: str) -> str:
-        if not _has_text(v):
+        if not has_text(v):
             raise ValueError("query must not be empty")
         return v
 

@@ -75,6 +75,7 @@ def test_weight_zero_is_a_no_op(client):
         ({"query": ""}, "query"),
         ({"query": "   "}, "empty"),
         ({"query": "\u200b\ufeff\u0001 "}, "query: query must not be empty"),  # invisible to a reader
+        ({"query": "\ufe0f\ue000"}, "query: query must not be empty"),  # a variation selector, private use
         ({"query": "q", "steer": [{"concept": "\u200b", "weight": 1}]}, "steer.0.concept: a concept must not be blank"),
         ({"query": "x" * 2001}, "query: String should have at most 2000"),
         ({"k": 3}, "query: Field required"),
@@ -173,7 +174,8 @@ def test_feature_browsing(client):
         r = client.get(bad)
         assert r.status_code == 422 and "digits" in r.json()["detail"], bad
     assert client.get("/features", params={"q": ""}).status_code == 422
-    assert "blank" in client.get("/features", params={"q": "  "}).json()["detail"]
+    for blank in ("  ", "\u200b"):
+        assert "blank" in client.get("/features", params={"q": blank}).json()["detail"]
     # Every feature can be listed, a page of at most 100 at a time.
     listed = [h["id"] for off in (0, 100, 200) for h in client.get("/features", params={"limit": 100, "offset": off}).json()]
     assert len(listed) == len(set(listed)) > 200

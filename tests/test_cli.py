@@ -33,17 +33,23 @@ def test_cli_errors_are_one_line(tmp_path, capsys, args, fragment):
     assert not (tmp_path / "i").exists()
 
 
-def test_a_port_out_of_range_is_a_usage_error(capsys):
+@pytest.mark.parametrize(
+    "args, fragment",
+    [(["serve", "--port", "70000"], "from 1 to 65535"), (["build", "--corpus", "c", "--out", "o", "--k", "x"], "invalid int")],
+)
+def test_a_malformed_argument_is_a_one_line_usage_error(capsys, args, fragment):
     with pytest.raises(SystemExit) as info:
-        main(["serve", "--port", "70000"])
-    assert info.value.code == 2 and "from 1 to 65535" in capsys.readouterr().err
+        main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and err[0].startswith("sae-search ") and fragment in err[0]
 
 
 def test_an_unknown_log_level_is_a_usage_error(capsys, monkeypatch):
     monkeypatch.setenv("SAE_SEARCH_LOG_LEVEL", "LOUD")
     with pytest.raises(SystemExit) as info:
         main(["rebuild", "--key", "k"])
-    assert info.value.code == 2 and "must be one of DEBUG" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and "must be one of DEBUG" in err[0]
 
 
 @pytest.mark.parametrize(

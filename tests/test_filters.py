@@ -72,6 +72,10 @@ def test_a_target_both_required_and_excluded_is_named(index):
     assert index.conflicts(every) == ["family 0 is required but each of its features is excluded, so no document can pass"]
     assert not index.allowed(every).any()
     assert index.conflicts(Filters([Target(family=0)], members[1:])) == []
+    assert index.conflicts(Filters(threshold=0.5)) == [
+        "threshold applies to require and exclude, and neither was given, so it changed nothing"
+    ]
+    assert index.conflicts(Filters(exclude=[Target(5)], threshold=0.5)) == []
 
 
 def test_an_unknown_target_says_which_entry_it_is(index):

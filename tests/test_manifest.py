@@ -36,8 +36,9 @@ def _drop_file(name):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda m: [1, 2], "holds a JSON list, not an object"),
-        (lambda m: None, "holds a JSON NoneType"),
+        (lambda m: [1, 2], "holds an array, not a JSON object"),
+        (lambda m: None, "holds null, not a JSON object"),
+        (lambda m: 7, "holds a number, not a JSON object"),
         (lambda m: {**m, "files": list(m["files"])}, "no map of file names to checksums"),
         (lambda m: {**m, "files": "abc"}, "no map of file names to checksums"),
         (lambda m: {**m, "files": {**m["files"], "dense.faiss": 7}}, "no map of file names to checksums"),

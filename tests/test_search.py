@@ -123,7 +123,7 @@ def test_contributions_add_up_to_the_score_difference(searcher, method, weight):
     assert out.hits and any(h.contributions for h in out.hits)
     for h in out.hits:
         assert h.plain_score == pytest.approx(float(emb[h.row] @ x), abs=1e-5)
-        assert h.score - h.plain_score == pytest.approx(sum(c.value for c in h.contributions), abs=1e-4)
+        assert h.score - h.plain_score == pytest.approx(sum(c.value for c in h.contributions), abs=1e-9)
         sizes = [abs(c.value) for c in h.contributions]
         assert sizes == sorted(sizes, reverse=True)
     assert [h.score for h in out.hits] == sorted((h.score for h in out.hits), reverse=True)

@@ -9,6 +9,7 @@ from indexer.catalog import family_summary, family_tree, feature_detail, list_fa
 from indexer.errors import InvalidArgument
 from service.deps import SearcherDep
 from service.errors import responses
+from service.schemas import has_text
 from service.catalog_schemas import CategoryOut, FamilyPage, FamilyTreeOut, FeatureMatchOut, FeatureOut
 
 router = APIRouter(tags=["features"], responses=responses(503))
@@ -40,7 +41,7 @@ def find_features(
     features ranked by how well the text's words predict where they fire over the corpus (score 1 + an
     F-score in (0, 1], so the broad feature that best means the word leads, not a sub-topic or another
     field's use of it); then features whose names or distinctive terms merely contain the words (score < 1)."""
-    if q is not None and not q.strip():
+    if q is not None and not has_text(q):
         raise InvalidArgument("q must not be blank; leave it out to list every feature")
     return searcher.catalog.search(q, limit, min_trust, sort, offset)
 
