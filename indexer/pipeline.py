@@ -24,6 +24,7 @@ from indexer.manifest import sha256_file, verify_index
 from indexer.names import NamingConfig, name_features
 from indexer.precomputed import check_precomputed, load_embeddings_file
 from indexer.sae import encode_array
+from indexer.tables import parquet_row_count
 from indexer.terms import build_term_matrix
 from indexer.train import TrainConfig, train_sae
 
@@ -52,8 +53,11 @@ def is_current(cfg: BuildConfig) -> bool:
 
 
 def _file_rows(cfg: BuildConfig, report: CorpusReport) -> int | None:
-    """Records in the corpus file, or None when `limit` may have stopped reading before its end."""
-    return report.rows_read if cfg.limit is None or report.rows_used < cfg.limit else None
+    """Records in the corpus file, or None when `limit` may have stopped reading before its end of a text format
+    (a Parquet file's footer holds its count)."""
+    if cfg.limit is None or report.rows_used < cfg.limit:
+        return report.rows_read
+    return parquet_row_count(cfg.corpus) if report.format == "parquet" else None
 
 
 def _embeddings(

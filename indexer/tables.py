@@ -18,6 +18,11 @@ def read_parquet_schema(path: str | Path) -> pa.Schema:
     return pq.read_schema(path)
 
 
+def parquet_row_count(path: str | Path) -> int:
+    """Rows in a Parquet file, from its footer (nothing else is read)."""
+    return pq.ParquetFile(path).metadata.num_rows
+
+
 def write_parquet(table: pa.Table, path: str | Path) -> None:
     """Write `table` to `path` with zstd compression."""
     pq.write_table(table, path, compression="zstd")

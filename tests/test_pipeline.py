@@ -53,9 +53,9 @@ def test_a_damaged_index_is_never_current(demo_index, tmp_path, damage):
 
 
 def test_misaligned_embeddings_are_refused(tmp_path, embedder):
-    emb = np.load(make_build_cfg(tmp_path).embeddings)[:300]
+    emb = np.load(make_build_cfg(tmp_path).embeddings)
     shuffled = tmp_path / "shuffled.npy"
-    np.save(shuffled, np.roll(emb, 1, axis=0))
+    np.save(shuffled, np.roll(emb, 1, axis=0))  # every row of the file, one place off
     with pytest.raises(EmbeddingMismatch, match="cosine"):
         build_index(make_build_cfg(tmp_path, embeddings=shuffled), embedder=embedder)
     short = tmp_path / "short.npy"
@@ -118,16 +118,19 @@ def test_embeddings_with_more_rows_than_the_corpus_file_are_refused(tmp_path, em
     extra = tmp_path / "e301.npy"
     np.save(extra, np.load(DEMO_EMBEDDINGS)[:301])
     monkeypatch.setattr("indexer.pipeline.train_sae", _no_training)
-    # Without --limit, or with one the file ends before, every row of the file was read: 300 is its count.
-    for limit in (None, 301):
+    # Without --limit, or with one the file ends before, every row of the file was read: 300 is its count. With
+    # a --limit that stops reading early, a Parquet file's footer still gives it.
+    for limit in (None, 301, 100):
         with pytest.raises(InvalidArgument) as info:
             build_index(make_build_cfg(tmp_path, corpus=corpus, embeddings=extra, limit=limit), embedder=embedder)
         assert str(info.value) == (
             f"{extra} has 301 rows but the corpus file has 300; embeddings must be aligned with the corpus file's rows"
         )
-    # A --limit that stops reading early leaves the file's count unknown: nothing to refuse.
+    # A text corpus read only in part leaves the file's count unknown: nothing to refuse.
+    lines = tmp_path / "c300.jsonl"
+    lines.write_text("".join(json.dumps(r, default=str) + "\n" for r in read_parquet(corpus).to_pylist()))
     with pytest.raises(_Trained):
-        build_index(make_build_cfg(tmp_path, corpus=corpus, embeddings=extra, limit=100), embedder=embedder)
+        build_index(make_build_cfg(tmp_path, corpus=lines, embeddings=extra, limit=100), embedder=embedder)
     aligned = tmp_path / "e300.npy"
     np.save(aligned, np.load(DEMO_EMBEDDINGS)[:300])
     with pytest.raises(_Trained):
