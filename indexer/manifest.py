@@ -42,7 +42,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     try:
         manifest = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise CorruptIndex(f"{p} is not valid JSON ({type(exc).__name__}); rebuild the index") from None
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "nested too deeply"
+        raise CorruptIndex(f"{p} is not valid JSON ({why}); rebuild the index") from None
     if not isinstance(manifest, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(manifest), "a number")
         raise CorruptIndex(f"{p} holds {kind}, not a JSON object; rebuild the index")
@@ -73,7 +74,7 @@ def verify_index(path: str | Path) -> dict[str, Any]:
     manifest = read_manifest(root)
     version = manifest.get("format_version")
     if type(version) is not int or version != FORMAT_VERSION:
-        raise CorruptIndex(f"index at {root} has format {version!r}, expected {FORMAT_VERSION}; rebuild it")
+        raise CorruptIndex(f"index at {root} has format {json.dumps(version)}, expected {FORMAT_VERSION}; rebuild it")
     if not isinstance(manifest.get("created_at"), str):
         raise CorruptIndex(f"index at {root}: {MANIFEST} has no created_at text; rebuild it")
     for name, digest in _checked_files(root, manifest).items():

@@ -120,11 +120,13 @@ class Searcher:
         # Weight 0 changes nothing, exactly: such terms are reported but take no part.
         active = [r for r in resolved if r.term.weight != 0]
         delta = code_delta(active, len(z))
-        mask, matched = None, None
-        notes = self.filters.conflicts(filters) if filters is not None else []
+        mask, matched, notes = None, None, []
         if filters is not None and filters.active:
-            mask = self.filters.allowed(filters)
+            mask = self.filters.allowed(filters)  # first: it says which require/exclude entry names nothing
             matched = int(mask.sum())
+        if filters is not None:
+            notes += self.filters.conflicts(filters)
+        if mask is not None:
             notes += [
                 f"no document has the category {c!r} (GET /categories lists them)"
                 for c in self.filters.unknown_categories(filters.categories)

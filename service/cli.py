@@ -117,7 +117,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
-def _port(text: str) -> int:
+def port(text: str) -> int:
     port = int(text)
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {text}")
@@ -145,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve an index over HTTP")
     s.add_argument("--index", help="index directory (default: SAE_SEARCH_INDEX_DIR or data/index)")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=_port, default=8000)
+    s.add_argument("--port", type=port, default=8000)
     s.set_defaults(handler=_serve)
     r = sub.add_parser("rebuild", help="ask a running server to rebuild its index, and wait for it")
     r.add_argument("--url", default="http://127.0.0.1:8000")

@@ -52,10 +52,15 @@ _INVISIBLE = {"Cc", "Cf", "Co", "Cn", "Cs", "Zs", "Mn", "Me"}
 use, unassigned, spaces and marks that only modify another character (variation selectors)."""
 
 
+_BLANK_LETTERS = set("\u115f\u1160\u3164\uffa0\u2800\ufffc")
+"""Fillers that Unicode files as letters or symbols yet show nothing (Hangul fillers, a blank Braille cell, the
+object replacement character)."""
+
+
 def has_text(v: str) -> bool:
     """False for a text of only invisible characters: the model would embed it as nothing, and a search would
     answer arbitrary documents. The one blank rule for queries, concepts and feature searches."""
-    return any(not (c.isspace() or unicodedata.category(c) in _INVISIBLE) for c in v)
+    return any(not (c.isspace() or c in _BLANK_LETTERS or unicodedata.category(c) in _INVISIBLE) for c in v)
 
 
 class AttrsOut(BaseModel):

@@ -76,6 +76,8 @@ def test_weight_zero_is_a_no_op(client):
         ({"query": "   "}, "empty"),
         ({"query": "\u200b\ufeff\u0001 "}, "query: query must not be empty"),  # invisible to a reader
         ({"query": "\ufe0f\ue000"}, "query: query must not be empty"),  # a variation selector, private use
+        ({"query": "\u3164\u2800"}, "query: query must not be empty"),  # a Hangul filler, a blank Braille cell
+        ({"query": "q", "require": [{"feature": 1}], "exclude": [{"feature": 99999}]}, "exclude.0: no feature with id 99999"),
         ({"query": "q", "steer": [{"concept": "\u200b", "weight": 1}]}, "steer.0.concept: a concept must not be blank"),
         ({"query": "x" * 2001}, "query: String should have at most 2000"),
         ({"k": 3}, "query: Field required"),
