@@ -25,6 +25,7 @@ OPTIONAL_FILES = ("concepts.parquet", "concepts.npz")
 
 
 def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, streamed."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -41,9 +42,12 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise IndexNotReady(f"no index at {Path(path)} (no {MANIFEST}); build one with `sae-search build`")
     try:
         manifest = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        why = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "nested too deeply"
-        raise CorruptIndex(f"{p} is not valid JSON ({why}); rebuild the index") from None
+    except json.JSONDecodeError as exc:
+        raise CorruptIndex(f"{p} is not valid JSON ({exc.msg}); rebuild the index") from None
+    except UnicodeDecodeError:
+        raise CorruptIndex(f"{p} is not valid JSON (not UTF-8); rebuild the index") from None
+    except RecursionError:
+        raise CorruptIndex(f"{p} is not valid JSON (nested too deeply); rebuild the index") from None
     if not isinstance(manifest, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(manifest), "a number")
         raise CorruptIndex(f"{p} holds {kind}, not a JSON object; rebuild the index")

@@ -59,7 +59,7 @@ import numpy as np
 from indexer.catalog import Catalog, FeatureMatch, Ref
 from indexer.errors import InvalidArgument, UnknownFeature, located
 from indexer.evidence import Evidence, ProbeEvidence
-from indexer.wordsearch import WordMatch
+from indexer.wordsearch import WordMatch, has_text
 
 METHODS = ("concept", "residual", "decode", "mix", "rewrite")
 WORD_METHODS = ("mix", "rewrite")
@@ -162,7 +162,7 @@ def _resolve(catalog: Catalog, term: SteerTerm, words_only: bool) -> ResolvedSte
     p90 = data.stats.p90
     if _target_count(term) != 1:
         raise InvalidArgument("each steer term names exactly one of 'feature', 'family' or 'concept'")
-    if term.concept is not None and not term.concept.strip():
+    if term.concept is not None and not has_text(term.concept):
         raise InvalidArgument("a steer concept must not be blank")
     if not -MAX_WEIGHT <= term.weight <= MAX_WEIGHT:
         raise InvalidArgument(f"steer weight must lie in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {term.weight}")

@@ -4,6 +4,7 @@ resolves through it, so the feature that best *means* the user's words comes fir
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from functools import cache
 from typing import NamedTuple
@@ -13,6 +14,21 @@ import numpy as np
 from indexer.agreement import word_scores
 from indexer.concepts import Concepts
 from indexer.terms import is_term_word, tokenize
+
+
+_INVISIBLE = {"Cc", "Cf", "Co", "Cn", "Cs", "Zs", "Mn", "Me"}
+"""Unicode categories that show nothing alone: controls, format characters (zero-width spaces, a BOM), private
+use, unassigned, spaces and marks that only modify another character (variation selectors)."""
+
+_BLANK_LETTERS = set("\u115f\u1160\u3164\uffa0\u2800\ufffc")
+"""Fillers that Unicode files as letters or symbols yet show nothing (Hangul fillers, a blank Braille cell, the
+object replacement character)."""
+
+
+def has_text(v: str) -> bool:
+    """False for a text of only invisible characters: the model would embed it as nothing, and a search would
+    answer arbitrary documents. The one blank rule for queries, steer concepts and feature searches."""
+    return any(not (c.isspace() or c in _BLANK_LETTERS or unicodedata.category(c) in _INVISIBLE) for c in v)
 
 
 def text_terms(text: str, df: Callable[[str], int], n_docs: int) -> list[tuple[str, float]]:
@@ -62,6 +78,18 @@ class WordMatch(NamedTuple):
     """Share of the documents containing the term that the feature fires on."""
 
 
+class _TermHit(NamedTuple):
+    """One term of a text found in the concept table, with its features' readings."""
+
+    term: str
+    shown: str
+    coverage: float
+    features: np.ndarray
+    scores: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+
+
 def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta: float = 0.5) -> dict[int, WordMatch]:
     """Features the words of `text` stand for, each with its best `WordMatch`: the max over the text's terms of
     the share of the text the term covers times `word_scores`. A text that is itself a term (two words, or its
@@ -70,7 +98,7 @@ def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta:
     "mixture of experts" the MoE feature, not Gaussian mixtures. best_f1 (n_features,) from `Concepts.best_f1`;
     n_docs is the corpus size."""
     row = cache(c.row)  # each word is looked up for its IDF and again as a term
-    found = []
+    found: list[_TermHit] = []
     for term, coverage in text_terms(text, lambda w: int(c.df[r]) if (r := row(w)) >= 0 else 0, n_docs):
         r = row(term)
         if r < 0:
@@ -78,16 +106,17 @@ def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta:
         valid = c.features[r] >= 0
         feats, precision, recall = c.features[r][valid], c.precision[r][valid], c.recall[r][valid]
         s = word_scores(precision, recall, best_f1[feats], c.df[r], beta)
-        found.append((term, c.terms[r], coverage, feats, s, precision, recall))
+        found.append(_TermHit(term, c.terms[r], coverage, feats, s, precision, recall))
     # A pair (or hyphenated form) that covers the whole text is the text itself: a phrase the index knows.
-    phrase = [t for t in found if (" " in t[0] or "-" in t[0]) and t[2] >= 1.0 - 1e-6 and len(t[3])]
+    phrase = [t for t in found if (" " in t.term or "-" in t.term) and t.coverage >= 1.0 - 1e-6 and len(t.features)]
     if phrase:
-        s, recall = phrase[0][4], phrase[0][6]
+        s, recall = phrase[0].scores, phrase[0].recall
         if s.max() > 0 and recall[s.argmax()] >= PHRASE_RECALL:
             found = phrase
     matches: dict[int, WordMatch] = {}
-    for _, shown, coverage, feats, s, precision, recall in found:
-        for f, v, p, rec in zip(feats.tolist(), (coverage * s).tolist(), precision.tolist(), recall.tolist()):
+    for t in found:
+        values = (t.coverage * t.scores).tolist()
+        for f, v, p, rec in zip(t.features.tolist(), values, t.precision.tolist(), t.recall.tolist()):
             if v > (matches[f].score if f in matches else 0.0):
-                matches[f] = WordMatch(v, shown, p, rec)
+                matches[f] = WordMatch(v, t.shown, p, rec)
     return matches

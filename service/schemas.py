@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints, field_validator, model_validator
@@ -21,6 +20,7 @@ from indexer.steer import (
     SUPPRESS_CAP,
     SUPPRESS_SCALE,
 )
+from indexer.wordsearch import has_text
 
 MAX_QUERY_CHARS = 2000
 MAX_STEER_TERMS = 32
@@ -45,22 +45,6 @@ WEIGHT_DOC = (
     f"weight x {STEER_SCALE:g} x the feature's 90th-percentile activation; 'mix' adds weight x "
     f"{MIX_BETA:g} x the embedding of the term's words."
 )
-
-
-_INVISIBLE = {"Cc", "Cf", "Co", "Cn", "Cs", "Zs", "Mn", "Me"}
-"""Unicode categories that show nothing alone: controls, format characters (zero-width spaces, a BOM), private
-use, unassigned, spaces and marks that only modify another character (variation selectors)."""
-
-
-_BLANK_LETTERS = set("\u115f\u1160\u3164\uffa0\u2800\ufffc")
-"""Fillers that Unicode files as letters or symbols yet show nothing (Hangul fillers, a blank Braille cell, the
-object replacement character)."""
-
-
-def has_text(v: str) -> bool:
-    """False for a text of only invisible characters: the model would embed it as nothing, and a search would
-    answer arbitrary documents. The one blank rule for queries, concepts and feature searches."""
-    return any(not (c.isspace() or c in _BLANK_LETTERS or unicodedata.category(c) in _INVISIBLE) for c in v)
 
 
 class AttrsOut(BaseModel):

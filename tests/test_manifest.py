@@ -7,7 +7,7 @@ import pytest
 
 from indexer.artifacts import load_index, write_index
 from indexer.errors import CorruptIndex
-from indexer.manifest import FORMAT_VERSION, MANIFEST, verify_index
+from indexer.manifest import FORMAT_VERSION, MANIFEST, OPTIONAL_FILES, REQUIRED_FILES, verify_index
 
 
 @pytest.fixture
@@ -77,6 +77,8 @@ def test_optional_concept_files_must_be_listed_when_present(tmp_path, tiny_index
 
     root = write_index(replace(tiny_index, concepts=concepts), tmp_path / "idx", {})
     assert load_index(root).concepts is not None
+    # The lists the check reads are the files the writer writes: neither may drift from the other.
+    assert set(json.loads((root / MANIFEST).read_text())["files"]) == {*REQUIRED_FILES, *OPTIONAL_FILES}
     edit_manifest(root, _drop_file("concepts.npz"))
     with pytest.raises(CorruptIndex, match="no checksum for concepts.npz"):
         load_index(root)

@@ -165,6 +165,8 @@ def test_resolution_and_code_delta(catalog):
     assert delta[3] == pytest.approx(1.0 * 2 * p90[3] - 0.5 * 2 * p90[3] / 2, rel=1e-5)
     with pytest.raises(InvalidArgument, match="exactly one"):
         resolve_terms(catalog, [SteerTerm(1.0)])
+    with pytest.raises(InvalidArgument, match="steer.0: a steer concept must not be blank"):
+        resolve_terms(catalog, [SteerTerm(1.0, concept="\u200b")])
     # One target named twice, by id and by name or through a concept, would steer past +-2: refused.
     name = catalog.data.names.names[9]
     for again in (SteerTerm(2.0, feature=name), SteerTerm(2.0, concept="topic9"), SteerTerm(-1.0, feature=9)):

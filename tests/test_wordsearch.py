@@ -4,7 +4,7 @@ import pytest
 from indexer.codes import SparseCodes
 from indexer.concepts import build_concepts
 from indexer.terms import tokenize
-from indexer.wordsearch import rank_by_word, text_terms
+from indexer.wordsearch import has_text, rank_by_word, text_terms
 
 
 def _scores(matches):
@@ -77,3 +77,13 @@ def test_text_terms_weigh_words_by_idf():
     shares = dict(text_terms("lip reading", df.__getitem__, 1000))
     assert shares["lip"] == pytest.approx(2 * shares["reading"], rel=1e-3)
     assert shares["lip"] + shares["reading"] == pytest.approx(1.0) == shares["lip reading"]
+
+
+@pytest.mark.parametrize("text", ["", "  ", "\u200b\ufeff", "\u0001", "\ufe0f\ue000", "\u3164\u2800", "\u0300"])
+def test_a_text_of_invisible_characters_is_blank(text):
+    assert not has_text(text)
+
+
+@pytest.mark.parametrize("text", ["x", "cafe\u0301", "\u2600\ufe0f flares", "\ufeffdark matter", "\u9280\u6cb3"])
+def test_a_text_with_anything_visible_is_not_blank(text):
+    assert has_text(text)

@@ -7,10 +7,10 @@ from pydantic import BeforeValidator
 
 from indexer.catalog import family_summary, family_tree, feature_detail, list_families
 from indexer.errors import InvalidArgument
+from indexer.wordsearch import has_text
+from service.catalog_schemas import CategoryOut, FamilyPage, FamilyTreeOut, FeatureMatchOut, FeatureOut
 from service.deps import SearcherDep
 from service.errors import responses
-from service.schemas import has_text
-from service.catalog_schemas import CategoryOut, FamilyPage, FamilyTreeOut, FeatureMatchOut, FeatureOut
 
 router = APIRouter(tags=["features"], responses=responses(503))
 
