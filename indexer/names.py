@@ -2,7 +2,7 @@
 well the name predicts, on documents it was not made from, where the feature fires.
 
 Terms are ranked by `terms.distinctive_terms` (pointwise KL divergence against the corpus) over the feature's
-top documents, and a name is the best 1-3 of them as readable phrases (`terms.select_phrases`).
+top documents, and a name is the best 1-3 of them as readable phrases (`phrases.select_phrases`).
 
 Trust: the name is made from the strongest `n_name = min(top_docs, max(1, firing // 2))` documents. The next
 `trust_positives` firing documents by activation (all the other firing documents when 0; sampled down to
@@ -25,7 +25,8 @@ import numpy as np
 
 from indexer.codes import FeatureStats, InvertedLists
 from indexer.errors import InvalidArgument
-from indexer.terms import TermMatrix, build_term_matrix, distinctive_terms, in_postings, select_phrases
+from indexer.phrases import select_phrases
+from indexer.terms import TermMatrix, build_term_matrix, distinctive_terms, in_postings
 
 log = logging.getLogger(__name__)
 

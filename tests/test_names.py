@@ -19,7 +19,6 @@ from indexer.terms import (
     distinctive_terms,
     in_postings,
     is_term_word,
-    select_phrases,
     sorted_unique,
     tokenize,
 )
@@ -218,20 +217,6 @@ def test_distinctive_terms_match_brute_force_scores() -> None:
     brute.sort()
     assert list(ids) == [t for _, t in brute[:15]]
     np.testing.assert_allclose(scores, [-s for s, _ in brute[:15]], rtol=1e-12)
-
-
-def tiny_matrix(texts: list[str]):
-    return build_term_matrix(texts, min_df=1)
-
-
-def test_bigram_replaces_its_unigrams_and_chains_merge() -> None:
-    tm = tiny_matrix(["large language models", "dark matter halos", "quasar"])
-    ranked = [tm.term_id(t) for t in ("language", "large language", "language models", "dark", "quasar", "dark matter")]
-    phrases, used = select_phrases(tm, np.array(ranked), max_terms=3, max_words=5)
-    assert phrases == ["large language models", "dark matter"]
-    assert set(used) == {tm.term_id("large language"), tm.term_id("language models"), tm.term_id("dark matter")}
-    phrases, _ = select_phrases(tm, np.array(ranked), max_terms=3, max_words=3)
-    assert phrases == ["large language models"]
 
 
 def test_auroc_counts_extremes() -> None:
