@@ -7,6 +7,7 @@ import logging
 import os
 
 from indexer.config import BuildConfig
+from indexer.errors import InvalidArgument, UsageError
 from indexer.pipeline import build_index, is_current
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,10 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+    try:
+        cfg = config_from_args(args)
+    except InvalidArgument as exc:  # a value given to the command, refused before any work
+        raise UsageError(str(exc)) from None
     if args.if_stale and is_current(cfg):
         log.info("index is current, nothing to do path=%s", cfg.out)
         return 0

@@ -12,6 +12,11 @@ class InvalidArgument(SaeSearchError):
     """A parameter or input file is malformed (wrong shape, NaN rows, k >= latents, ...)."""
 
 
+class UsageError(InvalidArgument):
+    """A command-line option's value is refused before any work: the CLI exits 2, as argparse does for a
+    malformed command line."""
+
+
 class CorpusError(SaeSearchError):
     """The corpus file is missing, unreadable or in an unknown format."""
 

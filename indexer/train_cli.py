@@ -1,6 +1,6 @@
 """`sae-search train-sae`: train a TopK SAE on an .npy of embeddings and write `sae.safetensors` + `sae.json`.
 The lead's CLI (`service.cli`) registers the subcommand with `add_train_parser` and turns any
-`SaeSearchError` raised here into a one-line error and exit code 1."""
+`SaeSearchError` raised here into a one-line error and exit code 1 (2 for a refused option value)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from indexer.errors import InvalidArgument, TrainingDiverged
+from indexer.errors import InvalidArgument, TrainingDiverged, UsageError
 from indexer.precomputed import load_embeddings_file, validate_embeddings
 from indexer.sae import save_sae
 from indexer.train import TrainConfig, train_sae
@@ -66,12 +66,15 @@ def run_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     budget = args.time_budget
     if budget is not None and not 0 < budget < math.inf:
-        raise InvalidArgument(f"--time-budget must be > 0 seconds and finite, got {budget}")
+        raise UsageError(f"--time-budget must be > 0 seconds and finite, got {budget}")
     # Building the config first rejects bad k/latents/epochs before the file is even opened.
-    cfg = TrainConfig(
-        k=args.k, latents=args.latents, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        time_budget=budget, seed=args.seed, device=args.device, progress=not args.no_progress,
-    )
+    try:
+        cfg = TrainConfig(
+            k=args.k, latents=args.latents, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+            time_budget=budget, seed=args.seed, device=args.device, progress=not args.no_progress,
+        )
+    except InvalidArgument as exc:
+        raise UsageError(str(exc)) from None
     check_sae_out(args.out)
     x = load_embeddings_file(args.embeddings)
     validate_embeddings(x)

@@ -1,4 +1,5 @@
-"""The `sae-search` command: build, train-sae, serve, rebuild. Expected failures print one line and exit 1."""
+"""The `sae-search` command: build, train-sae, serve, rebuild. Expected failures print one line and exit 1; a
+refused command line or option value exits 2."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import urllib.error
 import urllib.request
 from typing import NoReturn
 
-from indexer.errors import InvalidArgument, SaeSearchError
+from indexer.errors import InvalidArgument, SaeSearchError, UsageError
 from service.logs import LEVELS, configure_logging
 
 log = logging.getLogger("sae-search")
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except SaeSearchError as exc:
         sys.stderr.write(f"sae-search: error: {exc}\n")
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
     except (OSError, MemoryError) as exc:
         sys.stderr.write(f"sae-search: error: {type(exc).__name__}: {exc}\n")
         return 1

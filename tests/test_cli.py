@@ -11,23 +11,29 @@ from tests.conftest import DEMO_CORPUS, ROOT
 
 
 @pytest.mark.parametrize(
-    "args, fragment",
+    "args, fragment, code",
     [
-        (["build", "--corpus", "missing.parquet", "--out", "{tmp}/i"], "missing.parquet"),
-        (["build", "--corpus", "{tmp}/corpus.xml", "--out", "{tmp}/i"], "format"),
-        (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}/i", "--k", "0"], "k must"),
-        (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}/i", "--embeddings", "{tmp}/none.npy"], "none.npy"),
-        (["rebuild", "--url", "http://127.0.0.1:9", "--key", "k"], "cannot reach"),
-        (["rebuild", "--url", "notaurl", "--key", "k"], "unknown url type"),
-        (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}/i", "--seed", "-1"], "seed must"),
-        (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}", "--limit", "20"], "not an index"),
+        (["build", "--corpus", "missing.parquet", "--out", "{tmp}/i"], "missing.parquet", 1),
+        (["build", "--corpus", "{tmp}/corpus.xml", "--out", "{tmp}/i"], "format", 1),
+        (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}/i", "--k", "0"], "k must", 2),
+        (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}/i", "--k", "-5"], "k must be >= 1, got -5", 2),
+        (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}/i", "--embeddings", "{tmp}/none.npy"], "none.npy", 1),
+        (["rebuild", "--url", "http://127.0.0.1:9", "--key", "k"], "cannot reach", 1),
+        (["rebuild", "--url", "notaurl", "--key", "k"], "unknown url type", 1),
+        (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}/i", "--seed", "-1"], "seed must", 2),
+        (["build", "--corpus", str(DEMO_CORPUS), "--out", "{tmp}", "--limit", "20"], "not an index", 1),
+        (["train-sae", "--embeddings", "{tmp}/none.npy", "--out", "{tmp}/s", "--k", "-5"], "k < latents", 2),
+        (["train-sae", "--embeddings", "{tmp}/none.npy", "--out", "{tmp}/s", "--time-budget", "0"], "time-budget", 2),
+        (["train-sae", "--embeddings", "{tmp}/none.npy", "--out", "{tmp}/s"], "none.npy", 1),
     ],
 )
-def test_cli_errors_are_one_line(tmp_path, capsys, args, fragment):
+def test_cli_errors_are_one_line(tmp_path, capsys, args, fragment, code):
+    """A value the command refuses before any work exits 2, as argparse's own usage errors; a failure in the
+    work (a missing file, an unreachable server) exits 1."""
     (tmp_path / "corpus.xml").write_text("<xml/>")
-    code = main([a.format(tmp=tmp_path) for a in args])
+    got = main([a.format(tmp=tmp_path) for a in args])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1
+    assert got == code
     assert err[-1].startswith("sae-search: error:") and fragment in err[-1]
     assert "Traceback" not in "\n".join(err)
     assert not (tmp_path / "i").exists()
@@ -123,21 +129,22 @@ def _no_training(*args, **kwargs):
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "args, message, exit_code",
     [
-        (["--time-budget", "inf"], "time budget must be > 0 seconds and finite, got inf"),
-        (["--time-budget", "nan"], "time budget must be > 0 seconds and finite, got nan"),
-        (["--faiss", ""], "the FAISS index type is empty: give an index_factory string such as SQfp16, Flat or HNSW32"),
-        (["--faiss", "nonsense"], "unknown FAISS index type 'nonsense': could not parse index string nonsense"),
-        (["--embeddings", "{tmp}/text.npy"], "cannot read embeddings file {tmp}/text.npy: it is not a .npy file"),
+        (["--time-budget", "inf"], "time budget must be > 0 seconds and finite, got inf", 2),
+        (["--time-budget", "nan"], "time budget must be > 0 seconds and finite, got nan", 2),
+        (["--faiss", ""], "the FAISS index type is empty: give an index_factory string such as SQfp16, Flat or HNSW32", 2),
+        # Checked once the embeddings give the dimension: after some work, so a failure of the build (exit 1).
+        (["--faiss", "nonsense"], "unknown FAISS index type 'nonsense': could not parse index string nonsense", 1),
+        (["--embeddings", "{tmp}/text.npy"], "cannot read embeddings file {tmp}/text.npy: it is not a .npy file", 1),
     ],
 )
-def test_build_refuses_bad_options_in_one_plain_line_before_training(tmp_path, capsys, monkeypatch, args, message):
+def test_build_refuses_bad_options_in_one_plain_line_before_training(tmp_path, capsys, monkeypatch, args, message, exit_code):
     (tmp_path / "text.npy").write_text("0.1 0.2\n0.3 0.4\n")
     monkeypatch.setattr("indexer.pipeline.train_sae", _no_training)
     argv = ["build", "--corpus", str(DEMO_CORPUS), "--out", str(tmp_path / "i"), "--limit", "20"]
     code = main(argv + [a.format(tmp=tmp_path) for a in args])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and err[-1].startswith(f"sae-search: error: {message.format(tmp=tmp_path)}")
+    assert code == exit_code and err[-1].startswith(f"sae-search: error: {message.format(tmp=tmp_path)}")
     assert not any(word in err[-1] for word in (".cpp", "faiss::", "allow_pickle", "pickled"))
     assert "Traceback" not in "\n".join(err) and not (tmp_path / "i").exists()
