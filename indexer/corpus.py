@@ -157,7 +157,9 @@ def corpus_from_table(table: pa.Table) -> Corpus:
         return [v if v is not None else [] for v in values]
 
     cols = [[str(v) for v in table.column(c).to_pylist()] for c in REQUIRED]
-    return Corpus(*cols, lists("categories"), lists("authors"), np.arange(n, dtype=np.int64))
+    # Indexes built before categories were de-duplicated (a split "cs.LG, cs.AI" item beside "cs.LG") hold repeats.
+    categories = [list(dict.fromkeys(c)) for c in lists("categories")]
+    return Corpus(*cols, categories, lists("authors"), np.arange(n, dtype=np.int64))
 
 
 class _Builder:
@@ -188,7 +190,8 @@ class _Builder:
             cats, authors = _as_list(raw_cats, _CATEGORY_SPLIT.split), _as_list(raw_authors, _split_authors)
             # A list item may itself hold several ("cs.AI, cs.SE"), as a string does.
             cats = [part for c in cats for part in _CATEGORY_SPLIT.split(c) if part]
-            arxiv = [c for c in cats if ARXIV_CATEGORY.fullmatch(c)]
+            # Once each: a split item may repeat one listed beside it, and /categories counts documents.
+            arxiv = list(dict.fromkeys(c for c in cats if ARXIV_CATEGORY.fullmatch(c)))
             self.other_categories += len(cats) - len(arxiv)
             self.kept.append((doc_id, title, abstract, arxiv, authors, src))
         return self.limit is not None and len(self.kept) >= self.limit

@@ -141,6 +141,17 @@ def test_category_strings_are_split(tmp_path, raw, expected):
     assert load_corpus(path)[0].categories == [expected]
 
 
+def test_a_category_listed_twice_is_kept_once(tmp_path):
+    # A row of the shared corpus lists "cs.LG", "cs.AI" and then all of them again in one item.
+    path = tmp_path / "c.jsonl"
+    raw = ["cs.LG", "cs.AI", "cs.LG, cs.IR, cs.AI"]
+    path.write_text(json.dumps({"id": "1", "title": "t", "abstract": "a", "categories": raw}) + "\n")
+    assert load_corpus(path)[0].categories == [["cs.LG", "cs.AI", "cs.IR"]]
+    # An index written before that rule still holds the repeats: they are read once.
+    old = pa.table({"id": ["1"], "title": ["t"], "abstract": ["a"], "categories": [["cs.LG", "cs.AI", "cs.LG"]]})
+    assert corpus_from_table(old).categories == [["cs.LG", "cs.AI"]]
+
+
 def test_class_codes_among_the_categories_are_left_out_and_counted(tmp_path):
     # The shared corpus's lists hold MSC and ACM codes beside arXiv categories.
     path = tmp_path / "c.jsonl"
