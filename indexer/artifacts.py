@@ -30,7 +30,7 @@ from indexer.index import load_faiss, save_faiss
 from indexer.manifest import FORMAT_VERSION, MANIFEST, read_manifest, sha256_file, verify_index
 from indexer.names import FeatureNames
 from indexer.sae import TopKSae, load_sae, save_sae
-from indexer.swap import new_build_dir, recover_swap, remove_dead_builds, swap_into_place
+from indexer.swap import check_name_room, new_build_dir, recover_swap, remove_dead_builds, swap_into_place
 from indexer.tables import read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,7 @@ def check_out(out: str | Path) -> None:
     """Refuse an output path that holds something other than an index: a build replaces `out` whole, and a user's
     folder (or the project root, or the corpus's own folder) must not be swept away with an old index's files."""
     out = Path(out)
+    check_name_room(out)
     # Anything but a directory is refused: a device or a pipe too (`--out /dev/null` moved the device aside).
     if (out.exists() or out.is_symlink()) and not out.is_dir():
         kind = "a file" if out.is_file() else "not a directory"

@@ -71,3 +71,10 @@ class JobConflict(SaeSearchError):
 
 class UnknownJob(SaeSearchError):
     """No job with that id."""
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OSError in words, "PATH: File name too long", rather than its class name and "[Errno 36]"."""
+    if exc.strerror and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    return exc.strerror or str(exc) or type(exc).__name__

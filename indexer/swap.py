@@ -11,7 +11,31 @@ import shutil
 import uuid
 from pathlib import Path
 
+from indexer.errors import InvalidArgument
+
 log = logging.getLogger(__name__)
+
+
+_BUILD_SUFFIX_BYTES = len(".") + len(".tmp-") + 7 + len("-") + 8
+"""Bytes `new_build_dir` adds to `out`'s name: the dot, ".tmp-", a process id (at most 7 digits on Linux) and 8 hex."""
+
+
+def check_name_room(out: Path) -> None:
+    """Refuse an `out` whose build directory's name would pass the file system's limit on a name (255 bytes on
+    most): the build would run every stage and fail only when it writes."""
+    parent = out.parent
+    while not parent.is_dir() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        limit = os.pathconf(parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    room = limit - _BUILD_SUFFIX_BYTES
+    if len(os.fsencode(out.name)) > room:
+        raise InvalidArgument(
+            f"the index directory's name is {len(os.fsencode(out.name))} bytes; give one of at most {room} (a build "
+            f"writes beside it under a name {_BUILD_SUFFIX_BYTES} bytes longer, and this file system allows {limit})"
+        )
 
 
 def new_build_dir(out: Path) -> Path:

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from typing import NoReturn
 
-from indexer.errors import InvalidArgument, SaeSearchError, UsageError
+from indexer.errors import InvalidArgument, SaeSearchError, UsageError, os_error_text
 from service.logs import LEVELS, configure_logging
 
 log = logging.getLogger("sae-search")
@@ -169,8 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     except SaeSearchError as exc:
         sys.stderr.write(f"sae-search: error: {exc}\n")
         return 2 if isinstance(exc, UsageError) else 1
-    except (OSError, MemoryError) as exc:
-        sys.stderr.write(f"sae-search: error: {type(exc).__name__}: {exc}\n")
+    except OSError as exc:
+        sys.stderr.write(f"sae-search: error: {os_error_text(exc)}\n")
+        return 1
+    except MemoryError:
+        sys.stderr.write("sae-search: error: out of memory\n")
         return 1
     except KeyboardInterrupt:
         return 130

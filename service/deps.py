@@ -26,10 +26,11 @@ def require_admin(
     state: Annotated[AppState, Depends(get_state)],
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    key = state.settings.admin_key
-    if key is None or not key.get_secret_value():
+    # HTTP strips the spaces around a header's value, so a key's own could never be sent: a blank key is none.
+    key = state.settings.admin_key.get_secret_value().strip() if state.settings.admin_key else ""
+    if not key:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admin endpoints are disabled: set SAE_SEARCH_ADMIN_KEY to enable them")
-    if creds is None or not hmac.compare_digest(creds.credentials.encode(), key.get_secret_value().encode()):
+    if creds is None or not hmac.compare_digest(creds.credentials.encode(), key.encode()):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "missing or wrong admin key: send 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},

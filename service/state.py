@@ -11,9 +11,10 @@ from pathlib import Path
 from indexer.artifacts import IndexData, load_index, read_manifest
 from indexer.config import BuildConfig
 from indexer.embed import Embedder
-from indexer.errors import IndexNotReady, InvalidArgument
+from indexer.errors import IndexNotReady, InvalidArgument, os_error_text
 from indexer.pipeline import build_index
 from indexer.search import Searcher
+from indexer.swap import remove_dead_builds
 from service.jobs import JobRunner
 from service.settings import Settings
 
@@ -43,12 +44,14 @@ class AppState:
         return s
 
     def load(self) -> None:
-        """Load the index directory, if any; a missing index leaves the service up but not ready."""
+        """Load the index directory, if any; a missing index leaves the service up but not ready. First clear
+        what a build killed while writing left beside it (a rebuild would, but none may come for a long time)."""
         try:
+            remove_dead_builds(self.settings.index_dir.resolve())
             data = load_index(self.settings.index_dir, verify=self.settings.verify_checksums)
-        except IndexNotReady as exc:
-            log.warning("index not loaded: %s", exc)
-            self.load_error = str(exc)
+        except (IndexNotReady, OSError) as exc:  # OSError: a path the file system refuses, a file it cannot read
+            self.load_error = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
+            log.warning("index not loaded: %s", self.load_error)
             return
         self.swap(data)
 
@@ -108,7 +111,10 @@ class AppState:
         )
 
     def start_rebuild(self, corpus: str | None = None, embeddings: str | None = None) -> str:
-        cfg = self.rebuild_config(corpus, embeddings)
+        try:
+            cfg = self.rebuild_config(corpus, embeddings)
+        except OSError as exc:  # a name over the file system's limit, which pathlib raises as ENAMETOOLONG
+            raise InvalidArgument(f"cannot use {os_error_text(exc)}") from None
 
         def run(on_stage: Callable[[str], None]) -> None:
             data = build_index(cfg, embedder=self.embedder, on_stage=on_stage)

@@ -233,6 +233,39 @@ def test_a_rebuild_from_misconfigured_files_is_refused_before_any_job(tmp_path, 
 def test_admin_disabled_without_a_key(demo_index, embedder):
     with TestClient(create_app(Settings(index_dir=demo_index), embedder=embedder)) as c:
         assert c.post("/index/rebuild", headers=AUTH).status_code == 403
+    # No client can send a key of spaces (HTTP strips them), so it disables admin as no key does.
+    with TestClient(create_app(Settings(index_dir=demo_index, admin_key="  "), embedder=embedder)) as c:
+        assert c.post("/index/rebuild", headers={"Authorization": "Bearer   "}).status_code == 403
+    with TestClient(create_app(Settings(index_dir=demo_index, admin_key=f" {KEY} "), embedder=embedder)) as c:
+        assert c.post("/index/rebuild", json={"corpus": "../x"}, headers=AUTH).status_code == 422  # past the key
+
+
+def test_a_name_the_file_system_refuses_is_a_422_or_a_503_never_a_crash(tmp_path, demo_index, embedder):
+    too_long = "a" * 256
+    settings = Settings(index_dir=demo_index, data_dir=tmp_path, corpus=tmp_path / too_long, admin_key=KEY)
+    with TestClient(create_app(settings, embedder=embedder)) as c:
+        for body in ({"corpus": too_long}, {"embeddings": too_long}, None):
+            r = c.post("/index/rebuild", json=body, headers=AUTH)
+            assert r.status_code == 422 and "File name too long" in r.json()["detail"], (body, r.text)
+    with TestClient(create_app(Settings(index_dir=tmp_path / too_long), embedder=embedder)) as c:
+        r = c.get("/health")
+        assert r.status_code == 503 and "File name too long" in r.json()["reason"]
+
+
+def test_startup_clears_what_a_killed_build_left_beside_the_index(tmp_path, demo_index, embedder):
+    import shutil
+    import subprocess
+    import sys
+
+    index = tmp_path / "idx"
+    shutil.copytree(demo_index, index)
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    left = tmp_path / f".idx.tmp-{dead.pid}-1234abcd"  # a server killed in a rebuild's write stage
+    left.mkdir()
+    (left / "codes.parquet").write_text("half written")
+    with TestClient(create_app(Settings(index_dir=index), embedder=embedder)) as c:
+        assert c.get("/health").status_code == 200 and not left.exists()
 
 
 def test_without_an_index_health_and_search_answer_503_saying_why(tmp_path, embedder):

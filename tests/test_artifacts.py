@@ -175,3 +175,11 @@ def test_a_build_clears_what_a_killed_build_left_and_spares_one_still_writing(tm
         (d / "codes.parquet").write_text("half written")
     write_index(tiny_index, tmp_path / "idx", {})
     assert leftovers(tmp_path) == [running.name]
+
+
+def test_an_index_name_is_refused_only_when_its_build_directory_name_would_not_fit(tmp_path, tiny_index):
+    room = os.pathconf(tmp_path, "PC_NAME_MAX") - 22  # new_build_dir adds ".", ".tmp-", 7 pid digits, "-", 8 hex
+    with pytest.raises(InvalidArgument, match=f"give one of at most {room}"):
+        write_index(tiny_index, tmp_path / ("n" * (room + 1)), {})
+    assert list(tmp_path.iterdir()) == []
+    assert load_index(write_index(tiny_index, tmp_path / ("n" * room), {})).corpus.ids == tiny_index.corpus.ids
