@@ -11,7 +11,7 @@ from indexer.artifacts import IndexData
 from indexer.catalog import Catalog
 from indexer.codes import postings_at
 from indexer.edits import MIX_BETA, decode_query, edit_contributions, mix_query, residual_query, rewrite_query
-from indexer.errors import InvalidArgument
+from indexer.errors import InvalidArgument, located
 from indexer.evidence import Evidence, ProbeEvidence, query_orthogonal, read_evidence
 from indexer.filters import FilterIndex, Filters
 from indexer.index import code_error, nearest, search_faiss, set_search_threads
@@ -117,6 +117,10 @@ class Searcher:
         set_search_threads(self.threads)
         z = self.encode(x)
         resolved = self.resolve(terms or [], words_only=method in WORD_METHODS)
+        if method == "rewrite":
+            for i, r in enumerate(resolved):
+                if r.term.weight < 0:
+                    raise located(f"steer.{i}", InvalidArgument("the 'rewrite' method can only boost (a query text cannot say 'less of')"))
         # Weight 0 changes nothing, exactly: such terms are reported but take no part.
         active = [r for r in resolved if r.term.weight != 0]
         delta = code_delta(active, len(z))
@@ -131,7 +135,9 @@ class Searcher:
                 f"no document has the category {c!r} (GET /categories lists them)"
                 for c in self.filters.unknown_categories(filters.categories)
             ]
-            if matched < k:
+            if matched == 0:
+                notes.append("no document passes the filters, so there are no results")
+            elif matched < k:
                 notes.append(f"only {_count(matched, 'document passes', 'documents pass')} the filters, so fewer than "
                              f"k={k} results are returned")
         elif len(self.data.corpus) < k:
@@ -242,8 +248,6 @@ class Searcher:
                 q, norm = mix_query(x, vecs, [r.term.weight for r in active])
                 parts = [(None, f"mix: {r.text}", r.term.weight * MIX_BETA * v) for r, v in zip(active, vecs)]
             else:
-                if any(r.term.weight < 0 for r in active):
-                    raise InvalidArgument("the 'rewrite' method can only boost (a query text cannot say 'less of')")
                 if not query:
                     raise InvalidArgument("the 'rewrite' method needs the query text")
                 # Each term rewrites the query on its own, so its step is linear in its weight alone.

@@ -49,6 +49,10 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
             log.info("service ready index_dir=%s", settings.index_dir)
             yield
             state.jobs.join(timeout=1.0)
+            if (job := state.jobs.active()) is not None:
+                # Its thread dies with the process. The index on disk stays whole, old or new (builds swap by
+                # rename), and the next start clears the half-written build directory.
+                log.warning("rebuild abandoned at shutdown job_id=%s stage=%s; start it again", job.job_id, job.stage)
         finally:
             blas.restore_original_limits()
 

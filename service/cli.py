@@ -78,6 +78,14 @@ def _check_address(host: str, port: int) -> None:
         raise InvalidArgument(f"cannot listen on {host}:{port}: no address of it can be used on this machine")
 
 
+WAIT_RETRIES = 30
+"""Seconds `rebuild` keeps asking a server that stopped answering (one restarting) before it gives up."""
+
+
+class _Unreachable(SaeSearchError):
+    """The server did not answer at all (refused, reset, timed out)."""
+
+
 def _request(url: str, key: str, method: str = "GET", body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
     try:
@@ -91,7 +99,7 @@ def _request(url: str, key: str, method: str = "GET", body: dict | None = None) 
             detail = exc.reason
         raise SaeSearchError(f"{method} {url} answered {exc.code}: {detail}") from None
     except urllib.error.URLError as exc:
-        raise SaeSearchError(f"cannot reach {url}: {exc.reason}") from None
+        raise _Unreachable(f"cannot reach {url}: {exc.reason}") from None
     except ValueError as exc:  # a malformed URL, or an answer that is not JSON (not an sae-search server)
         raise SaeSearchError(f"{method} {url}: {exc}; is --url an sae-search server?") from None
 
@@ -107,8 +115,17 @@ def _rebuild(args: argparse.Namespace) -> int:
     if args.no_wait:
         sys.stdout.write(f"{job}\n")  # the one result, for a script to poll GET /jobs/{id} with, whatever the log level
         return 0
+    misses = 0
     while True:
-        state = _request(f"{base}/jobs/{job}", key)
+        try:
+            state = _request(f"{base}/jobs/{job}", key)
+            misses = 0
+        except _Unreachable:
+            misses += 1
+            if misses > WAIT_RETRIES:
+                raise
+            log.warning("server not answering, asking again job_id=%s tries=%d", job, misses)
+            state = {"state": "unknown"}
         if state["state"] in ("succeeded", "failed"):
             break
         time.sleep(1.0)

@@ -80,7 +80,16 @@ class JobRunner:
             try:
                 return replace(self._jobs[job_id])
             except KeyError:
-                raise UnknownJob(f"no job with id {job_id!r}") from None
+                # Only a prefix is echoed: an id is 12 characters, and a path may be thousands.
+                raise UnknownJob(
+                    f"no job with id {job_id[:40]!r}{'...' if len(job_id) > 40 else ''} (jobs live in the server's "
+                    "memory: a restarted server knows none of the jobs before it)"
+                ) from None
+
+    def active(self) -> Job | None:
+        """A copy of the job still queued or running, if any."""
+        with self._lock:
+            return replace(self._jobs[self._active]) if self._active is not None else None
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the running job (used at shutdown and in tests)."""

@@ -172,9 +172,15 @@ def test_feature_browsing(client):
         assert m is None or (0 < m["recall"] <= 1 and 0 < m["precision"] <= 1)
     assert client.get("/features/99999").status_code == 404
     # An id or a count is written in digits: int's own parsing read "1_0" as 10 and "1.0" or "+1" as 1.
-    for bad in ("/features/1_0", "/features/1.0", "/features/+1", "/features/-1", "/families/1_0", "/families?offset=1.0"):
+    for bad in ("/features/1_0", "/features/1.0", "/features/+1", "/families/1_0", "/families?offset=1.0"):
         r = client.get(bad)
         assert r.status_code == 422 and "digits" in r.json()["detail"], bad
+    for negative in ("/features/-1", "/families/-1", "/features?offset=-1", "/families?offset=-1"):
+        r = client.get(negative)
+        assert r.status_code == 422 and "greater than or equal to 0" in r.json()["detail"], negative
+    # The bounds reach the OpenAPI docs in JSON Schema's words, where clients and Swagger read them.
+    params = {p["name"]: p["schema"] for p in client.get("/openapi.json").json()["paths"]["/features"]["get"]["parameters"]}
+    assert (params["limit"]["minimum"], params["limit"]["maximum"], params["offset"]["minimum"]) == (1, 100, 0)
     assert client.get("/features", params={"q": ""}).status_code == 422
     for blank in ("  ", "\u200b"):
         assert "blank" in client.get("/features", params={"q": blank}).json()["detail"]

@@ -137,7 +137,8 @@ def test_two_families_sharing_a_feature_steer_it_once_either_way(client):
     "body, fragment",
     [
         ({"method": "magic"}, "method"),
-        ({"method": "rewrite", "steer": [{"concept": "dark matter", "weight": -1}]}, "only boost"),
+        ({"method": "rewrite", "steer": [{"concept": "galaxies", "weight": 1}, {"concept": "dark matter", "weight": -1}]},
+         "steer.1: the 'rewrite' method can only boost"),
         ({"steer": [{"concept": "", "weight": 1}]}, "concept"),
         ({"steer": [{"concept": "zzqx vvkw", "weight": 1}]}, "no feature matches"),
         ({"steer": [{"concept": "dark matter", "feature": 1, "weight": 1}]}, "exactly one"),

@@ -79,6 +79,26 @@ def test_rebuild_without_waiting_prints_the_job_id(monkeypatch, capsys):
     assert capsys.readouterr().out == "abc123\n"
 
 
+def test_a_waiting_rebuild_rides_out_a_server_that_stops_answering_for_a_while(monkeypatch, capsys):
+    import service.cli as cli
+
+    answers = iter([{"job_id": "abc123"}, None, None, {"state": "running"}, None, {"state": "succeeded"}])
+
+    def server(url, key, method="GET", body=None):
+        answer = next(answers)
+        if answer is None:  # a restarting server refuses the connection
+            raise cli._Unreachable(f"cannot reach {url}: [Errno 111] Connection refused")
+        return answer
+
+    monkeypatch.setattr(cli, "_request", server)
+    monkeypatch.setattr(cli.time, "sleep", lambda s: None)
+    assert main(["rebuild", "--key", "k"]) == 0
+    monkeypatch.setattr(cli, "WAIT_RETRIES", 1)
+    answers = iter([{"job_id": "abc123"}, None, None])
+    assert main(["rebuild", "--key", "k"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("Connection refused")
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "no-such-host.invalid", "a..b"])
 def test_serve_refuses_an_address_it_cannot_listen_on_before_loading(tmp_path, capsys, host):
     with socket.socket() as taken:

@@ -37,17 +37,23 @@ def test_a_job_reports_its_stages_and_outcome():
 
     assert (run(runner, empty).state, run(runner, empty).error) == ("failed", "no usable rows")
     assert run(runner, bug).error == "internal error: ZeroDivisionError: oops"
-    with pytest.raises(UnknownJob):
+    with pytest.raises(UnknownJob, match="a restarted server knows none"):
         runner.get("nope")
+    with pytest.raises(UnknownJob) as info:
+        runner.get("x" * 20_000)
+    assert len(str(info.value)) < 200  # the id is echoed only in part
 
 
 def test_one_job_at_a_time():
     runner, release = JobRunner(), threading.Event()
+    assert runner.active() is None
     first = runner.submit(lambda on_stage: release.wait(10))
     with pytest.raises(JobConflict, match=first.job_id):
         runner.submit(lambda on_stage: None)
+    assert runner.active().job_id == first.job_id  # what a shutdown would abandon, and logs
     release.set()
     runner.join(10)
+    assert runner.active() is None
     assert run(runner, lambda on_stage: None).state == "succeeded"
 
 

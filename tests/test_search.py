@@ -287,7 +287,8 @@ def test_categories_filter_and_short_result_notice(searcher):
     few = searcher.search(x, 50, filters=narrow)
     assert few.matched == len(few.hits) < 50
     assert few.notes and "fewer than k=50" in few.notes[0]
-    assert searcher.search(x, 10, filters=Filters(categories=["no.such"])).hits == []
+    none = searcher.search(x, 10, filters=Filters(categories=["no.such"]))
+    assert none.hits == [] and "no document passes the filters, so there are no results" in none.notes
 
 
 def test_a_k_larger_than_the_index_is_said():

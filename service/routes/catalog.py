@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from annotated_types import Ge, Le
+from fastapi import APIRouter, Path, Query
 from pydantic import BeforeValidator
 
 from indexer.catalog import family_summary, family_tree, feature_detail, list_families
@@ -16,26 +17,36 @@ router = APIRouter(tags=["features"], responses=responses(503))
 
 
 def _digits(value: object) -> object:
-    # int's own parsing takes "1_0" as 10 and "1.0" or " 1" as 1: an address should mean one thing.
-    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+    # int's own parsing takes "1_0" as 10 and "1.0" or " 1" as 1: an address should mean one thing. A sign is
+    # let through, for the bounds to refuse in their own words.
+    if isinstance(value, str) and not (value.isascii() and value.removeprefix("-").isdigit()):
         raise ValueError("must be a whole number written in digits")
     return value
 
 
-Count = Annotated[int, BeforeValidator(_digits)]
-"""A path or query integer: digits only."""
+def _count(minimum: int, maximum: int | None = None) -> Any:
+    """A path or query integer written in digits, within bounds. The bounds sit inside the digits check so that
+    the OpenAPI schema shows them as `minimum` and `maximum` (outside it, pydantic writes a bare `ge`)."""
+    bounds = (Ge(minimum),) if maximum is None else (Ge(minimum), Le(maximum))
+    return Annotated[Annotated[(int, *bounds)], BeforeValidator(_digits)]
+
+
+Id = _count(0)
 
 
 @router.get("/features", response_model=list[FeatureMatchOut], responses=responses(422))
 def find_features(
     searcher: SearcherDep,
     q: Annotated[str | None, Query(min_length=1, max_length=200, description="Words the feature should stand for.")] = None,
-    limit: Annotated[Count, Query(ge=1, le=100)] = 10,
-    offset: Annotated[Count, Query(ge=0, description="Skip this many of the ordered features (paging).")] = 0,
+    limit: Annotated[_count(1, 100), Query(description="Number of features to return.")] = 10,
+    offset: Annotated[_count(0), Query(description="Skip this many of the ordered features (paging).")] = 0,
     min_trust: Annotated[
         float, Query(ge=0, le=1, allow_inf_nan=False, description="Leave out features whose name is trusted less.")
     ] = 0.0,
-    sort: Annotated[Literal["relevance", "trust", "density"], Query()] = "relevance",
+    sort: Annotated[
+        Literal["relevance", "trust", "density"],
+        Query(description="'relevance': by score (with q), then trust, then density; 'trust' or 'density': by that, then score."),
+    ] = "relevance",
 ) -> list:
     """Features that stand for the text, best first (all features without one). First comes an exact name; then
     features ranked by how well the text's words predict where they fire over the corpus (score 1 + an
@@ -47,7 +58,7 @@ def find_features(
 
 
 @router.get("/features/{feature_id}", response_model=FeatureOut, responses=responses(404, 422))
-def get_feature(feature_id: Count, searcher: SearcherDep) -> object:
+def get_feature(feature_id: Annotated[Id, Path(description="Feature id, from 0.")], searcher: SearcherDep) -> object:
     """One feature: name, description, density, trust, top documents, family, neighbours, co-firing features."""
     return feature_detail(searcher.catalog, feature_id)
 
@@ -55,8 +66,8 @@ def get_feature(feature_id: Count, searcher: SearcherDep) -> object:
 @router.get("/families", response_model=FamilyPage, responses=responses(422))
 def get_families(
     searcher: SearcherDep,
-    offset: Annotated[Count, Query(ge=0)] = 0,
-    limit: Annotated[Count, Query(ge=1, le=500)] = 50,
+    offset: Annotated[_count(0), Query(description="Skip this many families (paging).")] = 0,
+    limit: Annotated[_count(1, 500), Query(description="Number of families to return.")] = 50,
 ) -> FamilyPage:
     """Feature families, largest first, paged."""
     total, page = list_families(searcher.catalog, offset, limit)
@@ -64,7 +75,7 @@ def get_families(
 
 
 @router.get("/families/{family_id}", response_model=FamilyTreeOut, responses=responses(404, 422))
-def get_family(family_id: Count, searcher: SearcherDep) -> FamilyTreeOut:
+def get_family(family_id: Annotated[Id, Path(description="Family id, from 0 (largest first).")], searcher: SearcherDep) -> FamilyTreeOut:
     """One family as a tree of named features."""
     return FamilyTreeOut(
         family=family_summary(searcher.catalog, family_id), tree=family_tree(searcher.catalog, family_id)
