@@ -76,7 +76,9 @@ def verify_index(path: str | Path) -> dict[str, Any]:
     manifest. CorruptIndex (an IndexNotReady) says what is wrong."""
     root = Path(path)
     manifest = read_manifest(root)
-    version = manifest.get("format_version")
+    if "format_version" not in manifest:
+        raise CorruptIndex(f"index at {root} has no format_version in its manifest, expected {FORMAT_VERSION}; rebuild it")
+    version = manifest["format_version"]
     if type(version) is not int or version != FORMAT_VERSION:
         raise CorruptIndex(f"index at {root} has format {json.dumps(version)}, expected {FORMAT_VERSION}; rebuild it")
     if not isinstance(manifest.get("created_at"), str):

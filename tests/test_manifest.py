@@ -49,7 +49,7 @@ def _drop_file(name):
         (lambda m: {**m, "files": {**m["files"], "/etc/hostname": "0"}}, "not a file inside the index"),
         (lambda m: {**m, "format_version": str(FORMAT_VERSION)}, f'has format "{FORMAT_VERSION}", expected'),
         (lambda m: {**m, "created_at": 12345}, "no created_at"),
-        (_drop("format_version"), "has format null, expected"),
+        (_drop("format_version"), "has no format_version in its manifest, expected"),
     ],
 )
 def test_a_manifest_of_the_wrong_shape_is_refused_saying_why(index_dir, edit, message):
