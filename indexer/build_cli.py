@@ -58,7 +58,8 @@ def run_build(args: argparse.Namespace) -> int:
     m = data.manifest
     metrics = m["sae"]["metrics"]
     # Under 1,280 rows no validation slice is held out (train._split): the training NMSE is all there is.
-    nmse = ("sae_val_nmse", metrics["val_nmse"]) if metrics.get("val_nmse") is not None else ("sae_train_nmse", metrics.get("train_nmse"))
+    held_out = metrics.get("val_nmse") is not None
+    nmse = ("sae_val_nmse", metrics["val_nmse"]) if held_out else ("sae_train_nmse", metrics.get("train_nmse"))
     log.info(
         "built path=%s documents=%d features=%d live=%d families=%d %s=%s",
         cfg.out, m["documents"], m["features"]["total"], m["features"]["live"], m["features"]["families"], *nmse,

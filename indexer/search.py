@@ -117,10 +117,10 @@ class Searcher:
         set_search_threads(self.threads)
         z = self.encode(x)
         resolved = self.resolve(terms or [], words_only=method in WORD_METHODS)
-        if method == "rewrite":
-            for i, r in enumerate(resolved):
-                if r.term.weight < 0:
-                    raise located(f"steer.{i}", InvalidArgument("the 'rewrite' method can only boost (a query text cannot say 'less of')"))
+        for i, r in enumerate(resolved):
+            if method == "rewrite" and r.term.weight < 0:
+                no_less = InvalidArgument("the 'rewrite' method can only boost (a query text cannot say 'less of')")
+                raise located(f"steer.{i}", no_less)
         # Weight 0 changes nothing, exactly: such terms are reported but take no part.
         active = [r for r in resolved if r.term.weight != 0]
         delta = code_delta(active, len(z))

@@ -21,6 +21,8 @@ def rebuild(state: StateDep, body: RebuildIn | None = None) -> JobAccepted:
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=responses(404, 422))
-def get_job(job_id: Annotated[str, Path(description="The id POST /index/rebuild answered with.")], state: StateDep) -> JobOut:
+def get_job(
+    job_id: Annotated[str, Path(description="The id POST /index/rebuild answered with.")], state: StateDep
+) -> JobOut:
     """State and stage of a rebuild job."""
     return JobOut.model_validate(vars(state.jobs.get(job_id)))

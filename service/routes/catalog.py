@@ -75,7 +75,9 @@ def get_families(
 
 
 @router.get("/families/{family_id}", response_model=FamilyTreeOut, responses=responses(404, 422))
-def get_family(family_id: Annotated[Id, Path(description="Family id, from 0 (largest first).")], searcher: SearcherDep) -> FamilyTreeOut:
+def get_family(
+    family_id: Annotated[Id, Path(description="Family id, from 0 (largest first).")], searcher: SearcherDep
+) -> FamilyTreeOut:
     """One family as a tree of named features."""
     return FamilyTreeOut(
         family=family_summary(searcher.catalog, family_id), tree=family_tree(searcher.catalog, family_id)
