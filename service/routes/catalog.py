@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from annotated_types import Ge, Le
 from fastapi import APIRouter, Path, Query
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
 from indexer.catalog import family_summary, family_tree, feature_detail, list_families
 from indexer.errors import InvalidArgument
@@ -27,8 +26,7 @@ def _digits(value: object) -> object:
 def _count(minimum: int, maximum: int | None = None) -> Any:
     """A path or query integer written in digits, within bounds. The bounds sit inside the digits check so that
     the OpenAPI schema shows them as `minimum` and `maximum` (outside it, pydantic writes a bare `ge`)."""
-    bounds = (Ge(minimum),) if maximum is None else (Ge(minimum), Le(maximum))
-    return Annotated[Annotated[(int, *bounds)], BeforeValidator(_digits)]
+    return Annotated[Annotated[int, Field(ge=minimum, le=maximum)], BeforeValidator(_digits)]
 
 
 Id = _count(0)
