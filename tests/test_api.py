@@ -340,3 +340,14 @@ def test_openapi_describes_the_error_body_each_route_can_give(client):
     assert search["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
     assert set(paths["/categories"]["get"]["responses"]) == {"200", "503"}
     assert "404" in paths["/features/{feature_id}"]["get"]["responses"]
+
+
+def test_a_rebuild_cut_short_by_a_shutdown_is_logged(demo_index, embedder, caplog):
+    import threading
+
+    release = threading.Event()
+    with TestClient(create_app(Settings(index_dir=demo_index), embedder=embedder)) as c:
+        job = c.app.state.sae.jobs.submit(lambda on_stage: (on_stage("sae"), release.wait(10)))
+    release.set()
+    abandoned = [r.getMessage() for r in caplog.records if "rebuild abandoned at shutdown" in r.getMessage()]
+    assert abandoned == [f"rebuild abandoned at shutdown job_id={job.job_id} stage=sae; start it again"]
