@@ -105,6 +105,8 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
             on_stage(name)
 
     check_out(cfg.out)  # before minutes of work, not after
+    if cfg.embeddings is not None:
+        load_embeddings_file(cfg.embeddings)  # a memory map, so cheap: a bad file is refused before the model loads
     stage("corpus")
     corpus, report = load_corpus(cfg.corpus, limit=cfg.limit)
     corpus_sha = sha256_file(cfg.corpus)

@@ -83,4 +83,7 @@ class FamilyTreeOut(BaseModel):
 
 class CategoryOut(BaseModel):
     category: str
-    documents: int = Field(description="Documents with this category (an abstract can have several).")
+    documents: int = Field(
+        description="Documents that list exactly this category (an abstract can have several). As a filter, an "
+        "archive such as 'astro-ph' also selects its subject classes ('astro-ph.GA', ...), so it can match more.",
+    )

@@ -171,3 +171,14 @@ def test_build_refuses_bad_options_in_one_plain_line_before_training(tmp_path, c
     assert code == exit_code and err[-1].startswith(f"sae-search: error: {message.format(tmp=tmp_path)}")
     assert not any(word in err[-1] for word in (".cpp", "faiss::", "allow_pickle", "pickled", "OSError", "Errno"))
     assert "Traceback" not in "\n".join(err) and not (tmp_path / "i").exists()
+
+
+def test_a_bad_embeddings_file_is_refused_before_the_corpus_and_the_model_load(tmp_path, capsys, monkeypatch):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the build read the corpus before refusing its embeddings file")
+
+    monkeypatch.setattr("indexer.pipeline.load_corpus", no_loading)
+    monkeypatch.setattr("indexer.pipeline.Embedder", no_loading)
+    code = main(["build", "--corpus", str(DEMO_CORPUS), "--out", str(tmp_path / "i"), "--embeddings", str(tmp_path / "none.npy")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1] == f"sae-search: error: embeddings file not found: {tmp_path}/none.npy does not exist or is not a file"
