@@ -113,9 +113,14 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
 
     stage("embeddings")
     embedder = embedder or Embedder(cfg.model, device=cfg.device)
-    check_factory(cfg.faiss_factory, embedder.dim)  # the FAISS stage comes after minutes of SAE training
+    check_factory(cfg.faiss_factory, embedder.dim)  # before the corpus is embedded, which can take minutes
     texts = corpus.texts()
     emb, emb_info = _embeddings(cfg, embedder, corpus, _file_rows(cfg, report))
+
+    # The dense index needs only the embeddings: built now, a type that cannot index these rows (IVF1024 on 300
+    # rows) fails before the SAE trains, not after.
+    stage("faiss")
+    faiss_index = build_faiss(emb, cfg.faiss_factory)
 
     stage("sae")
     latents = cfg.latents_for(len(corpus))
@@ -150,9 +155,6 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
 
     stage("concepts")
     concepts = build_concepts(texts, codes, emb, ConceptConfig(), terms=terms)
-
-    stage("faiss")
-    faiss_index = build_faiss(emb, cfg.faiss_factory)
 
     stage("write")
     timings.pop("write")  # the manifest is part of the write, so it cannot time it

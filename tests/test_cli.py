@@ -157,6 +157,8 @@ def _no_training(*args, **kwargs):
         # Checked once the embeddings give the dimension: after some work, so a failure of the build (exit 1).
         (["--faiss", "nonsense"], "unknown FAISS index type 'nonsense': could not parse index string nonsense", 1),
         (["--embeddings", "{tmp}/text.npy"], "cannot read embeddings file {tmp}/text.npy: it is not a .npy file", 1),
+        # 64 clusters cannot be trained on 20 rows: the dense index is built before the SAE, so that is found first.
+        (["--faiss", "IVF64,Flat"], "FAISS index type 'IVF64,Flat' cannot index these 20 rows: ", 1),
         # The build writes beside OUT under a name 22 bytes longer, which the file system would refuse at the end.
         (["--out", "{tmp}/" + "b" * 250], "the index directory's name is 250 bytes; give one of at most 233", 1),
         (["--embeddings", "{tmp}/" + "e" * 256], "{tmp}/" + "e" * 256 + ": File name too long", 1),
