@@ -92,17 +92,22 @@ class FilterIndex:
         except (InvalidArgument, UnknownFeature) as exc:
             raise located(where, exc) from None
 
+    def _key(self, t: Target) -> tuple[str, int]:
+        if t.family is not None:
+            return "family", self.catalog.family_id(t.family)
+        return "feature", self.catalog.feature_id(t.feature)
+
+    def _features(self, key: tuple[str, int]) -> set[int]:
+        return set(self.catalog.family_members(key[1]).tolist()) if key[0] == "family" else {key[1]}
+
+    def excluded_features(self, filters: Filters) -> set[int]:
+        """Every feature that `exclude` names, itself or as a member of a family it names."""
+        return set().union(*(self._features(self._key(t)) for t in filters.exclude))
+
     def conflicts(self, filters: Filters) -> list[str]:
         """Notes for each required feature or family whose every feature is excluded, itself or as a member of
         an excluded family (no document can pass), and for a threshold with nothing to apply to."""
-        def key(t: Target) -> tuple[str, int]:
-            if t.family is not None:
-                return "family", self.catalog.family_id(t.family)
-            return "feature", self.catalog.feature_id(t.feature)
-
-        def features(k: tuple[str, int]) -> set[int]:
-            return set(self.catalog.family_members(k[1]).tolist()) if k[0] == "family" else {k[1]}
-
+        key, features = self._key, self._features
         excluded = {k: features(k) for k in map(key, filters.exclude)}
         out = set().union(*excluded.values())
         notes = []

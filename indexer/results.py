@@ -46,3 +46,13 @@ class SearchOutcome:
     matched: int | None = None
     """Documents passing the filters (None without filters)."""
     notes: list[str] = field(default_factory=list)
+
+
+def rounded_contributions(parts: list[tuple[int | None, str, float]], score: float, plain: float) -> list[Contribution]:
+    """(id, name, value) parts to 6 decimals that add up to the rounded score less the rounded plain score: each
+    rounded alone, they missed it by a few millionths, so the largest takes up the difference."""
+    units = [round(value * 1e6) for _, _, value in parts]
+    if units:
+        units[max(range(len(parts)), key=lambda i: abs(parts[i][2]))] += round(score * 1e6) - round(plain * 1e6) - sum(units)
+    # A sliver that rounds to 0 added nothing.
+    return [Contribution(fid, name, u / 1e6) for (fid, name, _), u in zip(parts, units) if u != 0]

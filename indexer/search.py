@@ -15,7 +15,7 @@ from indexer.errors import InvalidArgument, located
 from indexer.evidence import Evidence, ProbeEvidence, query_orthogonal, read_evidence
 from indexer.filters import FilterIndex, Filters
 from indexer.index import code_error, nearest, search_faiss, set_search_threads
-from indexer.results import Contribution, FeatureActivation, Hit, SearchOutcome
+from indexer.results import FeatureActivation, Hit, SearchOutcome, rounded_contributions
 from indexer.steer import (
     DEFAULT_METHOD,
     MAX_WEIGHT,
@@ -130,6 +130,13 @@ class Searcher:
             matched = int(mask.sum())
         if filters is not None:
             notes += self.filters.conflicts(filters)
+        if filters is not None and filters.exclude:
+            out = self.filters.excluded_features(filters)
+            notes += [
+                f"steer.{i} boosts only features that exclude names, so it can lift only documents where they "
+                "do not fire" for i, r in enumerate(resolved)
+                if r.term.weight > 0 and r.features and {f.id for f in r.features} <= out
+            ]
         if mask is not None:
             notes += [
                 f"no document has the category {c!r} (GET /categories lists them)"
@@ -283,18 +290,8 @@ class Searcher:
             row=row, id=corpus.ids[row], title=corpus.titles[row], score=round(score, 6), plain_score=round(plain, 6),
             categories=list(corpus.categories[row]),
             features=[FeatureActivation(f, names[f], round(a, 5)) for _, f, a in shared],
-            contributions=[Contribution(*c) for c in _rounded(largest_contributions(contrib), score, plain)],
+            contributions=rounded_contributions(largest_contributions(contrib), score, plain),
         )
-
-
-def _rounded(parts: list[tuple], score: float, plain: float) -> list[tuple]:
-    """Contributions to 6 decimals that add up to the rounded score less the rounded plain score: each rounded
-    alone, they missed it by a few millionths, so the largest takes up the difference."""
-    units = [round(value * 1e6) for _, _, value in parts]
-    if units:
-        units[max(range(len(parts)), key=lambda i: abs(parts[i][2]))] += round(score * 1e6) - round(plain * 1e6) - sum(units)
-    # A sliver that rounds to 0 added nothing.
-    return [(fid, name, u / 1e6) for (fid, name, _), u in zip(parts, units) if u != 0]
 
 
 def _count(n: int, one: str, many: str) -> str:

@@ -266,6 +266,16 @@ def test_exclude_never_returns_a_document_where_the_feature_fires(searcher, feat
     assert out.hits and not any(fires(searcher.data, h.row, feature, threshold) for h in out.hits)
 
 
+def test_boosting_only_what_exclude_names_is_said(searcher):
+    x = query_vec(searcher, 30)
+    note = "steer.1 boosts only features that exclude names, so it can lift only documents where they do not fire"
+    family = Filters(exclude=[Target(family="family four")])  # features 4, 5 and 6
+    assert searcher.search(x, 10, [SteerTerm(1.0, 2), SteerTerm(1.0, 5)], filters=family).notes == [note]
+    # Suppressing what is excluded anyway, or boosting a feature outside it, is no contradiction.
+    assert searcher.search(x, 10, [SteerTerm(1.0, 2), SteerTerm(-1.0, 5)], filters=family).notes == []
+    assert searcher.search(x, 10, [SteerTerm(1.0, 2)], filters=Filters(exclude=[Target(feature=5)])).notes == []
+
+
 def test_require_keeps_only_documents_where_the_feature_fires(searcher):
     x = query_vec(searcher, 30)
     out = searcher.search(x, 10, filters=Filters(require=[Target(feature=2)]))
