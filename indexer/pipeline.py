@@ -61,13 +61,14 @@ def _file_rows(cfg: BuildConfig, report: CorpusReport) -> int | None:
 
 
 def _embeddings(
-    cfg: BuildConfig, embedder: Embedder, corpus: Corpus, file_rows: int | None
+    cfg: BuildConfig, embedder: Embedder, corpus: Corpus, raw: np.ndarray | None, file_rows: int | None
 ) -> tuple[np.ndarray, dict]:
+    """The corpus's (n, d) float32 unit embeddings: computed, or taken from `raw`, the memory-mapped
+    `cfg.embeddings` file (rows of the corpus file), once its rows are checked against the file and the model."""
     texts, source_rows = corpus.texts(), corpus.source_rows
-    if cfg.embeddings is None:
+    if raw is None:
         emb = embedder.embed(texts, progress=True)
         return emb, {"source": "computed"}
-    raw = load_embeddings_file(cfg.embeddings)
     if raw.ndim != 2:
         raise InvalidArgument(f"{cfg.embeddings}: embeddings must be 2-D (rows, dim), got shape {raw.shape}")
     if file_rows is not None and len(raw) != file_rows:
@@ -105,8 +106,8 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
             on_stage(name)
 
     check_out(cfg.out)  # before minutes of work, not after
-    if cfg.embeddings is not None:
-        load_embeddings_file(cfg.embeddings)  # a memory map, so cheap: a bad file is refused before the model loads
+    # A memory map, so cheap: a bad file is refused before the corpus and the model load.
+    raw = load_embeddings_file(cfg.embeddings) if cfg.embeddings is not None else None
     stage("corpus")
     corpus, report = load_corpus(cfg.corpus, limit=cfg.limit)
     corpus_sha = sha256_file(cfg.corpus)
@@ -115,7 +116,7 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
     embedder = embedder or Embedder(cfg.model, device=cfg.device)
     check_factory(cfg.faiss_factory, embedder.dim)  # before the corpus is embedded, which can take minutes
     texts = corpus.texts()
-    emb, emb_info = _embeddings(cfg, embedder, corpus, _file_rows(cfg, report))
+    emb, emb_info = _embeddings(cfg, embedder, corpus, raw, _file_rows(cfg, report))
 
     # The dense index needs only the embeddings: built now, a type that cannot index these rows (IVF1024 on 300
     # rows) fails before the SAE trains, not after.
