@@ -16,8 +16,17 @@ from indexer.errors import InvalidArgument
 log = logging.getLogger(__name__)
 
 
-_BUILD_SUFFIX_BYTES = len(".") + len(".tmp-") + 7 + len("-") + 8
-"""Bytes `new_build_dir` adds to `out`'s name: the dot, ".tmp-", a process id (at most 7 digits on Linux) and 8 hex."""
+def _build_prefix(name: str) -> str:
+    return f".{name}.tmp-"
+
+
+def _build_dir_name(name: str, pid: int, tag: str) -> str:
+    """The build directory beside an index named `name`: its writer's process id lets a later build tell a dead one."""
+    return f"{_build_prefix(name)}{pid}-{tag}"
+
+
+_BUILD_SUFFIX_BYTES = len(_build_dir_name("", 4_194_304, "0" * 8))
+"""Bytes `new_build_dir` adds to `out`'s name, with the longest process id Linux gives (pid_max 2**22)."""
 
 
 def check_name_room(out: Path) -> None:
@@ -41,7 +50,7 @@ def check_name_room(out: Path) -> None:
 def new_build_dir(out: Path) -> Path:
     """A fresh directory beside `out` to write a build into, named with this process's id so that
     `remove_dead_builds` can tell one whose writer was killed."""
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = out.parent / _build_dir_name(out.name, os.getpid(), uuid.uuid4().hex[:8])
     tmp.mkdir()
     return tmp
 
@@ -49,8 +58,9 @@ def new_build_dir(out: Path) -> Path:
 def remove_dead_builds(out: Path) -> None:
     """Delete the build directories beside `out` whose process is gone: a build killed while writing (SIGKILL,
     a lost machine) cannot clean up after itself, and each left hundreds of megabytes behind for good."""
-    for tmp in out.parent.glob(f".{out.name}.tmp-*"):
-        pid = tmp.name.removeprefix(f".{out.name}.tmp-").split("-")[0]
+    prefix = _build_prefix(out.name)
+    for tmp in out.parent.glob(f"{prefix}*"):
+        pid = tmp.name.removeprefix(prefix).split("-")[0]
         if pid.isdigit() and tmp.is_dir() and not _alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
             log.warning("removed a killed build's leftovers path=%s", tmp)
