@@ -34,7 +34,7 @@ def faiss_reason(exc: RuntimeError) -> str:
 
 def check_factory(factory: str, d: int | None = None) -> None:
     """Refuse an empty FAISS index type and, given the row dimension d, one FAISS cannot make for it. A build
-    makes its index last, after minutes of SAE training, so it checks the type as soon as it knows d."""
+    checks the type as soon as the model gives d, before it embeds the corpus (minutes without precomputed rows)."""
     if not factory.strip():
         raise InvalidArgument(
             "the FAISS index type is empty: give an index_factory string such as SQfp16, Flat or HNSW32"
