@@ -145,6 +145,16 @@ def make_tiny_index(n_docs: int = 240, d: int = 16, n_features: int = 24, k: int
     )
 
 
+def dead_pid() -> int:
+    """The id of a process that has ended: what a build killed mid-write leaves in its directory's name."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    return proc.pid
+
+
 def fires(data, row, feature, threshold=0.0):
     """Whether `feature` fires on document `row` above threshold x its p90, read from the row's top-k code."""
     acts = data.codes.values[row][data.codes.indices[row] == feature]

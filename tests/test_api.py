@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from indexer.wordforms import inflection_key
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import DEMO_CORPUS, DEMO_EMBEDDINGS, ROOT
+from tests.conftest import DEMO_CORPUS, DEMO_EMBEDDINGS, ROOT, dead_pid
 
 pytestmark = pytest.mark.slow
 KEY = "test-admin-key"
@@ -260,14 +260,10 @@ def test_a_name_the_file_system_refuses_is_a_422_or_a_503_never_a_crash(tmp_path
 
 def test_startup_clears_what_a_killed_build_left_beside_the_index(tmp_path, demo_index, embedder):
     import shutil
-    import subprocess
-    import sys
 
     index = tmp_path / "idx"
     shutil.copytree(demo_index, index)
-    dead = subprocess.Popen([sys.executable, "-c", ""])
-    dead.wait()
-    left = tmp_path / f".idx.tmp-{dead.pid}-1234abcd"  # a server killed in a rebuild's write stage
+    left = tmp_path / f".idx.tmp-{dead_pid()}-1234abcd"  # a server killed in a rebuild's write stage
     left.mkdir()
     (left / "codes.parquet").write_text("half written")
     with TestClient(create_app(Settings(index_dir=index), embedder=embedder)) as c:

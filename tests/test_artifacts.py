@@ -10,6 +10,7 @@ import indexer.swap as swap
 from indexer.artifacts import CONCEPT_ARRAYS, MANIFEST, concepts_from_table, concepts_table, load_index, write_index
 from indexer.concepts import build_concepts
 from indexer.errors import CorruptIndex, IndexNotReady, InvalidArgument
+from tests.conftest import dead_pid
 
 
 def leftovers(parent):
@@ -115,17 +116,8 @@ def test_an_interrupt_just_after_the_new_index_moved_in_keeps_it(tmp_path, tiny_
         write_index(tiny_index, out, {"marker": "new"})
     monkeypatch.setattr(swap.os, "rename", real_rename)
     # The note stays for the next load, which finds this process... alive; once it is gone the old folder goes.
-    (tmp_path / ".idx.swap").write_text(f"{_dead_pid()} {(tmp_path / '.idx.swap').read_text().split()[1]}")
+    (tmp_path / ".idx.swap").write_text(f"{dead_pid()} {(tmp_path / '.idx.swap').read_text().split()[1]}")
     assert load_index(out).manifest["marker"] == "new" and leftovers(tmp_path) == []
-
-
-def _dead_pid() -> int:
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen([sys.executable, "-c", ""])
-    proc.wait()
-    return proc.pid
 
 
 def test_an_index_set_aside_by_a_killed_build_is_restored_on_load(tmp_path, tiny_index):
@@ -133,7 +125,7 @@ def test_an_index_set_aside_by_a_killed_build_is_restored_on_load(tmp_path, tiny
     # A half-deleted folder from an earlier swap lies beside the one the killed build set aside.
     (tmp_path / ".idx.old-00000000").mkdir()
     out.rename(tmp_path / ".idx.old-1234abcd")  # the state a kill between the swap's two renames leaves
-    (tmp_path / ".idx.swap").write_text(f"{_dead_pid()} .idx.old-1234abcd")
+    (tmp_path / ".idx.swap").write_text(f"{dead_pid()} .idx.old-1234abcd")
     assert load_index(out).manifest["marker"] == "old"
     assert leftovers(tmp_path) == [".idx.old-00000000"]
 
@@ -150,7 +142,7 @@ def test_a_swap_still_running_is_not_undone(tmp_path, tiny_index):
 def test_a_build_killed_after_its_swap_has_its_old_index_cleared_on_load(tmp_path, tiny_index):
     out = write_index(tiny_index, tmp_path / "idx", {"marker": "new"})
     (tmp_path / ".idx.old-1234abcd").mkdir()
-    (tmp_path / ".idx.swap").write_text(f"{_dead_pid()} .idx.old-1234abcd")
+    (tmp_path / ".idx.swap").write_text(f"{dead_pid()} .idx.old-1234abcd")
     assert load_index(out).manifest["marker"] == "new" and leftovers(tmp_path) == []
 
 
@@ -168,7 +160,7 @@ def test_concepts_round_trip_through_a_table(tiny_index):
 
 
 def test_a_build_clears_what_a_killed_build_left_and_spares_one_still_writing(tmp_path, tiny_index):
-    dead = tmp_path / f".idx.tmp-{_dead_pid()}-1234abcd"  # SIGKILL while writing: nothing could clean it up
+    dead = tmp_path / f".idx.tmp-{dead_pid()}-1234abcd"  # SIGKILL while writing: nothing could clean it up
     running = tmp_path / f".idx.tmp-{os.getpid()}-1234abcd"
     for d in (dead, running):
         d.mkdir()
