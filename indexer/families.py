@@ -282,15 +282,8 @@ def build_families(
     # Membership as a child wins over heading a family, as the API promises.
     for fam, (_, k) in enumerate(big):
         feature_family[k] = fam
-    log.info(
-        "families: %d (of %d candidate parents), co-occurrence %.1fs (nnz %d), neighbours %.1fs, forest %.1fs",
-        len(big),
-        len(heads),
-        t_cooc - start,
-        cooc.nnz,
-        t_nb - t_cooc,
-        time.perf_counter() - t_nb,
-    )
+    log.info("families: %d (of %d candidate parents), co-occurrence %.1fs (nnz %d), neighbours %.1fs, forest %.1fs",
+             len(big), len(heads), t_cooc - start, cooc.nnz, t_nb - t_cooc, time.perf_counter() - t_nb)
     return Families(
         parent=np.array([h for h, _ in big], dtype=np.int32),
         children=[k for _, k in big],

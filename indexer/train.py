@@ -11,7 +11,6 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -23,7 +22,7 @@ from indexer.errors import InvalidArgument, TrainingDiverged
 from indexer.precomputed import validate_embeddings
 from indexer.sae import TopKSae
 from indexer.sparse_sae import TrainableSae
-from indexer.train_pace import Clock, ThreadTuner
+from indexer.train_pace import Clock, ThreadTuner, bf16_is_fast
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +131,6 @@ def _split(m: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def _bf16_is_fast(device: torch.device) -> bool:
-    """bfloat16 matmuls pay off on CUDA and on CPUs with native bf16 dot products; elsewhere they are emulated."""
-    if device.type == "cuda":
-        return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def _prepare(
     x: np.ndarray, cfg: TrainConfig, dev: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
@@ -185,7 +173,7 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
     validate_embeddings(x)
     dev = torch.device(resolve_device(cfg.device))
     data, val, mu, var = _prepare(x, cfg, dev)
-    use_bf16 = _bf16_is_fast(dev) if cfg.bf16_select is None else cfg.bf16_select
+    use_bf16 = bf16_is_fast(dev) if cfg.bf16_select is None else cfg.bf16_select
     data_lp = data.bfloat16() if use_bf16 else None
     m, d = data.shape
     batch = max(1, min(cfg.batch_size, max(16, m // cfg.min_steps_per_epoch), m))

@@ -1,5 +1,6 @@
-"""Pacing a training run on a shared machine: how many CPU threads each step uses (`ThreadTuner`) and whether
-one more step fits the wall-clock budget (`Clock`). Used by indexer/train.py."""
+"""Pacing a training run on a shared machine: how many CPU threads each step uses (`ThreadTuner`), whether
+one more step fits the wall-clock budget (`Clock`) and whether bfloat16 matmuls are fast here (`bf16_is_fast`).
+Used by indexer/train.py."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections import deque
 
 import numpy as np
 import torch
+
+from indexer.query_encoder import native_bf16
 
 
 class ThreadTuner:
@@ -82,3 +85,8 @@ class Clock:
     def record_eval(self, seconds: float) -> None:
         if self.deadline is not None:
             self.reserve = max(self.reserve, 1.5 * seconds + 0.1)
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """bfloat16 matmuls pay off on CUDA and on CPUs with native bf16 dot products; elsewhere they are emulated."""
+    return device.type == "cuda" or native_bf16()
