@@ -73,12 +73,13 @@ def build_faiss(emb: np.ndarray, factory: str = DEFAULT_FACTORY) -> faiss.Index:
     return index
 
 
-def search_faiss(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k by inner product. queries (q, d) float32 -> scores (q, k') float32, rows (q, k') int64, best first,
-    with k' = min(k, index.ntotal) so no -1 padding reaches callers."""
-    k = min(k, index.ntotal)
-    scores, rows = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-    return scores, rows
+def search_faiss(index: faiss.Index, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k by inner product for one query q (d,) float32: scores (k',) float32 and rows (k',) int64, best first.
+    k' <= min(k, index.ntotal): an index that does not scan every row (IVF probes a few lists) may fill fewer
+    slots, and FAISS's -1 padding for the empty ones is dropped here so that no caller reads it as a row."""
+    scores, rows = index.search(np.ascontiguousarray(q[None, :], dtype=np.float32), min(k, index.ntotal))
+    found = int((rows[0] >= 0).sum())
+    return scores[0, :found], rows[0, :found].astype(np.int64)
 
 
 def code_error(index: faiss.Index, emb: np.ndarray) -> float | None:
@@ -103,7 +104,8 @@ def nearest(
     index: faiss.Index, emb: np.ndarray, q: np.ndarray, k: int, error: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k rows of emb (n, d) float32 by inner product with q (d,) float32 (unit norm), best first, with
-    exact float32 scores: scores (k',) float32, rows (k',) int64, k' = min(k, n). The index (holding emb's
+    exact float32 scores: scores (k',) float32, rows (k',) int64, k' = min(k, n) (fewer only where an IVF
+    index's probed lists hold fewer rows). The index (holding emb's
     rows, maybe lossily) proposes a few more than k; with its `code_error` bound the answer is exact: a row it
     did not return scores at most the lowest score it did, plus the error, so once the k-th exact score clears
     that the top k is proven and otherwise the search widens. With error None (HNSW, IVF) the proposals are
@@ -113,8 +115,7 @@ def nearest(
     want = min(n, k + max(16, k // 16))
     bound = None if error is None else error * float(np.linalg.norm(q)) + _TIE
     while True:
-        approx, rows = search_faiss(index, q[None, :], want)
-        approx, rows = approx[0], rows[0].astype(np.int64)
+        approx, rows = search_faiss(index, q, want)
         exact = np.take(emb, rows, axis=0) @ q
         order = np.argsort(-exact, kind="stable")[:k]
         if bound is None or want >= n or exact[order[-1]] >= approx[-1] + bound:

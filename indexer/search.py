@@ -18,11 +18,9 @@ from indexer.index import code_error, nearest, search_faiss, set_search_threads
 from indexer.results import FeatureActivation, Hit, SearchOutcome, rounded_contributions
 from indexer.steer import (
     DEFAULT_METHOD,
-    MAX_WEIGHT,
     METHODS,
     POOL,
     POSTINGS,
-    STEER_SCALE,
     SUPPRESS_POOL,
     WORD_METHODS,
     Embed,
@@ -35,8 +33,6 @@ from indexer.steer import (
     resolve_terms,
 )
 from indexer.terms import sorted_unique
-
-__all__ = ["MAX_WEIGHT", "STEER_SCALE", "Searcher", "SteerTerm"]
 
 MAX_K = 100
 EXACT_LIMIT = 20_000
@@ -68,10 +64,6 @@ class Searcher:
         z[top] = pre[top]
         return z
 
-    def resolve(self, terms: list[SteerTerm], words_only: bool = False) -> list[ResolvedSteer]:
-        """Steer terms -> features and code edits (indexer/steer.py)."""
-        return resolve_terms(self.catalog, terms, words_only)
-
     def candidates(self, q: np.ndarray, n: int, mask: np.ndarray | None, exact: bool = True) -> np.ndarray:
         """int64 rows of up to n documents nearest to q (d,) among those `mask` allows (all when None). With
         exact False and no mask the index's own scores pick them (float16 rows by default, so a document at
@@ -81,7 +73,7 @@ class Searcher:
         if mask is None:
             if exact:
                 return self._nearest(q, n)[1]
-            return search_faiss(self.data.faiss_index, q[None, :], n)[1][0].astype(np.int64)
+            return search_faiss(self.data.faiss_index, q, n)[1]
         allowed = int(mask.sum())
         if allowed <= EXACT_LIMIT:
             ids = np.flatnonzero(mask)
@@ -107,8 +99,8 @@ class Searcher:
         filters: Filters | None = None, query: str | None = None, embed: Embed | None = None,
     ) -> SearchOutcome:
         """Top-k documents for query vector x (d,) float32 (unit norm), steered by `terms` with `method` and
-        restricted by `filters`. `query` (the text) and `embed` (text -> unit vector) are needed by the
-        "mix" and "rewrite" methods only."""
+        restricted by `filters`. `embed` (text -> unit vector) is needed by the "mix" and "rewrite" methods, and
+        `query` (the text) by "rewrite"."""
         if not 1 <= k <= MAX_K:
             raise InvalidArgument(f"k must be between 1 and {MAX_K}, got {k}")
         if method not in METHODS:
@@ -116,7 +108,7 @@ class Searcher:
         x = np.asarray(x, dtype=np.float32)
         set_search_threads(self.threads)
         z = self.encode(x)
-        resolved = self.resolve(terms or [], words_only=method in WORD_METHODS)
+        resolved = resolve_terms(self.catalog, terms or [], words_only=method in WORD_METHODS)
         for i, r in enumerate(resolved):
             if method == "rewrite" and r.term.weight < 0:
                 no_less = InvalidArgument("the 'rewrite' method can only boost (a query text cannot say 'less of')")
@@ -157,6 +149,9 @@ class Searcher:
             hits = self._concept(x, k, mask, active)
         else:
             hits = self._edited(x, z, k, mask, active, delta, method, query, embed)
+        if len(hits) < min(k, len(self.data.corpus) if matched is None else matched):
+            notes.append(f"the dense index found only {len(hits)} documents near the query (an index type such as IVF "
+                         f"searches part of the rows), so fewer than k={k} results are returned")
         z_steered = np.maximum(z + delta, 0.0)
         n_steered = int(np.count_nonzero(z_steered > 0))
         if n_steered > MAX_STEERED_LISTED:

@@ -6,8 +6,9 @@ from hypothesis import strategies as st
 from indexer.errors import InvalidArgument, UnknownFamily, UnknownFeature
 from indexer.evidence import FIRE_CAP, FIRE_EVIDENCE, MIN_BACKGROUND, WORD_EVIDENCE
 from indexer.filters import Filters, Target
-from indexer.search import STEER_SCALE, Searcher, SteerTerm
-from indexer.steer import METHODS
+from indexer.index import build_faiss
+from indexer.search import Searcher
+from indexer.steer import METHODS, STEER_SCALE, SteerTerm
 from tests.conftest import fires, make_tiny_index
 
 
@@ -308,6 +309,17 @@ def test_a_k_larger_than_the_index_is_said():
     assert len(out.hits) == 60
     assert out.notes == ["the index holds only 60 documents, so fewer than k=100 results are returned"]
     assert small.search(x, 60).notes == []
+
+
+def test_an_ivf_index_returns_distinct_documents_and_says_when_it_finds_fewer_than_k():
+    data = make_tiny_index()
+    data.faiss_index = build_faiss(data.embeddings, "IVF8,Flat")  # nprobe 1: one list of 8 is searched
+    ivf = Searcher(data)
+    x = data.embeddings[5]
+    for out in (ivf.search(x, 100), ivf.search(x, 100, [SteerTerm(-1.0, feature=ivf.search(x, 1).query_features[0].id)])):
+        rows = [h.row for h in out.hits]
+        assert 0 < len(rows) < 100 and min(rows) >= 0 and len(set(rows)) == len(rows)
+        assert any(n.startswith(f"the dense index found only {len(rows)} documents") for n in out.notes)
 
 
 def test_mix_and_rewrite_need_an_embedder(searcher):
