@@ -32,6 +32,11 @@ def _words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in _FUNCTION_WORDS]
 
 
+def _is_id(text: str) -> bool:
+    """An id is ASCII digits: str.isdigit passes "²", which int() refuses, and int() reads the Arabic-Indic "٣" as 3."""
+    return text.isascii() and text.isdigit()
+
+
 @dataclass(frozen=True)
 class Ref:
     """A feature or family as the API shows it in lists."""
@@ -60,7 +65,7 @@ class Catalog:
     def __init__(self, data: IndexData) -> None:
         self.data = data
         if data.concepts is None:
-            # Indexes written before concepts were stored (format 1), and indexes made in memory.
+            # Only indexes made in memory (tests): every build writes its concepts.
             log.warning("index has no concepts; computing them now (about a minute for 100k documents)")
             data.concepts = build_concepts(data.corpus.texts(), data.codes, data.embeddings)
         self.concepts: Concepts = data.concepts
@@ -88,7 +93,7 @@ class Catalog:
             hit = self._by_name.get(ref.strip().lower())
             if hit is not None:
                 return hit
-            if ref.strip().isdigit():
+            if _is_id(ref.strip()):
                 ref = int(ref.strip())
             else:
                 close = difflib.get_close_matches(ref.lower(), list(self._by_name), n=5, cutoff=0.5)
@@ -106,7 +111,7 @@ class Catalog:
             hit = self._family_by_name.get(ref.strip().lower())
             if hit is not None:
                 return hit
-            if not ref.strip().isdigit():
+            if not _is_id(ref.strip()):
                 close = difflib.get_close_matches(ref.lower(), list(self._family_by_name), n=5, cutoff=0.5)
                 hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
                 raise UnknownFamily(f"no family named {ref!r}{hint}", suggestions=close)
@@ -161,13 +166,8 @@ class Catalog:
         # Descending by the sort's keys, the last one first; equal keys keep ascending ids (lexsort is stable).
         keys = {"relevance": (density, trust, rel), "trust": (rel, trust), "density": (rel, density)}[sort]
         top = ids[np.lexsort(tuple(-k for k in keys))[offset : offset + limit]]
-        return [
-            FeatureMatch(
-                int(i), names.names[i], float(stats.density[i]), float(names.trust[i]), names.status[i],
-                round(float(score[i]), 4), by_word.get(int(i)),
-            )
-            for i in top
-        ]
+        return [FeatureMatch(int(i), names.names[i], float(stats.density[i]), float(names.trust[i]), names.status[i],
+                             round(float(score[i]), 4), by_word.get(int(i))) for i in top]
 
 
 _NO_POSTINGS = (np.empty(0, dtype=np.int64), np.empty(0))
@@ -185,9 +185,7 @@ def _lexical_index(names: list[str], terms: list[list[str]]) -> dict[str, tuple[
         for rank, term in enumerate(feature_terms):
             for w in set(_words(term)):
                 postings.setdefault(w, []).append((i, 1.0 / (1.0 + 0.3 * rank)))
-    return {
-        w: (np.array([f for f, _ in p], dtype=np.int64), np.array([v for _, v in p])) for w, p in postings.items()
-    }
+    return {w: (np.array([f for f, _ in p], dtype=np.int64), np.array([v for _, v in p])) for w, p in postings.items()}
 
 
 @dataclass(frozen=True)
@@ -265,7 +263,7 @@ def feature_detail(catalog: Catalog, ref: int | str, top: int = 10) -> FeatureDe
 def list_families(catalog: Catalog, offset: int = 0, limit: int = 50) -> tuple[int, list[FamilySummary]]:
     """Families, largest first (ties by id): (total count, one page)."""
     fam = catalog.data.families
-    sizes = np.array([1 + len(c) for c in fam.children], dtype=np.int64)
+    sizes = fam.sizes()
     order = np.lexsort((np.arange(len(sizes)), -sizes))
     page = [family_summary(catalog, int(i)) for i in order[offset : offset + limit]]
     return len(sizes), page

@@ -20,6 +20,14 @@ def test_feature_references(catalog):
         catalog.feature_id("topic7 wordz")
 
 
+@pytest.mark.parametrize("ref", ["\u00b2", "\u0663", "\uff13"])  # superscript two, Arabic-Indic and full-width three
+def test_only_ascii_digits_are_an_id(catalog, ref):
+    with pytest.raises(UnknownFeature, match="no feature named"):
+        catalog.feature_id(ref)
+    with pytest.raises(UnknownFamily, match="no family named"):
+        catalog.family_id(ref)
+
+
 def test_a_name_two_features_share_asks_for_an_id(tiny_index):
     import dataclasses
 
