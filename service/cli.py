@@ -79,7 +79,10 @@ def _check_address(host: str, port: int) -> None:
 
 
 WAIT_RETRIES = 30
-"""Seconds `rebuild` keeps asking a server that stopped answering (one restarting) before it gives up."""
+"""Failed tries in a row, a second apart, after which `rebuild` gives up on a server that stopped answering (one
+restarting). A try that hangs waits up to REQUEST_TIMEOUT first."""
+REQUEST_TIMEOUT = 30.0
+"""Seconds one request waits for the server's answer."""
 
 
 class _Unreachable(SaeSearchError):
@@ -90,7 +93,7 @@ def _request(url: str, key: str, method: str = "GET", body: dict | None = None) 
     data = json.dumps(body).encode() if body is not None else None
     try:
         req = urllib.request.Request(url, data=data, method=method, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as resp:
             return json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
         try:
@@ -100,6 +103,8 @@ def _request(url: str, key: str, method: str = "GET", body: dict | None = None) 
         raise SaeSearchError(f"{method} {url} answered {exc.code}: {detail}") from None
     except urllib.error.URLError as exc:
         raise _Unreachable(f"cannot reach {url}: {exc.reason}") from None
+    except (TimeoutError, ConnectionError) as exc:  # while reading the answer: no URLError wraps these
+        raise _Unreachable(f"no answer from {url}: {exc or type(exc).__name__}") from None
     except ValueError as exc:  # a malformed URL, or an answer that is not JSON (not an sae-search server)
         raise SaeSearchError(f"{method} {url}: {exc}; is --url an sae-search server?") from None
 

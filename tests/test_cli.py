@@ -3,6 +3,7 @@
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -77,6 +78,19 @@ def test_rebuild_without_waiting_prints_the_job_id(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_request", lambda url, key, method="GET", body=None: {"job_id": "abc123"})
     assert main(["--log-level", "WARNING", "rebuild", "--key", "k", "--no-wait"]) == 0
     assert capsys.readouterr().out == "abc123\n"
+
+
+@pytest.mark.parametrize("behaviour", ["hangs", "hangs up"])
+def test_a_server_that_accepts_but_does_not_answer_counts_as_unreachable(monkeypatch, behaviour):
+    import service.cli as cli
+
+    monkeypatch.setattr(cli, "REQUEST_TIMEOUT", 0.5)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/jobs/x"
+        if behaviour == "hangs up":  # accepts, then closes without a word (a server going down mid-request)
+            threading.Thread(target=lambda: listener.accept()[0].close(), daemon=True).start()
+        with pytest.raises(cli._Unreachable, match=f"no answer from {url}"):
+            cli._request(url, "k")
 
 
 def test_a_waiting_rebuild_rides_out_a_server_that_stops_answering_for_a_while(monkeypatch, capsys):
