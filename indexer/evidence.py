@@ -56,7 +56,10 @@ def concept_evidence(strength: np.ndarray, word: np.ndarray, firing: np.ndarray)
     contains one of the feature's words, plus FIRE_EVIDENCE per p90 of the feature's own activation firing
     (c, m) float32 (activation / p90, capped at FIRE_CAP); minus each feature's `background_level` among these
     candidates (every n-th of them past BACKGROUND_CELLS values)."""
-    return _dense(strength, *_lexical(word, firing))
+    extra, direct, fired = _lexical(word, firing)
+    raw = strength + extra
+    step = _background_step(raw.size)
+    return Evidence((raw - background_level(raw[::step], direct[::step])[None, :]).astype(np.float32), direct, fired)
 
 
 def _lexical(word: np.ndarray, firing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,12 +74,6 @@ def _lexical(word: np.ndarray, firing: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _background_step(cells: int) -> int:
     """Every how many candidates one stands in for the background (`BACKGROUND_CELLS`)."""
     return -(-cells // BACKGROUND_CELLS) or 1
-
-
-def _dense(strength: np.ndarray, extra: np.ndarray, direct: np.ndarray, fired: np.ndarray) -> Evidence:
-    raw = strength + extra
-    step = _background_step(raw.size)
-    return Evidence((raw - background_level(raw[::step], direct[::step])[None, :]).astype(np.float32), direct, fired)
 
 
 @dataclass(frozen=True)
@@ -110,12 +107,7 @@ def probe_evidence(
     """`concept_evidence` of c candidates with embeddings emb (c, d) for m features with probes (m, d) read
     orthogonally to the query and corpus mean mu (d,), factored (`ProbeEvidence`); word (c, m) bool and firing
     (c, m) float32 as there. The background is read from the same every-n-th candidates."""
-    return _factored(emb, probes, mu, *_lexical(word, firing))
-
-
-def _factored(
-    emb: np.ndarray, probes: np.ndarray, mu: np.ndarray, extra: np.ndarray, direct: np.ndarray, fired: np.ndarray
-) -> ProbeEvidence:
+    extra, direct, fired = _lexical(word, firing)
     step = _background_step(extra.size)
     mean_reading = probes @ mu
     sample = emb[::step] @ probes.T - mean_reading + extra[::step]
@@ -126,16 +118,15 @@ def _factored(
 def read_evidence(
     emb: np.ndarray, u: np.ndarray, mu: np.ndarray, word: np.ndarray, firing: np.ndarray
 ) -> Evidence | ProbeEvidence:
-    """`concept_evidence` of c candidates with embeddings emb (c, d) for m features with probes u (d, m) read
-    orthogonally to the query, corpus mean mu (d,), word (c, m) bool and firing (c, m) float32: factored
-    (`probe_evidence`) for a table of at least FACTORED_CELLS cells of which fewer than PAIRS_PER_CELL are
-    fired, as a large family's boost has; dense otherwise."""
-    extra, direct, fired = _lexical(word, firing)
-    # `steer.term_level` reads the fired pairs one by one.
-    if fired.size >= FACTORED_CELLS and np.count_nonzero(fired) < PAIRS_PER_CELL * fired.size:
-        return _factored(emb, np.ascontiguousarray(u.T), mu, extra, direct, fired)
+    """The searcher's reading: `concept_evidence` of c candidates with embeddings emb (c, d) for m features with
+    probes u (d, m) read orthogonally to the query, corpus mean mu (d,), word (c, m) bool and firing (c, m)
+    float32: factored (`probe_evidence`) for a table of at least FACTORED_CELLS cells of which fewer than
+    PAIRS_PER_CELL are fired, as a large family's boost has; dense otherwise."""
+    # `steer.term_level` reads the fired pairs one by one (activations are never negative: nonzero is fired).
+    if firing.size >= FACTORED_CELLS and np.count_nonzero(firing) < PAIRS_PER_CELL * firing.size:
+        return probe_evidence(emb, np.ascontiguousarray(u.T), mu, word, firing)
     # (e - mu) . u without materialising the centred candidates.
-    return _dense(emb @ u - mu @ u, extra, direct, fired)
+    return concept_evidence(emb @ u - mu @ u, word, firing)
 
 
 def background_level(evidence: np.ndarray, direct: np.ndarray) -> np.ndarray:

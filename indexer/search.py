@@ -244,7 +244,7 @@ class Searcher:
             q, norm = decode_query(z, delta, self.W_dec, self.b_dec), 1.0
         else:
             if embed is None:
-                raise InvalidArgument(f"the {method!r} method needs the query text and an embedder")
+                raise InvalidArgument(f"the {method!r} method needs an embedder")
             if method == "mix":
                 vecs = [np.asarray(embed(r.text), dtype=np.float32) for r in active]
                 q, norm = mix_query(x, vecs, [r.term.weight for r in active])

@@ -45,9 +45,10 @@ or its name.
 
 Every result's score is its plain cosine with the unsteered query plus contributions that add up exactly to
 the difference: per steered feature for "concept" (a term's bonus split over its features in proportion to
-their parts of the level that agree in sign with it) and "residual"/"mix"/"rewrite" (the edit's dot product
-with the document after renormalisation, plus one "query renormalisation" entry), one "query edit" entry for
-"decode"; at most MAX_CONTRIBUTIONS of them, largest first (`largest_contributions`)."""
+their parts of the level that agree in sign with it), per steered feature for "residual" and per term for
+"mix"/"rewrite" (the edit's dot product with the document after renormalisation, plus one "query
+renormalisation" entry), one "query edit" entry for "decode"; at most MAX_CONTRIBUTIONS of them, largest first
+(`largest_contributions`)."""
 
 from __future__ import annotations
 

@@ -200,8 +200,8 @@ class SearchOut(BaseModel):
     results: list[HitOut]
     query_features: list[FeatureActivationOut] = Field(description="The query's SAE code before steering, strongest first.")
     steered_features: list[FeatureActivationOut] = Field(
-        description=f"The code after the steer terms' edits (weight x {STEER_SCALE:g} x p90 per feature): what "
-        f"'residual' searches with. Strongest first, at most {MAX_STEERED_LISTED} (`notes` says when there were more, "
+        description=f"The code after the steer terms' edits (weight x {STEER_SCALE:g} x p90 per feature), clipped "
+        "at 0: what 'decode' decodes ('residual' adds the unclipped edit to the query vector). Strongest first, at most {MAX_STEERED_LISTED} (`notes` says when there were more, "
         "as when a family boost edits each of its members)."
     )
     steer: list[ResolvedSteerOut]
