@@ -38,6 +38,20 @@ MIN_SHARED = 3
 documents of a rare word give a high precision by chance."""
 
 
+def f1_score(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
+    """F1 of each (term, feature) pair, 0 where precision and recall are both 0; same shape and dtype."""
+    return 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+
+
+def best_f1(features: np.ndarray, f1: np.ndarray, n_features: int) -> np.ndarray:
+    """(n_features,) float32 each feature's highest F1 over a (term, feature) table whose `features` (n_terms, m)
+    int32 has -1 padding (0 for a feature in no term's list)."""
+    out = np.zeros(n_features, dtype=np.float32)
+    valid = features >= 0
+    np.maximum.at(out, features[valid], f1[valid])
+    return out
+
+
 def word_scores(
     precision: np.ndarray, recall: np.ndarray, best_f1: np.ndarray, df: np.ndarray, beta: float = 0.5
 ) -> np.ndarray:
@@ -47,7 +61,7 @@ def word_scores(
     handle for one word. Arrays of one shape (df broadcastable) in, same shape out."""
     b2 = beta * beta
     fb = (1 + b2) * precision * recall / np.maximum(b2 * precision + recall, 1e-12)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    f1 = f1_score(precision, recall)
     enough = np.rint(recall * df) >= MIN_SHARED
     return (fb * np.minimum(f1 / np.maximum(best_f1, 1e-12), 1.0) * enough).astype(np.float32)
 

@@ -219,6 +219,8 @@ def _read_index(root: Path, manifest: dict[str, Any]) -> IndexData:
     with np.load(root / "inverted.npz") as z:
         inv = InvertedLists(indptr=z["indptr"], doc_ids=z["doc_ids"], values=z["values"])
     ft = read_parquet(root / "features.parquet")
+    # features.parquet's density, p90 and max_activation columns are for people reading the file; the loader
+    # derives them from the postings again, so the two can never disagree.
     stats = feature_stats(inv, len(corpus))
     names = FeatureNames(
         names=ft["name"].to_pylist(),

@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from indexer.agreement import best_terms, first_hit_terms, term_feature_table, trusted_terms, word_scores
+from indexer.agreement import (
+    best_f1, best_terms, f1_score, first_hit_terms, term_feature_table, trusted_terms, word_scores,
+)
 from indexer.codes import SparseCodes, firing_matrix, postings_at
 from indexer.errors import InvalidArgument
 from indexer.terms import TermMatrix, build_term_matrix, in_postings
@@ -124,8 +126,7 @@ class Concepts:
     @property
     def f1(self) -> np.ndarray:
         """(n_terms, m) float32 F1 of each (term, feature) pair."""
-        p, r = self.precision, self.recall
-        return np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0).astype(np.float32)
+        return f1_score(self.precision, self.recall).astype(np.float32)
 
     def row(self, term: str) -> int:
         """Row of `term` (lower case) or of its singular or plural (`inflection_key`), or -1."""
@@ -155,10 +156,7 @@ class Concepts:
 
     def best_f1(self) -> np.ndarray:
         """(n_features,) float32 each feature's highest F1 over the table (0 when it is in no term's list)."""
-        out = np.zeros(len(self.probe_term), dtype=np.float32)
-        valid = self.features >= 0
-        np.maximum.at(out, self.features[valid], self.f1[valid])
-        return out
+        return best_f1(self.features, self.f1, len(self.probe_term))
 
 
 def discriminant_probes(emb: np.ndarray, labels: sp.csr_matrix, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
@@ -204,11 +202,9 @@ def build_concepts(
     by_term, df = merged[keep], df_all[keep]
     firing = firing_matrix(codes)
     feats, prec, rec = term_feature_table(by_term, df, firing, cfg.per_term, cfg.chunk)
-    f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-12), 0.0)
+    f1 = f1_score(prec, rec)
     by_f1 = best_terms(feats, f1, codes.n_features, cfg.min_f1)
-    best_f1 = np.zeros(codes.n_features, dtype=np.float32)
-    np.maximum.at(best_f1, feats[feats >= 0], f1[feats >= 0])
-    scores = word_scores(prec, rec, best_f1[np.maximum(feats, 0)], df[:, None])
+    scores = word_scores(prec, rec, best_f1(feats, f1, codes.n_features)[np.maximum(feats, 0)], df[:, None])
     handle = first_hit_terms(feats, scores, codes.n_features)
     probe_term = trusted_terms(
         np.where(handle >= 0, handle, by_f1).astype(np.int32), feats, prec, rec, scores, df, len(texts),

@@ -44,7 +44,8 @@ def fast_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
 
 
 class TopKSae(nn.Module):
-    """z = TopK(ReLU((x - b_dec) @ W_enc + b_enc)); x_hat = z @ W_dec + b_dec, with unit-norm decoder rows."""
+    """z = TopK(ReLU((x - b_dec) @ W_enc + b_enc)); x_hat = z @ W_dec + b_dec, with unit-norm decoder rows
+    (the trainer renormalises them after every step, train._train_step)."""
 
     def __init__(self, d: int, n: int, k: int, seed: int = 0) -> None:
         super().__init__()
@@ -59,10 +60,6 @@ class TopKSae(nn.Module):
         self.W_enc = nn.Parameter(w_dec.T.clone().contiguous())
         self.b_enc = nn.Parameter(torch.zeros(n))
         self.b_dec = nn.Parameter(torch.zeros(d))
-
-    def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
-        """(b, d) -> (b, n) non-negative pre-activations."""
-        return torch.relu((x - self.b_dec) @ self.W_enc + self.b_enc)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(b, d) -> values (b, k) float >= 0 sorted descending, indices (b, k) int64."""
@@ -79,11 +76,6 @@ class TopKSae(nn.Module):
         """(b, d) -> x_hat (b, d), values (b, k), indices (b, k)."""
         values, indices = self.encode(x)
         return self.decode(values, indices), values, indices
-
-    @torch.no_grad()
-    def normalize_decoder(self) -> None:
-        """Rescale decoder rows to unit norm."""
-        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
 
     def weights_numpy(self) -> dict[str, np.ndarray]:
         """The four tensors as float32 numpy arrays (copies)."""

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Strin
 
 from indexer.edits import MIX_BETA
 from indexer.evidence import FIRE_EVIDENCE, WORD_EVIDENCE
-from indexer.search import MAX_STEERED_LISTED
+from indexer.search import MAX_K, MAX_STEERED_LISTED
 from indexer.steer import (
     BOOST_FLOOR,
     BOOST_SCALE,
@@ -61,7 +61,7 @@ class SteerIn(BaseModel):
     feature: StrictInt | Name | None = Field(None, description="Feature id or exact feature name.")
     family: StrictInt | Name | None = Field(None, description="Family id or exact family name; the weight is spread over its members.")
     concept: str | None = Field(
-        None, min_length=1, max_length=200,
+        None, min_length=1, max_length=MAX_NAME_CHARS,
         description="Free text, e.g. 'clinical trials': resolved to the features that best stand for its words "
         "(the response's `steer` says which). 'mix' and 'rewrite' steer by the words themselves, so with them a "
         "text that no feature matches still steers (and resolves to no features).",
@@ -101,7 +101,7 @@ class SearchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(..., max_length=MAX_QUERY_CHARS, description="What to search for, in plain words.")
-    k: StrictInt = Field(10, ge=1, le=100, description="Number of results.")
+    k: StrictInt = Field(10, ge=1, le=MAX_K, description="Number of results.")
     steer: list[SteerIn] = Field(default_factory=list, max_length=MAX_STEER_TERMS)
     method: Method = Field(  # type: ignore[valid-type]
         DEFAULT_METHOD,

@@ -11,6 +11,7 @@ from indexer.wordsearch import has_text
 from service.catalog_schemas import CategoryOut, FamilyPage, FamilyTreeOut, FeatureMatchOut, FeatureOut
 from service.deps import SearcherDep
 from service.errors import responses
+from service.schemas import MAX_NAME_CHARS
 
 router = APIRouter(tags=["features"], responses=responses(503))
 
@@ -35,7 +36,9 @@ Id = _count(0)
 @router.get("/features", response_model=list[FeatureMatchOut], responses=responses(422))
 def find_features(
     searcher: SearcherDep,
-    q: Annotated[str | None, Query(min_length=1, max_length=200, description="Words the feature should stand for.")] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=MAX_NAME_CHARS, description="Words the feature should stand for.")
+    ] = None,
     limit: Annotated[_count(1, 100), Query(description="Number of features to return.")] = 10,
     offset: Annotated[_count(0), Query(description="Skip this many of the ordered features (paging).")] = 0,
     min_trust: Annotated[
