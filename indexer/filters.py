@@ -81,10 +81,10 @@ class FilterIndex:
             members = [self.catalog.feature_id(target.feature)]
         p90 = self.data.stats.p90
         parts = []
-        for f in members:
+        for f in members:  # never empty: a feature, or a family's parent and children
             docs, acts = self.data.inv.postings(int(f))
             parts.append(docs[acts > threshold * p90[f]])
-        return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int32)
+        return np.unique(np.concatenate(parts))
 
     def _located_docs(self, where: str, target: Target, threshold: float) -> np.ndarray:
         try:
