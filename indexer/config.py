@@ -66,8 +66,7 @@ class BuildConfig:
             raise InvalidArgument(f"time budget must be > 0 seconds and finite, got {self.time_budget}")
         if self.limit is not None and self.limit < 1:
             raise InvalidArgument(f"limit must be >= 1, got {self.limit}")
-        if self.llm_base_url and not self.llm_model:
-            raise InvalidArgument("an LLM endpoint needs a model name (SAE_SEARCH_LLM_MODEL)")
+        check_llm(self.llm_base_url, self.llm_model)
         if self.device not in ("auto", "cpu", "cuda"):
             raise InvalidArgument(f"device must be auto, cpu or cuda, got {self.device!r}")
         check_factory(self.faiss_factory)  # the rest of its check needs the model's dimension (build_index)
@@ -81,3 +80,13 @@ class BuildConfig:
             size *= 2
         size = 6144 if n_docs >= 60_000 else size
         return max(size, 2 * self.k)
+
+
+def check_llm(base_url: str | None, model: str | None) -> None:
+    """Refuse an LLM endpoint that a build could not ask, before the build's minutes of work reach naming."""
+    if not base_url:
+        return
+    if not base_url.startswith(("http://", "https://")):
+        raise InvalidArgument(f"the LLM endpoint must be an http:// or https:// address, got {base_url!r}")
+    if not model:
+        raise InvalidArgument("an LLM endpoint needs a model name (SAE_SEARCH_LLM_MODEL)")

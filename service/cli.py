@@ -25,6 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
+    from indexer.config import check_llm
     from indexer.embed import resolve_device, resolve_model
     from service.app import create_app
     from service.settings import Settings
@@ -41,6 +42,12 @@ def _serve(args: argparse.Namespace) -> int:
             check(value)
         except InvalidArgument as exc:
             raise InvalidArgument(f"invalid setting: SAE_SEARCH_{name}: {exc}") from None
+    try:
+        check_llm(settings.llm_base_url, settings.llm_model)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"invalid setting: SAE_SEARCH_LLM_BASE_URL: {exc}") from None
+    if not settings.corpus.is_file():
+        log.warning("SAE_SEARCH_CORPUS %s is not a file: a rebuild must name its corpus", settings.corpus)
     if not settings.data_dir.is_dir():
         log.warning("SAE_SEARCH_DATA_DIR %s is not a directory: a rebuild naming a corpus file will be refused", settings.data_dir)
     _check_address(args.host, args.port)

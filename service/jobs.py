@@ -72,7 +72,8 @@ class JobRunner:
             # All at once, the state last: a client that sees the job done may submit the next one at once.
             with self._lock:
                 job.finished_at, job.error, self._active, job.state = finished, error, None, state
-            log.info("job finished job_id=%s state=%s error=%s", job.job_id, job.state, job.error)
+            log.log(logging.INFO if error is None else logging.WARNING, "job finished job_id=%s state=%s error=%s",
+                    job.job_id, job.state, job.error)
 
     def get(self, job_id: str) -> Job:
         """A copy of the job as it stands (never half updated)."""

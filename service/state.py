@@ -10,6 +10,7 @@ from pathlib import Path
 
 from indexer.artifacts import IndexData, load_index, read_manifest
 from indexer.config import BuildConfig
+from indexer.corpus_files import detect_format
 from indexer.embed import Embedder
 from indexer.errors import IndexNotReady, InvalidArgument, os_error_text
 from indexer.pipeline import build_index
@@ -93,6 +94,7 @@ class AppState:
         corpus_path = self._inside_data_dir(corpus) if corpus is not None else s.corpus
         if not corpus_path.is_file():
             raise InvalidArgument(f"the configured corpus {corpus_path} (SAE_SEARCH_CORPUS) is not a file; name one")
+        detect_format(corpus_path)  # a file of another kind is refused now, not when the job reads it
         if embeddings is not None:
             emb_path: Path | None = self._inside_data_dir(embeddings)
         else:

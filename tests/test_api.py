@@ -234,6 +234,11 @@ def test_a_rebuild_from_misconfigured_files_is_refused_before_any_job(tmp_path, 
         r = c.post("/index/rebuild", json={"corpus": "c.parquet"}, headers=AUTH)
         assert r.status_code == 422 and "SAE_SEARCH_DATA_DIR" in r.json()["detail"]
         assert c.get("/health").json()["status"] == "ok"
+    (tmp_path / "notes.md").write_text("# not a corpus")
+    settings = Settings(index_dir=demo_index, data_dir=tmp_path, admin_key=KEY)
+    with TestClient(create_app(settings, embedder=embedder)) as c:
+        r = c.post("/index/rebuild", json={"corpus": "notes.md"}, headers=AUTH)
+        assert r.status_code == 422 and "unknown corpus format for 'notes.md'" in r.json()["detail"]  # no job made
 
 
 def test_admin_disabled_without_a_key(demo_index, embedder):

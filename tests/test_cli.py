@@ -61,7 +61,10 @@ def test_an_unknown_log_level_is_a_usage_error(capsys, monkeypatch):
 
 @pytest.mark.parametrize(
     "name, value",
-    [("QUERY_CACHE", "-1"), ("SEARCH_THREADS", "30000"), ("DEVICE", "tpu"), ("MODEL", "{tmp}/no-model")],
+    [
+        ("QUERY_CACHE", "-1"), ("SEARCH_THREADS", "30000"), ("DEVICE", "tpu"), ("DEVICE", "cuda:1"),
+        ("MODEL", "{tmp}/no-model"), ("LLM_BASE_URL", "notaurl"), ("LLM_BASE_URL", "http://127.0.0.1:9/v1"),
+    ],
 )
 def test_serve_refuses_a_bad_setting_in_one_line(tmp_path, capsys, monkeypatch, name, value):
     # DEVICE and MODEL were found only in the app's lifespan, which uvicorn reports as a traceback.
