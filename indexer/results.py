@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 
 from indexer.steer import DEFAULT_METHOD, ResolvedSteer
 
+MAX_CONTRIBUTIONS = 10
+"""Contributions listed per result: the largest, then one entry for the rest (a family's hundreds of members
+each add a sliver; listing them all made a family suppression's response 94 KB, 59 KB of it slivers)."""
+
 
 @dataclass(frozen=True)
 class FeatureActivation:
@@ -56,3 +60,20 @@ def rounded_contributions(parts: list[tuple[int | None, str, float]], score: flo
         units[max(range(len(parts)), key=lambda i: abs(parts[i][2]))] += round(score * 1e6) - round(plain * 1e6) - sum(units)
     # A sliver that rounds to 0 added nothing.
     return [Contribution(fid, name, u / 1e6) for (fid, name, _), u in zip(parts, units) if u != 0]
+
+
+def largest_contributions(
+    parts: list[tuple[int | None, str, float]], limit: int = MAX_CONTRIBUTIONS
+) -> list[tuple[int | None, str, float]]:
+    """At most `limit` (>= 2) entries of one result's contributions (id, name, value), largest |value| first:
+    the limit - 1 largest as they are, then one entry (id None) summing the others, so the list still adds up
+    to the same score difference. Entries of one feature (two terms that steer it) are summed into one, and
+    entries of exactly 0 left out."""
+    merged: dict[tuple[int | None, str], float] = {}
+    for fid, name, value in parts:
+        merged[(fid, name)] = merged.get((fid, name), 0.0) + value
+    ranked = sorted(((f, n, v) for (f, n), v in merged.items() if v != 0.0), key=lambda p: -abs(p[2]))
+    if len(ranked) <= limit:
+        return ranked
+    rest = ranked[limit - 1 :]
+    return ranked[: limit - 1] + [(None, f"the other {len(rest)} parts", float(sum(p[2] for p in rest)))]

@@ -15,7 +15,7 @@ from indexer.errors import InvalidArgument, located
 from indexer.evidence import Evidence, ProbeEvidence, query_orthogonal, read_evidence
 from indexer.filters import FilterIndex, Filters
 from indexer.index import code_error, nearest, search_faiss, set_search_threads
-from indexer.results import FeatureActivation, Hit, SearchOutcome, rounded_contributions
+from indexer.results import FeatureActivation, Hit, SearchOutcome, largest_contributions, rounded_contributions
 from indexer.steer import (
     DEFAULT_METHOD,
     METHODS,
@@ -29,7 +29,6 @@ from indexer.steer import (
     bonus_split,
     code_delta,
     concept_scores,
-    largest_contributions,
     resolve_terms,
 )
 from indexer.terms import sorted_unique

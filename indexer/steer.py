@@ -47,11 +47,12 @@ Every result's score is its plain cosine with the unsteered query plus contribut
 the difference: per steered feature for "concept" (a term's bonus split over its features in proportion to
 their parts of the level that agree in sign with it), per steered feature for "residual" and per term for
 "mix"/"rewrite" (the edit's dot product with the document after renormalisation, plus one "query
-renormalisation" entry), one "query edit" entry for "decode"; at most MAX_CONTRIBUTIONS of them, largest first
-(`largest_contributions`)."""
+renormalisation" entry), one "query edit" entry for "decode"; at most `results.MAX_CONTRIBUTIONS` of them, largest
+first (`results.largest_contributions`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -72,9 +73,6 @@ STEER_SCALE = 2.0
 BOOST_SCALE, BOOST_FLOOR = 0.2, 0.3
 SUPPRESS_SCALE, SUPPRESS_CAP = 0.35, 0.2
 """Suppress penalty per unit weight: SUPPRESS_SCALE per unit of level, at most SUPPRESS_CAP of cosine."""
-MAX_CONTRIBUTIONS = 10
-"""Contributions listed per result: the largest, then one entry for the rest (a family's hundreds of members
-each add a sliver; listing them all made a family suppression's response 94 KB, 59 KB of it slivers)."""
 POOL = 1000
 """Nearest documents rescored by the concept method when a term boosts."""
 SUPPRESS_POOL = 300
@@ -169,7 +167,7 @@ def _resolve(catalog: Catalog, term: SteerTerm, words_only: bool) -> ResolvedSte
         raise InvalidArgument(f"steer weight must lie in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {term.weight}")
     family, matched = None, None
     if term.family is not None:
-        fam = catalog.family_id(term.family)
+        fam = _by_name(catalog.family_id, term.family)
         family = catalog.family_ref(fam)
         members = [int(f) for f in catalog.family_members(fam) if p90[f] > 0]
         shares = [1.0 / np.sqrt(max(len(members), 1))] * len(members)
@@ -180,13 +178,24 @@ def _resolve(catalog: Catalog, term: SteerTerm, words_only: bool) -> ResolvedSte
         matched = hit.matched_term if hit else None
         text = term.concept.strip()
     else:
-        f = catalog.feature_id(term.feature)
+        f = _by_name(catalog.feature_id, term.feature)
         if p90[f] <= 0:
             raise UnknownFeature(f"feature {f} ({data.names.names[f]!r}) never fires, so it cannot steer")
         members, shares = [f], [1.0]
         text = catalog.concepts.concept_term(f) or data.names.names[f]
     deltas = [float(term.weight * STEER_SCALE * p90[f] * s) for f, s in zip(members, shares)]
     return ResolvedSteer(term, [catalog.ref(f) for f in members], shares, family, deltas, text, matched)
+
+
+def _by_name(lookup: Callable[[int | str], int], ref: int | str) -> int:
+    """`lookup(ref)`, pointing a name that nothing has to the concept form, which reads words as the feature search does."""
+    try:
+        return lookup(ref)
+    except UnknownFeature as exc:
+        if not str(exc).startswith(("no feature named", "no family named")):
+            raise
+        hint = f'; to steer by these words, give {{"concept": {json.dumps(str(ref).strip())}}}'
+        raise type(exc)(f"{exc}{hint}", suggestions=exc.suggestions) from None
 
 
 def concept_hit(catalog: Catalog, text: str, required: bool = True) -> FeatureMatch | None:
@@ -281,20 +290,3 @@ def concept_scores(evidence: list[Evidence | ProbeEvidence], resolved: list[Reso
     for bonus in bonuses:
         total += bonus
     return total, bonuses
-
-
-def largest_contributions(
-    parts: list[tuple[int | None, str, float]], limit: int = MAX_CONTRIBUTIONS
-) -> list[tuple[int | None, str, float]]:
-    """At most `limit` (>= 2) entries of one result's contributions (id, name, value), largest |value| first:
-    the limit - 1 largest as they are, then one entry (id None) summing the others, so the list still adds up
-    to the same score difference. Entries of one feature (two terms that steer it) are summed into one, and
-    entries of exactly 0 left out."""
-    merged: dict[tuple[int | None, str], float] = {}
-    for fid, name, value in parts:
-        merged[(fid, name)] = merged.get((fid, name), 0.0) + value
-    ranked = sorted(((f, n, v) for (f, n), v in merged.items() if v != 0.0), key=lambda p: -abs(p[2]))
-    if len(ranked) <= limit:
-        return ranked
-    rest = ranked[limit - 1 :]
-    return ranked[: limit - 1] + [(None, f"the other {len(rest)} parts", float(sum(p[2] for p in rest)))]

@@ -8,12 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Strin
 
 from indexer.edits import MIX_BETA
 from indexer.evidence import FIRE_EVIDENCE, WORD_EVIDENCE
+from indexer.results import MAX_CONTRIBUTIONS
 from indexer.search import MAX_K, MAX_STEERED_LISTED
 from indexer.steer import (
     BOOST_FLOOR,
     BOOST_SCALE,
     DEFAULT_METHOD,
-    MAX_CONTRIBUTIONS,
     MAX_WEIGHT,
     METHODS,
     STEER_SCALE,

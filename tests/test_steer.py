@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from indexer.catalog import Catalog
-from indexer.errors import InvalidArgument
+from indexer.errors import InvalidArgument, UnknownFeature
 from indexer.evidence import Evidence, concept_evidence, probe_evidence
 from indexer.steer import (
     BOOST_FLOOR,
@@ -16,7 +16,6 @@ from indexer.steer import (
     code_delta,
     bonus_split,
     concept_bonus,
-    largest_contributions,
     resolve_terms,
     term_level,
 )
@@ -131,30 +130,6 @@ def test_split_follows_the_parts_that_agree_with_the_strength():
     assert bonus[3] == 0 and not split[3].any()
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    values=st.lists(st.floats(-1, 1, allow_nan=False, width=32), max_size=40),
-    limit=st.integers(2, 12),
-)
-def test_largest_contributions_keep_the_largest_and_the_sum(values, limit):
-    parts = [(i, f"f{i}", v) for i, v in enumerate(values)]
-    out = largest_contributions(parts, limit)
-    nonzero = [v for v in values if v != 0.0]  # a part of exactly 0 is left out
-    assert len(out) == min(len(nonzero), limit)
-    assert sum(v for _, _, v in out) == pytest.approx(sum(values), abs=1e-9)
-    sizes = sorted((abs(v) for v in nonzero), reverse=True)
-    kept = [abs(v) for fid, _, v in out if fid is not None]
-    # Whatever is listed by name is the largest, in order; the rest is one entry at the end.
-    assert kept == sizes[: len(kept)]
-    if len(nonzero) > limit:
-        assert out[-1][0] is None and out[-1][1] == f"the other {len(nonzero) - limit + 1} parts"
-
-
-def test_two_terms_on_one_feature_give_it_one_contribution():
-    parts = [(7, "f7", 0.25), (3, "f3", 0.1), (7, "f7", 0.25), (5, "f5", 0.2), (5, "f5", -0.2)]
-    assert largest_contributions(parts) == [(7, "f7", 0.5), (3, "f3", 0.1)]
-
-
 def test_resolution_and_code_delta(catalog):
     p90 = catalog.data.stats.p90
     r = resolve_terms(catalog, [SteerTerm(1.0, feature=3), SteerTerm(-0.5, family=0), SteerTerm(1.0, concept="topic9")])
@@ -181,3 +156,12 @@ def test_resolution_and_code_delta(catalog):
             resolve_terms(catalog, terms)
     with pytest.raises(InvalidArgument, match="weight"):
         resolve_terms(catalog, [SteerTerm(-2.1, feature=3)])
+
+
+def test_a_name_no_feature_or_family_has_points_to_the_concept_form(catalog):
+    for term in (SteerTerm(1.0, feature=" dark matter "), SteerTerm(1.0, family="dark matter")):
+        with pytest.raises(UnknownFeature, match=r'^steer\.0: no (feature|family) named .*give \{"concept": "dark matter"\}$'):
+            resolve_terms(catalog, [term])
+    with pytest.raises(UnknownFeature, match=r"ids run from") as info:  # an id out of range is not a name
+        resolve_terms(catalog, [SteerTerm(1.0, feature="99999")])
+    assert "concept" not in str(info.value)
