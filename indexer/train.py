@@ -90,9 +90,10 @@ class TrainConfig:
             raise InvalidArgument(f"need 1 <= k < latents, got k={self.k}, latents={self.latents}")
         if not 0 <= self.seed <= MAX_SEED:
             raise InvalidArgument(f"seed must be an integer in [0, {MAX_SEED}], got {self.seed}")
-        epochs = 1 if self.epochs is None else self.epochs
-        if min(epochs, self.batch_size, self.min_steps_per_epoch, self.min_steps) < 1:
-            raise InvalidArgument("epochs, batch size, min_steps_per_epoch and min_steps must be >= 1")
+        for what, value in (("epochs", self.epochs), ("batch size", self.batch_size),
+                            ("min_steps_per_epoch", self.min_steps_per_epoch), ("min_steps", self.min_steps)):
+            if value is not None and value < 1:
+                raise InvalidArgument(f"{what} must be >= 1, got {value}")
         if self.threads is not None and self.threads < 1:
             raise InvalidArgument(f"threads must be >= 1 or None, got {self.threads}")
         if not (self.lr > 0 and math.isfinite(self.lr)):

@@ -29,7 +29,7 @@ class FeatureMatchOut(AttrsOut):
 class DocActivationOut(AttrsOut):
     id: str
     title: str
-    activation: float
+    activation: float = Field(description="The feature's activation in this abstract's SAE code.")
 
 
 class RelatedOut(AttrsOut):
@@ -41,29 +41,29 @@ class RelatedOut(AttrsOut):
 class FeatureOut(AttrsOut):
     id: int
     name: str
-    description: str
-    density: float
-    trust: float
+    description: str = Field(description="One line: its top terms and how often it fires.")
+    density: float = Field(description="Share of the corpus's abstracts the feature fires on.")
+    trust: float = Field(description="AUROC of the name's terms telling held-out documents it fires on from others (0.5: chance).")
     status: Literal["live", "dead", "dense"]
-    p90: float
-    terms: list[str]
+    p90: float = Field(description="90th-percentile activation where it fires: the unit of a steer's code edit.")
+    terms: list[str] = Field(description="Terms far more frequent in its strongest abstracts than in the corpus, most first.")
     concept_term: str | None = Field(description="The word this feature stands for; steering reads documents with that word's probe.")
-    top_documents: list[DocActivationOut]
-    family: RefOut | None
-    neighbors: list[RelatedOut]
-    cooccurring: list[RelatedOut]
+    top_documents: list[DocActivationOut] = Field(description="The abstracts it fires on most strongly.")
+    family: RefOut | None = Field(description="The family it belongs to as a child, else the one it heads; null for none.")
+    neighbors: list[RelatedOut] = Field(description="Features with the most similar decoder directions.")
+    cooccurring: list[RelatedOut] = Field(description="Features that fire on the same abstracts most often.")
 
 
 class FamilyOut(AttrsOut):
     id: int
     name: str
-    parent: RefOut
-    children: list[RefOut]
-    size: int
+    parent: RefOut = Field(description="The broad feature the family is named after.")
+    children: list[RefOut] = Field(description="Its narrower features, strongest link first.")
+    size: int = Field(description="Parent plus children.")
 
 
 class FamilyPage(BaseModel):
-    total: int
+    total: int = Field(description="Families in the index; page through them with offset and limit.")
     offset: int
     limit: int
     families: list[FamilyOut]
@@ -72,7 +72,7 @@ class FamilyPage(BaseModel):
 class TreeNodeOut(AttrsOut):
     id: int
     name: str
-    family: int | None
+    family: int | None = Field(description="Id of the family this feature heads, if any (its subtree is that family).")
     children: list["TreeNodeOut"]
 
 

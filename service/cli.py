@@ -136,7 +136,8 @@ def _rebuild(args: argparse.Namespace) -> int:
             misses += 1
             if misses > WAIT_RETRIES:
                 raise
-            log.warning("server not answering, asking again job_id=%s tries=%d", job, misses)
+            if misses == 1 or misses % 10 == 0:  # one line a second would bury the rest of the log
+                log.warning("server not answering, asking again job_id=%s tries=%d of %d", job, misses, WAIT_RETRIES)
             state = {"state": "unknown"}
         if state["state"] in ("succeeded", "failed"):
             break

@@ -102,7 +102,10 @@ class SearchIn(BaseModel):
 
     query: str = Field(..., max_length=MAX_QUERY_CHARS, description="What to search for, in plain words.")
     k: StrictInt = Field(10, ge=1, le=MAX_K, description="Number of results.")
-    steer: list[SteerIn] = Field(default_factory=list, max_length=MAX_STEER_TERMS)
+    steer: list[SteerIn] = Field(
+        default_factory=list, max_length=MAX_STEER_TERMS,
+        description="Concepts to boost (weight > 0) or suppress (weight < 0): each names a feature, a family or free text.",
+    )
     method: Method = Field(  # type: ignore[valid-type]
         DEFAULT_METHOD,
         description="How steer terms act. 'concept' (default): rescore the query's nearest documents (and the "
@@ -144,7 +147,7 @@ class SearchIn(BaseModel):
 class FeatureActivationOut(AttrsOut):
     id: int
     name: str
-    activation: float
+    activation: float = Field(description="The feature's activation in the SAE code (its p90 over the corpus is a strong one).")
 
 
 class RefOut(AttrsOut):
@@ -154,8 +157,8 @@ class RefOut(AttrsOut):
 
 class ContributionOut(AttrsOut):
     id: int | None = Field(description="Feature id; null for a part that is not one feature's (renormalisation, a rewritten query).")
-    name: str
-    value: float
+    name: str = Field(description="The feature's name, or what the part is ('query renormalisation', 'the other N parts').")
+    value: float = Field(description="What this part added to the score (negative: took away).")
 
 
 class HitOut(AttrsOut):
@@ -201,14 +204,15 @@ class SearchOut(BaseModel):
     query_features: list[FeatureActivationOut] = Field(description="The query's SAE code before steering, strongest first.")
     steered_features: list[FeatureActivationOut] = Field(
         description=f"The code after the steer terms' edits (weight x {STEER_SCALE:g} x p90 per feature), clipped "
-        "at 0: what 'decode' decodes ('residual' adds the unclipped edit to the query vector). Strongest first, at most {MAX_STEERED_LISTED} (`notes` says when there were more, "
-        "as when a family boost edits each of its members)."
+        "at 0: what 'decode' decodes ('residual' adds the unclipped edit to the query vector). Strongest first, "
+        f"at most {MAX_STEERED_LISTED} (`notes` says when there were more, as when a family boost edits each of its "
+        "members)."
     )
-    steer: list[ResolvedSteerOut]
-    method: str
+    steer: list[ResolvedSteerOut] = Field(description="What each steer term resolved to, in the request's order.")
+    method: str = Field(description="The steering method used.")
     matched: int | None = Field(description="Documents passing require/exclude/categories; null without filters.")
     notes: list[str] = Field(description="Anything the caller should know, e.g. that filters left fewer than k documents.")
-    took_ms: float
+    took_ms: float = Field(description="Time the server spent on the search, in milliseconds.")
 
 
 class ErrorItemOut(BaseModel):
@@ -265,7 +269,7 @@ class JobAccepted(BaseModel):
 class JobOut(BaseModel):
     job_id: str
     state: Literal["queued", "running", "succeeded", "failed"]
-    stage: str | None
-    error: str | None
-    created_at: str
-    finished_at: str | None
+    stage: str | None = Field(description="The build stage running or last reached (corpus, embeddings, faiss, sae, codes, names, families, concepts, write, swap).")
+    error: str | None = Field(description="Why a failed job failed.")
+    created_at: str = Field(description="When the job was accepted (ISO 8601, UTC).")
+    finished_at: str | None = Field(description="When it succeeded or failed (ISO 8601, UTC).")

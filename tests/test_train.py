@@ -161,6 +161,13 @@ def test_bad_config_is_invalid_argument(kw: dict) -> None:
         TrainConfig(**kw)
 
 
+@pytest.mark.parametrize("kw, message", [(dict(batch_size=0), "batch size must be >= 1, got 0"),
+                                          (dict(epochs=-2), "epochs must be >= 1, got -2")])
+def test_a_bad_option_is_named_alone(kw: dict, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=f"^{message}$"):
+        TrainConfig(**kw)
+
+
 @pytest.mark.parametrize(
     "x, message",
     [
