@@ -65,6 +65,23 @@ share them by chance. A fifth missed the OOD feature (18.4% of "out-of-distribut
 to junk (BENCHMARKS.md, steering item 23)."""
 
 
+ACRONYM_PRECISION = 0.1
+"""A text of three or more words is also read as its initials ("graph neural networks" as "gnn") when no term covers
+it whole, if that acronym is a term whose best feature passes the phrase rule and fires on documents that say the
+text's own words: at least this share of them hold one of its two-word parts. Without that check, initials that
+also spell another field's acronym ("coronary artery disease" as CAD, computer-aided design) read as that field
+(BENCHMARKS.md, steering item 28)."""
+
+
+def initials(text: str) -> list[str]:
+    """The acronyms a text of three or more words could stand for: its words' first letters, and its hyphenated
+    words' parts' first letters ("vision-language models": "vm" and "vlm"). Stop words do not count."""
+    words = [w for w in (t.removesuffix("'s") for t in tokenize(text) if t[0].isalnum()) if is_term_word(w)]
+    if len(words) < 3:
+        return []
+    return list(dict.fromkeys(["".join(w[0] for w in words), "".join(p[0] for w in words for p in w.split("-") if p)]))
+
+
 class WordMatch(NamedTuple):
     """Why a feature stands for a text: its score and the term of the text that gave it."""
 
@@ -90,29 +107,57 @@ class _TermHit(NamedTuple):
     recall: np.ndarray
 
 
+def _term_hit(
+    c: Concepts, row: Callable[[str], int], term: str, coverage: float, best_f1: np.ndarray, beta: float
+) -> _TermHit | None:
+    """`term`'s features with their `word_scores`, or None when the index does not know the term."""
+    r = row(term)
+    if r < 0:
+        return None
+    valid = c.features[r] >= 0
+    feats, precision, recall = c.features[r][valid], c.precision[r][valid], c.recall[r][valid]
+    s = word_scores(precision, recall, best_f1[feats], c.df[r], beta)
+    return _TermHit(term, c.terms[r], coverage, feats, s, precision, recall)
+
+
+def _passes_phrase_rule(t: _TermHit) -> bool:
+    """Whether the term's best feature fires on at least PHRASE_RECALL of the term's documents."""
+    return len(t.features) > 0 and t.scores.max() > 0 and t.recall[t.scores.argmax()] >= PHRASE_RECALL
+
+
+def _said_in(acronym: _TermHit, pairs: list[_TermHit]) -> bool:
+    """Whether at least ACRONYM_PRECISION of the documents the acronym's best feature fires on hold one of the
+    text's two-word parts (`pairs`): the acronym then stands for these words, not for another field's."""
+    best = acronym.features[acronym.scores.argmax()]
+    return any(t.precision[t.features == best].max(initial=0.0) >= ACRONYM_PRECISION for t in pairs)
+
+
 def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta: float = 0.5) -> dict[int, WordMatch]:
     """Features the words of `text` stand for, each with its best `WordMatch`: the max over the text's terms of
     the share of the text the term covers times `word_scores`. A text that is itself a term (two words, or its
     words hyphenated), with a feature that fires on at least PHRASE_RECALL of its documents, is read as that term
     alone: "weak lensing" means cosmic shear, not the strong lensing that the word "lensing" alone leads to, and
-    "mixture of experts" the MoE feature, not Gaussian mixtures. best_f1 (n_features,) from `Concepts.best_f1`;
+    "mixture of experts" the MoE feature, not Gaussian mixtures. Failing that, a text of three or more words whose
+    initials are a term (`initials`, ACRONYM_PRECISION) is read as that acronym alone: "generative adversarial
+    networks" means the GAN feature, not adversarial examples. best_f1 (n_features,) from `Concepts.best_f1`;
     n_docs is the corpus size."""
     row = cache(c.row)  # each word is looked up for its IDF and again as a term
     found: list[_TermHit] = []
     for term, coverage in text_terms(text, lambda w: int(c.df[r]) if (r := row(w)) >= 0 else 0, n_docs):
-        r = row(term)
-        if r < 0:
-            continue
-        valid = c.features[r] >= 0
-        feats, precision, recall = c.features[r][valid], c.precision[r][valid], c.recall[r][valid]
-        s = word_scores(precision, recall, best_f1[feats], c.df[r], beta)
-        found.append(_TermHit(term, c.terms[r], coverage, feats, s, precision, recall))
+        hit = _term_hit(c, row, term, coverage, best_f1, beta)
+        if hit is not None:
+            found.append(hit)
     # A pair (or hyphenated form) that covers the whole text is the text itself: a phrase the index knows.
     phrase = [t for t in found if (" " in t.term or "-" in t.term) and t.coverage >= 1.0 - 1e-6 and len(t.features)]
-    if phrase:
-        s, recall = phrase[0].scores, phrase[0].recall
-        if s.max() > 0 and recall[s.argmax()] >= PHRASE_RECALL:
-            found = phrase
+    if phrase and _passes_phrase_rule(phrase[0]):
+        found = phrase
+    else:
+        pairs = [t for t in found if " " in t.term]
+        for acronym in initials(text):
+            hit = _term_hit(c, row, acronym, 1.0, best_f1, beta)
+            if hit is not None and _passes_phrase_rule(hit) and _said_in(hit, pairs):
+                found = [hit]
+                break
     matches: dict[int, WordMatch] = {}
     for t in found:
         values = (t.coverage * t.scores).tolist()

@@ -4,7 +4,7 @@ import pytest
 from indexer.codes import SparseCodes
 from indexer.concepts import build_concepts
 from indexer.terms import tokenize
-from indexer.wordsearch import has_text, rank_by_word, text_terms
+from indexer.wordsearch import has_text, initials, rank_by_word, text_terms
 
 
 def _scores(matches):
@@ -66,6 +66,31 @@ def test_a_text_the_corpus_writes_hyphenated_is_read_as_that_word(rng):
     assert max(scores, key=scores.get) == 0 and set(scores) == {0}
     assert text_terms("galaxy's", lambda w: 10, 1000) == [("galaxy", 1.0)]
     assert text_terms("dark-matter", lambda w: 10, 1000) == [("dark matter", 1.0), ("dark-matter", 1.0)]
+
+
+def _gan_corpus(rng, long_form_fires: int):
+    """Feature 0 fires on 40 documents that say "gan" and on `long_form_fires` of the 12 that spell it out; each word
+    of "generative adversarial networks" alone is a precise handle of another feature (1, 2, 3)."""
+    words = ["we train a gan"] * 40 + ["generative adversarial networks gan"] * 12
+    words += ["adversarial attacks"] * 60 + ["generative models"] * 60 + ["neural networks"] * 60
+    texts = [f"document {i} about {w} things" for i, w in enumerate(words)]
+    fires = np.array([0] * 40 + [0] * long_form_fires + [4] * (12 - long_form_fires) + [1] * 60 + [2] * 60 + [3] * 60)
+    codes = SparseCodes(indices=fires[:, None].astype(np.int32), values=np.ones((232, 1), np.float32), n_features=5)
+    c = build_concepts(texts, codes, rng.normal(size=(232, 8)).astype(np.float32))
+    return _scores(rank_by_word(c, "Generative Adversarial Networks", c.best_f1(), 232))
+
+
+def test_a_long_form_is_read_as_its_acronym_when_the_acronym_stands_for_it(rng):
+    assert initials("generative adversarial networks") == ["gan"]
+    assert initials("vision-language models for robots") == ["vmr", "vlmr"]  # "for" is a stop word
+    assert initials("weak lensing") == []  # two letters spell too many things
+    # Half the long form's documents fire the "gan" feature: read as "gan" alone, the text finds it first, and the
+    # words' own features not at all.
+    scores = _gan_corpus(rng, long_form_fires=6)
+    assert max(scores, key=scores.get) == 0 and not {1, 2, 3} & set(scores)
+    # None do (feature 4 fires on them): "gan" means something else in this corpus, and the words decide as before.
+    scores = _gan_corpus(rng, long_form_fires=0)
+    assert max(scores, key=scores.get) == 4
 
 
 def test_text_terms_weigh_words_by_idf():
