@@ -105,10 +105,10 @@ def nearest(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k rows of emb (n, d) float32 by inner product with q (d,) float32 (unit norm), best first, with
     exact float32 scores: scores (k',) float32, rows (k',) int64, k' = min(k, n) (fewer only where an IVF
-    index's probed lists hold fewer rows). The index (holding emb's
-    rows, maybe lossily) proposes a few more than k; with its `code_error` bound the answer is exact: a row it
-    did not return scores at most the lowest score it did, plus the error, so once the k-th exact score clears
-    that the top k is proven and otherwise the search widens. With error None (HNSW, IVF) the proposals are
+    index's probed lists hold fewer rows). The index (holding emb's rows, maybe lossily) proposes a few more than
+    k; with its `code_error` bound the answer is exact: a row it did not return scores at most the lowest score it
+    did, plus the error, so once the k-th exact score clears that the top k is proven and otherwise the search
+    widens. With error None (HNSW, IVF) the proposals are
     only rescored."""
     n = index.ntotal
     k = min(k, n)

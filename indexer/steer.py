@@ -188,7 +188,7 @@ def _resolve(catalog: Catalog, term: SteerTerm, words_only: bool) -> ResolvedSte
 
 
 def _by_name(lookup: Callable[[int | str], int], ref: int | str) -> int:
-    """`lookup(ref)`, pointing a name that nothing has to the concept form, which reads words as the feature search does."""
+    """`lookup(ref)`; a name that nothing has is pointed to the concept form, which reads words as `/features` does."""
     try:
         return lookup(ref)
     except UnknownFeature as exc:

@@ -66,11 +66,11 @@ to junk (BENCHMARKS.md, steering item 23)."""
 
 
 ACRONYM_PRECISION = 0.1
-"""A text of three or more words is also read as its initials ("graph neural networks" as "gnn") when no term covers
-it whole, if that acronym is a term whose best feature passes the phrase rule and fires on documents that say the
-text's own words: at least this share of them hold one of its two-word parts. Without that check, initials that
-also spell another field's acronym ("coronary artery disease" as CAD, computer-aided design) read as that field
-(BENCHMARKS.md, steering item 28)."""
+"""A text of three or more words is also read as its initials ("generative adversarial networks" as "gan") when no
+term covers it whole, if that acronym is a term whose best feature passes the phrase rule and fires on documents
+that say the text's own words: at least this share of them hold one of its two-word parts. Without that check,
+initials that also spell another field's acronym ("coronary artery disease" as CAD, computer-aided design) read as
+that field (BENCHMARKS.md, steering item 28)."""
 
 
 def initials(text: str) -> list[str]:
