@@ -99,7 +99,7 @@ class Catalog:
                 close = difflib.get_close_matches(ref.lower(), list(self._by_name), n=5, cutoff=0.5)
                 close = close or [m.name for m in self.search(ref, limit=5)]
                 hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
-                raise UnknownFeature(f"no feature named {ref!r}{hint}", suggestions=close)
+                raise UnknownFeature(f"no feature named {ref!r}{hint}", suggestions=close, unknown_name=ref.strip())
         if not 0 <= ref < self.n_features:
             raise UnknownFeature(f"no feature with id {ref}; ids run from 0 to {self.n_features - 1}")
         return int(ref)
@@ -114,7 +114,7 @@ class Catalog:
             if not _is_id(ref.strip()):
                 close = difflib.get_close_matches(ref.lower(), list(self._family_by_name), n=5, cutoff=0.5)
                 hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
-                raise UnknownFamily(f"no family named {ref!r}{hint}", suggestions=close)
+                raise UnknownFamily(f"no family named {ref!r}{hint}", suggestions=close, unknown_name=ref.strip())
             ref = int(ref.strip())
         if not 0 <= ref < n:
             raise UnknownFamily(f"no family with id {ref}; " + (f"ids run from 0 to {n - 1}" if n else "this index has no families"))

@@ -38,11 +38,13 @@ class EmbeddingMismatch(InvalidArgument):
 
 
 class UnknownFeature(SaeSearchError):
-    """A feature or family named by id or name does not exist; `suggestions` holds close names."""
+    """A feature or family named by id or name does not exist; `suggestions` holds close names, and `unknown_name`
+    the name when the reference was one that nothing has (not an id, nor a name several share)."""
 
-    def __init__(self, message: str, suggestions: list[str] | None = None) -> None:
+    def __init__(self, message: str, suggestions: list[str] | None = None, unknown_name: str | None = None) -> None:
         super().__init__(message)
         self.suggestions = suggestions or []
+        self.unknown_name = unknown_name
 
 
 class UnknownFamily(UnknownFeature):

@@ -192,9 +192,9 @@ def _by_name(lookup: Callable[[int | str], int], ref: int | str) -> int:
     try:
         return lookup(ref)
     except UnknownFeature as exc:
-        if not str(exc).startswith(("no feature named", "no family named")):
+        if exc.unknown_name is None:
             raise
-        hint = f'; to steer by these words, give {{"concept": {json.dumps(str(ref).strip())}}}'
+        hint = f'; to steer by these words, give {{"concept": {json.dumps(exc.unknown_name)}}}'
         raise type(exc)(f"{exc}{hint}", suggestions=exc.suggestions) from None
 
 
