@@ -37,15 +37,16 @@ def _serve(args: argparse.Namespace) -> int:
         bad = "; ".join(f"SAE_SEARCH_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise InvalidArgument(f"invalid setting: {bad}") from None
     # Checked here, not in the app's lifespan, where uvicorn would print the error as a traceback.
-    for name, check, value in (("DEVICE", resolve_device, settings.device), ("MODEL", resolve_model, settings.model)):
+    checks = (
+        ("DEVICE", lambda: resolve_device(settings.device)),
+        ("MODEL", lambda: resolve_model(settings.model)),
+        ("LLM_BASE_URL", lambda: check_llm(settings.llm_base_url, settings.llm_model)),
+    )
+    for name, check in checks:
         try:
-            check(value)
+            check()
         except InvalidArgument as exc:
             raise InvalidArgument(f"invalid setting: SAE_SEARCH_{name}: {exc}") from None
-    try:
-        check_llm(settings.llm_base_url, settings.llm_model)
-    except InvalidArgument as exc:
-        raise InvalidArgument(f"invalid setting: SAE_SEARCH_LLM_BASE_URL: {exc}") from None
     if not settings.corpus.is_file():
         log.warning("SAE_SEARCH_CORPUS %s is not a file: a rebuild must name its corpus", settings.corpus)
     if not settings.data_dir.is_dir():
