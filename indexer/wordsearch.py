@@ -31,6 +31,11 @@ def has_text(v: str) -> bool:
     return any(not (c.isspace() or c in _BLANK_LETTERS or unicodedata.category(c) in _INVISIBLE) for c in v)
 
 
+def _content_words(tokens: list[str]) -> list[str]:
+    """The tokens (`terms.tokenize`) that can be (part of) a term, a possessive "'s" dropped."""
+    return [w for w in (t.removesuffix("'s") for t in tokens) if is_term_word(w)]
+
+
 def text_terms(text: str, df: Callable[[str], int], n_docs: int) -> list[tuple[str, float]]:
     """Candidate terms of a free-text phrase with the share of the phrase each covers: adjacent pairs (bigrams)
     first, then the whole text hyphenated (`hyphenated`), then each word of two hyphenated parts read as those two
@@ -38,7 +43,7 @@ def text_terms(text: str, df: Callable[[str], int], n_docs: int) -> list[tuple[s
     phrase's total, so in "lip reading" the rarer, more specific "lip" counts more than "reading"; df(word) gives
     0 for a word the index does not know (counted as rare as a word can be)."""
     tokens = tokenize(text)
-    words = [w for w in (t.removesuffix("'s") for t in tokens) if is_term_word(w)]
+    words = _content_words(tokens)
     if not words:
         return []
     idf = {w: np.log(n_docs / max(df(w), 1)) + 1e-3 for w in words}
@@ -76,7 +81,7 @@ that field (BENCHMARKS.md, steering item 28)."""
 def initials(text: str) -> list[str]:
     """The acronyms a text of three or more words could stand for: its words' first letters, and its hyphenated
     words' parts' first letters ("vision-language models": "vm" and "vlm"). Stop words do not count."""
-    words = [w for w in (t.removesuffix("'s") for t in tokenize(text) if t[0].isalnum()) if is_term_word(w)]
+    words = _content_words(tokenize(text))
     if len(words) < 3:
         return []
     return list(dict.fromkeys(["".join(w[0] for w in words), "".join(p[0] for w in words for p in w.split("-") if p)]))
