@@ -45,6 +45,21 @@ class Filters:
         return bool(self.require or self.exclude or self.categories)
 
 
+@dataclass(frozen=True)
+class FilterOutcome:
+    """What a search's filters come to."""
+
+    mask: np.ndarray | None
+    """(n_docs,) bool documents passing every filter; None when no filter is active."""
+    matched: int | None
+    """How many documents pass every filter; None when no filter is active."""
+    excluded: frozenset[int]
+    """Every feature that `exclude` names, itself or as a member of a family it names."""
+    notes: list[str]
+    """What the user should know: conflicts (no document can pass), a target named twice, a threshold with nothing
+    to apply to, unknown categories, and fewer documents passing than k."""
+
+
 class FilterIndex:
     """The documents each filter allows, over one loaded index."""
 
@@ -73,70 +88,90 @@ class FilterIndex:
     def firing_docs(self, target: Target, threshold: float = 0.0) -> np.ndarray:
         """int32 documents where the target feature (or any member of the target family) fires above
         threshold x its p90, from the inverted lists."""
+        return self._firing(self._resolve(target)[1], threshold)
+
+    def _resolve(self, target: Target) -> tuple[tuple[str, int], list[int]]:
+        """The target as ("feature" | "family", id) and the features it stands for (never empty)."""
         if (target.feature is None) == (target.family is None):
             raise InvalidArgument("each require/exclude entry names exactly one of 'feature' or 'family'")
         if target.family is not None:
-            members = self.catalog.family_members(self.catalog.family_id(target.family))
-        else:
-            members = [self.catalog.feature_id(target.feature)]
+            fam = self.catalog.family_id(target.family)
+            return ("family", fam), self.catalog.family_members(fam).tolist()
+        f = self.catalog.feature_id(target.feature)
+        return ("feature", f), [f]
+
+    def _firing(self, members: list[int], threshold: float) -> np.ndarray:
         p90 = self.data.stats.p90
         parts = []
-        for f in members:  # never empty: a feature, or a family's parent and children
+        for f in members:
             docs, acts = self.data.inv.postings(int(f))
             parts.append(docs[acts > threshold * p90[f]])
         return np.unique(np.concatenate(parts))
 
-    def _located_docs(self, where: str, target: Target, threshold: float) -> np.ndarray:
-        try:
-            return self.firing_docs(target, threshold)
-        except (InvalidArgument, UnknownFeature) as exc:
-            raise located(where, exc) from None
+    def apply(self, filters: Filters, k: int) -> FilterOutcome:
+        """Resolve every target once (an unknown one raises, naming its entry: "exclude.1: ...") and say what the
+        filters come to for a search of k results."""
+        def resolve(where: str, targets: list[Target]) -> dict[tuple[str, int], list[int]]:
+            out: dict[tuple[str, int], list[int]] = {}
+            for i, t in enumerate(targets):
+                try:
+                    key, members = self._resolve(t)
+                except (InvalidArgument, UnknownFeature) as exc:
+                    raise located(f"{where}.{i}", exc) from None
+                repeat = f"{where} names {key[0]} {key[1]} more than once; once is enough"
+                if key in out and repeat not in notes:
+                    notes.append(repeat)
+                out[key] = members
+            return out
 
-    def _key(self, t: Target) -> tuple[str, int]:
-        if t.family is not None:
-            return "family", self.catalog.family_id(t.family)
-        return "feature", self.catalog.feature_id(t.feature)
-
-    def _features(self, key: tuple[str, int]) -> set[int]:
-        return set(self.catalog.family_members(key[1]).tolist()) if key[0] == "family" else {key[1]}
-
-    def excluded_features(self, filters: Filters) -> set[int]:
-        """Every feature that `exclude` names, itself or as a member of a family it names."""
-        return set().union(*(self._features(self._key(t)) for t in filters.exclude))
-
-    def conflicts(self, filters: Filters) -> list[str]:
-        """Notes for each required feature or family whose every feature is excluded, itself or as a member of
-        an excluded family (no document can pass), and for a threshold with nothing to apply to."""
-        key, features = self._key, self._features
-        excluded = {k: features(k) for k in map(key, filters.exclude)}
-        out = set().union(*excluded.values())
-        notes = []
-        if filters.threshold and not (filters.require or filters.exclude):
-            notes.append("threshold applies to require and exclude, and neither was given, so it changed nothing")
-        for kind, i in sorted({key(t) for t in filters.require}):
-            if (kind, i) in excluded:
-                notes.append(f"{kind} {i} is both required and excluded, so no document can pass")
-            elif kind == "feature" and i in out:
-                fam = min(j for (k, j), members in excluded.items() if k == "family" and i in members)
-                notes.append(f"feature {i} is required but belongs to the excluded family {fam}, so no document can pass")
-            elif out and features((kind, i)) <= out:
-                notes.append(f"family {i} is required but each of its features is excluded, so no document can pass")
-        return notes
-
-    def allowed(self, filters: Filters) -> np.ndarray:
-        """(n_docs,) bool: documents passing every filter."""
+        notes: list[str] = []
+        required, excluded = resolve("require", filters.require), resolve("exclude", filters.exclude)
+        notes += _conflicts(filters, required, excluded)
+        out = frozenset(f for members in excluded.values() for f in members)
+        if not filters.active:
+            return FilterOutcome(None, None, out, notes)
         n = len(self.data.corpus)
         mask = np.ones(n, dtype=bool)
-        for i, t in enumerate(filters.require):
+        for members in required.values():
             hit = np.zeros(n, dtype=bool)
-            hit[self._located_docs(f"require.{i}", t, filters.threshold)] = True
+            hit[self._firing(members, filters.threshold)] = True
             mask &= hit
-        for i, t in enumerate(filters.exclude):
-            mask[self._located_docs(f"exclude.{i}", t, filters.threshold)] = False
+        for members in excluded.values():
+            mask[self._firing(members, filters.threshold)] = False
         if filters.categories:
             hit = np.zeros(n, dtype=bool)
             for wanted in filters.categories:
                 for cat in self._matching(wanted):
                     hit[self._by_category[cat]] = True
             mask &= hit
-        return mask
+            notes += [
+                f"no document has the category {c!r} (GET /categories lists them)"
+                for c in self.unknown_categories(filters.categories)
+            ]
+        matched = int(mask.sum())
+        if matched == 0:
+            notes.append("no document passes the filters, so there are no results")
+        elif matched < k:
+            passes = "1 document passes" if matched == 1 else f"{matched} documents pass"
+            notes.append(f"only {passes} the filters, so fewer than k={k} results are returned")
+        return FilterOutcome(mask, matched, out, notes)
+
+
+def _conflicts(
+    filters: Filters, required: dict[tuple[str, int], list[int]], excluded: dict[tuple[str, int], list[int]]
+) -> list[str]:
+    """Notes for each required feature or family whose every feature is excluded, itself or as a member of an
+    excluded family (no document can pass), and for a threshold with nothing to apply to."""
+    out = {f for members in excluded.values() for f in members}
+    notes = []
+    if filters.threshold and not (required or excluded):
+        notes.append("threshold applies to require and exclude, and neither was given, so it changed nothing")
+    for (kind, i), members in sorted(required.items()):
+        if (kind, i) in excluded:
+            notes.append(f"{kind} {i} is both required and excluded, so no document can pass")
+        elif kind == "feature" and i in out:
+            fam = min(j for (k, j), group in excluded.items() if k == "family" and i in group)
+            notes.append(f"feature {i} is required but belongs to the excluded family {fam}, so no document can pass")
+        elif out and set(members) <= out:
+            notes.append(f"family {i} is required but each of its features is excluded, so no document can pass")
+    return notes

@@ -115,30 +115,14 @@ class Searcher:
         # Weight 0 changes nothing, exactly: such terms are reported but take no part.
         active = [r for r in resolved if r.term.weight != 0]
         delta = code_delta(active, len(z))
-        mask, matched, notes = None, None, []
-        if filters is not None and filters.active:
-            mask = self.filters.allowed(filters)  # first: it says which require/exclude entry names nothing
-            matched = int(mask.sum())
-        if filters is not None:
-            notes += self.filters.conflicts(filters)
-        if filters is not None and filters.exclude:
-            out = self.filters.excluded_features(filters)
-            notes += [
-                f"steer.{i} boosts only features that exclude names, so it can lift only documents where they "
-                "do not fire" for i, r in enumerate(resolved)
-                if r.term.weight > 0 and r.features and {f.id for f in r.features} <= out
-            ]
-        if mask is not None:
-            notes += [
-                f"no document has the category {c!r} (GET /categories lists them)"
-                for c in self.filters.unknown_categories(filters.categories)
-            ]
-            if matched == 0:
-                notes.append("no document passes the filters, so there are no results")
-            elif matched < k:
-                notes.append(f"only {_count(matched, 'document passes', 'documents pass')} the filters, so fewer than "
-                             f"k={k} results are returned")
-        elif len(self.data.corpus) < k:
+        applied = self.filters.apply(filters or Filters(), k)
+        mask, matched, notes = applied.mask, applied.matched, list(applied.notes)
+        notes += [
+            f"steer.{i} boosts only features that exclude names, so it can lift only documents where they do not fire"
+            for i, r in enumerate(resolved)
+            if r.term.weight > 0 and r.features and {f.id for f in r.features} <= applied.excluded
+        ]
+        if mask is None and len(self.data.corpus) < k:
             notes.append(f"the index holds only {_count(len(self.data.corpus), 'document', 'documents')}, so fewer "
                          f"than k={k} results are returned")
         plain = not active

@@ -31,7 +31,9 @@ def test_allowed_matches_a_brute_force_reading_of_the_codes(index, require, excl
         ))
         for r in range(len(data.corpus))
     ]
-    np.testing.assert_array_equal(index.allowed(filters), expected)
+    mask = index.apply(filters, k=10).mask
+    np.testing.assert_array_equal(np.ones(len(expected), bool) if mask is None else mask, expected)
+    assert (mask is None) == (not filters.active)
 
 
 def test_a_family_fires_where_any_member_does(index):
@@ -57,27 +59,50 @@ def test_categories_are_counted_and_unknown_ones_named(index):
 
 
 def test_a_target_both_required_and_excluded_is_named(index):
+    def notes(filters):
+        applied = index.apply(filters, k=10)
+        assert applied.mask is None or not applied.mask.any()
+        return applied.notes
+
     name = index.data.names.names[4]
-    filters = Filters([Target(4), Target(family=0)], [Target(name), Target(5)])
-    assert index.conflicts(filters) == ["feature 4 is both required and excluded, so no document can pass"]
-    assert not index.allowed(filters).any()
-    member = int(index.catalog.family_members(0)[0])
-    inside = Filters([Target(member)], [Target(family=0)])
-    assert index.conflicts(inside) == [
-        f"feature {member} is required but belongs to the excluded family 0, so no document can pass"
+    assert notes(Filters([Target(4), Target(family=0)], [Target(name), Target(5)])) == [
+        "feature 4 is both required and excluded, so no document can pass",
+        "no document passes the filters, so there are no results",
     ]
-    assert not index.allowed(inside).any()
+    member = int(index.catalog.family_members(0)[0])
+    assert notes(Filters([Target(member)], [Target(family=0)]))[0] == (
+        f"feature {member} is required but belongs to the excluded family 0, so no document can pass"
+    )
     members = [Target(int(f)) for f in index.catalog.family_members(0)]
-    every = Filters([Target(family=0)], members)
-    assert index.conflicts(every) == ["family 0 is required but each of its features is excluded, so no document can pass"]
-    assert not index.allowed(every).any()
-    assert index.conflicts(Filters([Target(family=0)], members[1:])) == []
-    assert index.conflicts(Filters(threshold=0.5)) == [
+    assert notes(Filters([Target(family=0)], members))[0] == (
+        "family 0 is required but each of its features is excluded, so no document can pass"
+    )
+    assert index.apply(Filters([Target(family=0)], members[1:]), k=1).notes == []
+    assert notes(Filters(threshold=0.5)) == [
         "threshold applies to require and exclude, and neither was given, so it changed nothing"
     ]
-    assert index.conflicts(Filters(exclude=[Target(5)], threshold=0.5)) == []
+    assert index.apply(Filters(exclude=[Target(5)], threshold=0.5), k=1).notes == []
+
+
+def test_apply_resolves_each_target_once_and_names_repeats(index):
+    name = index.data.names.names[3]
+    applied = index.apply(Filters(exclude=[Target(3), Target(family=0), Target(name), Target(3)]), k=1)
+    assert applied.notes == ["exclude names feature 3 more than once; once is enough"]
+    assert applied.excluded == {3, *index.catalog.family_members(0).tolist()}
+    once = index.apply(Filters(exclude=[Target(3), Target(family=0)]), k=1)
+    np.testing.assert_array_equal(applied.mask, once.mask)
+    assert applied.matched == once.matched == int(once.mask.sum())
+
+
+def test_fewer_passing_documents_than_k_are_counted(index):
+    applied = index.apply(Filters(require=[Target(2)]), k=len(index.data.corpus))
+    assert applied.matched == len(index.firing_docs(Target(2))) < len(index.data.corpus)
+    assert applied.notes == [
+        f"only {applied.matched} documents pass the filters, so fewer than k={len(index.data.corpus)} results are returned"
+    ]
+    assert index.apply(Filters(), k=5).mask is None
 
 
 def test_an_unknown_target_says_which_entry_it_is(index):
     with pytest.raises(UnknownFeature, match=r"^exclude\.1: no feature with id 999"):
-        index.allowed(Filters([Target(1)], [Target(2), Target(999)]))
+        index.apply(Filters([Target(1)], [Target(2), Target(999)]), k=1)
