@@ -7,6 +7,7 @@ import difflib
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -132,10 +133,15 @@ class Catalog:
         return Ref(int(fam), self.data.families.names[fam])
 
     # -- searching names -------------------------------------------------------------------
-    def search(
+    def search(self, text: str | None, limit: int = 10, **options: Any) -> list[FeatureMatch]:
+        """`search_page`'s page alone."""
+        return self.search_page(text, limit, **options)[1]
+
+    def search_page(
         self, text: str | None, limit: int = 10, min_trust: float = 0.0, sort: str = "relevance", offset: int = 0
-    ) -> list[FeatureMatch]:
-        """Features that stand for `text`, best first. Score 3: the exact name. Score in (1, 2]: 1 + how well the
+    ) -> tuple[int, list[FeatureMatch]]:
+        """How many features match in all, and the page of them from `offset`: features that stand for `text`, best
+        first. Score 3: the exact name. Score in (1, 2]: 1 + how well the
         text's words predict where the feature fires (`wordsearch.rank_by_word`: precision-weighted F-score
         times how much the word is the feature's own), so the feature that best *means* the word comes first.
         Score below 1: the words appear only in the name or distinctive terms (the share found in the name,
@@ -145,7 +151,7 @@ class Catalog:
         of the ordered features (paging)."""
         q = set(_words(text or ""))
         if text is not None and not q:
-            return []
+            return 0, []
         names, stats = self.data.names, self.data.stats
         keep = self._listed & (names.trust >= min_trust)
         score = np.zeros(self.n_features)
@@ -166,8 +172,8 @@ class Catalog:
         # Descending by the sort's keys, the last one first; equal keys keep ascending ids (lexsort is stable).
         keys = {"relevance": (density, trust, rel), "trust": (rel, trust), "density": (rel, density)}[sort]
         top = ids[np.lexsort(tuple(-k for k in keys))[offset : offset + limit]]
-        return [FeatureMatch(int(i), names.names[i], float(stats.density[i]), float(names.trust[i]), names.status[i],
-                             round(float(score[i]), 4), by_word.get(int(i))) for i in top]
+        return len(ids), [FeatureMatch(int(i), names.names[i], float(stats.density[i]), float(names.trust[i]),
+                                       names.status[i], round(float(score[i]), 4), by_word.get(int(i))) for i in top]
 
 
 _NO_POSTINGS = (np.empty(0, dtype=np.int64), np.empty(0))

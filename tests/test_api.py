@@ -185,8 +185,13 @@ def test_feature_browsing(client):
     for blank in ("  ", "\u200b"):
         assert "blank" in client.get("/features", params={"q": blank}).json()["detail"]
     # Every feature can be listed, a page of at most 100 at a time.
-    listed = [h["id"] for off in (0, 100, 200) for h in client.get("/features", params={"limit": 100, "offset": off}).json()]
+    pages = [client.get("/features", params={"limit": 100, "offset": off}) for off in range(0, 10_000, 100)]
+    listed = [h["id"] for page in pages for h in page.json()]
+    # Each page carries the count of all matches, which the pages add up to.
+    assert {int(page.headers["x-total-count"]) for page in pages} == {len(listed)}
     assert len(listed) == len(set(listed)) > 200
+    first = client.get("/features", params={"q": word, "limit": 1})
+    assert int(first.headers["x-total-count"]) >= len(hits) > len(first.json()) == 1
 
 
 def test_family_browsing(client):

@@ -110,6 +110,7 @@ def test_pages_of_a_search_join_into_the_whole_list(catalog, text):
     whole = catalog.search(text, limit=1000)
     pages = [h for off in range(0, len(whole) + 5, 5) for h in catalog.search(text, limit=5, offset=off)]
     assert len(whole) > 5 and pages == whole
+    assert {catalog.search_page(text, limit=5, offset=off)[0] for off in (0, 5, len(whole) + 5)} == {len(whole)}
 
 
 def naive_scores(catalog, text, by_word):

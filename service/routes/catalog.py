@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BeforeValidator, Field
 
 from indexer.catalog import family_summary, family_tree, feature_detail, list_families
@@ -33,9 +33,17 @@ def _count(minimum: int, maximum: int | None = None) -> Any:
 Id = _count(0)
 
 
-@router.get("/features", response_model=list[FeatureMatchOut], responses=responses(422))
+TOTAL_HEADER = {
+    "X-Total-Count": {
+        "description": "How many features match in all (the list is one page of them).", "schema": {"type": "integer"}
+    }
+}
+
+
+@router.get("/features", response_model=list[FeatureMatchOut], responses={200: {"headers": TOTAL_HEADER}, **responses(422)})
 def find_features(
     searcher: SearcherDep,
+    response: Response,
     q: Annotated[
         str | None, Query(min_length=1, max_length=MAX_NAME_CHARS, description="Words the feature should stand for.")
     ] = None,
@@ -55,7 +63,9 @@ def find_features(
     field's use of it); then features whose names or distinctive terms merely contain the words (score < 1)."""
     if q is not None and not has_text(q):
         raise InvalidArgument("q must not be blank; leave it out to list every feature")
-    return searcher.catalog.search(q, limit, min_trust, sort, offset)
+    total, page = searcher.catalog.search_page(q, limit, min_trust, sort, offset)
+    response.headers["X-Total-Count"] = str(total)
+    return page
 
 
 @router.get("/features/{feature_id}", response_model=FeatureOut, responses=responses(404, 422))
