@@ -102,8 +102,8 @@ class TrainConfig:
             raise InvalidArgument(f"warmup is a share of training in [0, 1), got {self.warmup}")
         if self.val_rows < 0 or self.auxk < 0 or self.auxk_coef < 0 or self.dead_steps < 1:
             raise InvalidArgument("val_rows, auxk and auxk_coef must be >= 0 and dead_steps >= 1")
-        if self.time_budget is not None and not (self.time_budget > 0 and math.isfinite(self.time_budget)):
-            raise InvalidArgument(f"time budget must be a finite number of seconds > 0, got {self.time_budget}")
+        if self.time_budget is not None and not 0 < self.time_budget < math.inf:
+            raise InvalidArgument(f"time budget must be > 0 seconds and finite, got {self.time_budget}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InvalidArgument(f"device must be auto, cpu or cuda, got {self.device!r}")
 
