@@ -7,6 +7,11 @@ from __future__ import annotations
 class SaeSearchError(Exception):
     """Base class: an expected failure with a human-readable message."""
 
+    where: str | None = None
+    """The request field at fault ("steer.1"), when `located` named one."""
+    reason: str = ""
+    """The message without `where`."""
+
 
 class InvalidArgument(SaeSearchError):
     """A parameter or input file is malformed (wrong shape, NaN rows, k >= latents, ...)."""
@@ -53,10 +58,11 @@ class UnknownFamily(UnknownFeature):
 
 def located(where: str, exc: InvalidArgument | UnknownFeature) -> InvalidArgument | UnknownFeature:
     """The same error with `where` (a request path such as "steer.1") before its message, so that a request of
-    several terms says which one is wrong."""
-    if isinstance(exc, UnknownFeature):
-        return type(exc)(f"{where}: {exc}", suggestions=exc.suggestions)
-    return type(exc)(f"{where}: {exc}")
+    several terms says which one is wrong; `where` and `reason` (the message alone) stay on it for programs."""
+    message = f"{where}: {exc}"
+    out = type(exc)(message, suggestions=exc.suggestions) if isinstance(exc, UnknownFeature) else type(exc)(message)
+    out.where, out.reason = where, str(exc)
+    return out
 
 
 class IndexNotReady(SaeSearchError):

@@ -224,7 +224,9 @@ class ErrorOut(BaseModel):
     """Every error answer: one readable sentence, and for invalid fields the list of them."""
 
     detail: str = Field(description="What went wrong and what to change.")
-    errors: list[ErrorItemOut] | None = Field(None, description="Each invalid field (invalid requests only).")
+    errors: list[ErrorItemOut] | None = Field(
+        None, description="Each invalid field (invalid requests only; an unknown steer, require or exclude target too)."
+    )
     suggestions: list[str] | None = Field(None, description="Close names, when a feature or family name is unknown.")
 
 

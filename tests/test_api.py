@@ -112,6 +112,18 @@ def test_bad_search_input_gets_422_with_a_message(client, body, fragment):
     assert fragment in r.json()["detail"]
 
 
+def test_an_unknown_target_is_located_for_programs_too(client):
+    # The same shape as a malformed field's 422: `errors` names the entry, `detail` reads as one sentence.
+    for body, loc in (
+        ({"query": "q", "steer": [{"feature": 1, "weight": 1}, {"feature": 99999, "weight": 1}]}, "steer.1"),
+        ({"query": "q", "exclude": [{"feature": 2}, {"family": "no such family"}]}, "exclude.1"),
+    ):
+        r = client.post("/search", json=body).json()
+        assert [e["loc"] for e in r["errors"]] == [loc]
+        assert r["detail"] == f"{loc}: {r['errors'][0]['msg']}"
+    assert "errors" not in client.get("/features/99999").json()  # a missing resource, not a field at fault
+
+
 _REF = st.one_of(st.integers(-1, 300), st.sampled_from(["galaxy", "neural networks", "0", " ", "🚀", "dark matter", "²", "٣"]))
 _WEIGHT = st.floats(-2.5, 2.5)
 _TERM = st.one_of(
