@@ -49,6 +49,9 @@ def _serve(args: argparse.Namespace) -> int:
             raise InvalidArgument(f"invalid setting: SAE_SEARCH_{name}: {exc}") from None
     if not settings.corpus.is_file():
         log.warning("SAE_SEARCH_CORPUS %s is not a file: a rebuild must name its corpus", settings.corpus)
+    if settings.embeddings is not None and not settings.embeddings.is_file():
+        log.warning("SAE_SEARCH_EMBEDDINGS %s is not a file: a rebuild of the configured corpus will be refused "
+                    "(set it blank for the model to embed the corpus)", settings.embeddings)
     if not settings.data_dir.is_dir():
         log.warning("SAE_SEARCH_DATA_DIR %s is not a directory: a rebuild naming a corpus file will be refused", settings.data_dir)
     _check_address(args.host, args.port)

@@ -95,10 +95,13 @@ class AppState:
         if not corpus_path.is_file():
             raise InvalidArgument(f"the configured corpus {corpus_path} (SAE_SEARCH_CORPUS) is not a file; name one")
         detect_format(corpus_path)  # a file of another kind is refused now, not when the job reads it
+        emb_path = s.embeddings if corpus is None else None  # configured embeddings belong to the configured corpus
         if embeddings is not None:
-            emb_path: Path | None = self._inside_data_dir(embeddings)
-        else:
-            emb_path = s.embeddings if not corpus and s.embeddings and s.embeddings.is_file() else None
+            emb_path = self._inside_data_dir(embeddings)
+        elif emb_path is not None and not emb_path.is_file():
+            # Embedding the corpus with the model instead takes over an hour at 115k abstracts on a CPU.
+            raise InvalidArgument(f"the configured embeddings {emb_path} (SAE_SEARCH_EMBEDDINGS) is not a file; "
+                                  "name one, or set it blank for the model to embed the corpus")
         carried = {}
         try:
             fingerprint = read_manifest(s.index_dir).get("fingerprint")

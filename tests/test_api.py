@@ -256,6 +256,11 @@ def test_a_rebuild_from_misconfigured_files_is_refused_before_any_job(tmp_path, 
     with TestClient(create_app(settings, embedder=embedder)) as c:
         r = c.post("/index/rebuild", json={"corpus": "notes.md"}, headers=AUTH)
         assert r.status_code == 422 and "unknown corpus format for 'notes.md'" in r.json()["detail"]  # no job made
+    # Configured embeddings that are not there would have the model embed the corpus (over an hour at 115k).
+    settings = Settings(index_dir=demo_index, data_dir=tmp_path, embeddings=tmp_path / "gone.npy", admin_key=KEY)
+    with TestClient(create_app(settings, embedder=embedder)) as c:
+        r = c.post("/index/rebuild", headers=AUTH)
+        assert r.status_code == 422 and "SAE_SEARCH_EMBEDDINGS" in r.json()["detail"]
 
 
 def test_admin_disabled_without_a_key(demo_index, embedder):

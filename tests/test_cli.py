@@ -74,6 +74,22 @@ def test_serve_refuses_a_bad_setting_in_one_line(tmp_path, capsys, monkeypatch, 
     assert len(err) == 1 and err[0].startswith(f"sae-search: error: invalid setting: SAE_SEARCH_{name}")
 
 
+def test_serve_warns_of_missing_files_that_only_a_rebuild_reads(tmp_path, monkeypatch, caplog):
+    import uvicorn
+
+    import service.cli as cli
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(kw))
+    monkeypatch.setattr(cli, "_check_address", lambda host, port: None)
+    monkeypatch.setenv("SAE_SEARCH_CORPUS", str(tmp_path / "gone.parquet"))
+    monkeypatch.setenv("SAE_SEARCH_EMBEDDINGS", str(tmp_path / "gone.npy"))
+    with caplog.at_level("WARNING", logger="service.cli"):
+        assert main(["serve", "--index", str(tmp_path / "i")]) == 0
+    warned = [r.getMessage().split(" ")[0] for r in caplog.records if r.levelname == "WARNING"]
+    assert served and warned == ["SAE_SEARCH_CORPUS", "SAE_SEARCH_EMBEDDINGS"]
+
+
 def test_rebuild_without_waiting_prints_the_job_id(monkeypatch, capsys):
     import service.cli as cli
 
