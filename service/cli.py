@@ -12,6 +12,7 @@ import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import NoReturn
 
@@ -125,7 +126,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     if not key:
         raise SaeSearchError("no admin key: pass --key or set SAE_SEARCH_ADMIN_KEY")
     base = args.url.rstrip("/")
-    body = {k: v for k, v in (("corpus", args.corpus), ("embeddings", args.embeddings)) if v}
+    body = {k: v for k, v in (("corpus", args.corpus), ("embeddings", args.embeddings)) if v is not None}
     job = _request(f"{base}/index/rebuild", key, "POST", body)["job_id"]
     log.info("rebuild started job_id=%s", job)
     if args.no_wait:
@@ -159,6 +160,20 @@ def port(text: str) -> int:
     return port
 
 
+def file_name(text: str) -> str:
+    # An empty value (`--corpus "$UNSET"`) must not quietly mean the server's configured file.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be blank; leave the option out for the server's configured file")
+    return text
+
+
+def http_url(text: str) -> str:
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"give the server as http://HOST:PORT, got {text!r}")
+    return text
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with its usage errors on one line like every other error (its own prints the usage first); the
     exit code stays argparse's 2, a malformed command line. Subcommands' parsers are of this class too."""
@@ -183,10 +198,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=port, default=8000)
     s.set_defaults(handler=_serve)
     r = sub.add_parser("rebuild", help="ask a running server to rebuild its index, and wait for it")
-    r.add_argument("--url", default="http://127.0.0.1:8000")
+    r.add_argument("--url", type=http_url, default="http://127.0.0.1:8000")
     r.add_argument("--key", help="admin key (default: SAE_SEARCH_ADMIN_KEY)")
-    r.add_argument("--corpus", help="corpus file inside the server's data directory")
-    r.add_argument("--embeddings", help="embeddings file inside the server's data directory")
+    r.add_argument("--corpus", type=file_name, help="corpus file inside the server's data directory")
+    r.add_argument("--embeddings", type=file_name, help="embeddings file inside the server's data directory")
     r.add_argument("--no-wait", action="store_true", help="return once the job is accepted")
     r.set_defaults(handler=_rebuild)
     return p
