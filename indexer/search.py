@@ -122,6 +122,13 @@ class Searcher:
             for i, r in enumerate(resolved)
             if r.term.weight > 0 and r.features and {f.id for f in r.features} <= applied.excluded
         ]
+        notes += [  # a concept found only in a feature's name or terms (GET /features: score below 1)
+            f"steer.{i}: no feature fires where the words {r.text!r} are said; it steers feature {r.features[0].id} "
+            f"({r.features[0].name!r}), whose name or distinctive terms hold them"
+            for i, r in enumerate(resolved)
+            if r.term.concept is not None and r.features and r.matched_term is None
+            and r.features[0].name.lower() != r.text.lower()
+        ]
         if mask is None and len(self.data.corpus) < k:
             notes.append(f"the index holds only {_count(len(self.data.corpus), 'document', 'documents')}, so fewer "
                          f"than k={k} results are returned")

@@ -257,6 +257,13 @@ def test_free_text_concept_resolves_to_the_feature_of_its_word(searcher):
     assert r.features[0].id == 6 and r.text == "topic6"
     with pytest.raises(UnknownFeature, match="no feature matches"):
         searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="zzzz qqqq")])
+    assert not any("no feature fires where" in n for n in out.notes)
+    # "words" is in every name but predicts no feature's firing: the steer goes ahead and says on what.
+    weak = searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="words")])
+    f = weak.resolved[0].features[0]
+    assert weak.resolved[0].matched_term is None
+    assert weak.notes == [f"steer.0: no feature fires where the words 'words' are said; it steers feature {f.id} "
+                          f"({f.name!r}), whose name or distinctive terms hold them"]
 
 
 @settings(max_examples=25, deadline=None)
