@@ -40,7 +40,9 @@ TOTAL_HEADER = {
 }
 
 
-@router.get("/features", response_model=list[FeatureMatchOut], responses={200: {"headers": TOTAL_HEADER}, **responses(422)})
+@router.get(
+    "/features", response_model=list[FeatureMatchOut], responses={200: {"headers": TOTAL_HEADER}, **responses(422)}
+)
 def find_features(
     searcher: SearcherDep,
     response: Response,
@@ -57,10 +59,11 @@ def find_features(
         Query(description="'relevance': by score (with q), then trust, then density; 'trust' or 'density': by that, then score."),
     ] = "relevance",
 ) -> list:
-    """Features that stand for the text, best first (all features without one). First comes an exact name; then
-    features ranked by how well the text's words predict where they fire over the corpus (score 1 + an
-    F-score in (0, 1], so the broad feature that best means the word leads, not a sub-topic or another
-    field's use of it); then features whose names or distinctive terms merely contain the words (score < 1)."""
+    """Features that stand for the text, best first (without one, every feature that fires). First comes an
+    exact name; then features ranked by how well the text's words predict where they fire over the corpus
+    (score 1 + an F-score in (0, 1], so the broad feature that best means the word leads, not a sub-topic or
+    another field's use of it); then features whose names or distinctive terms merely contain the words (score
+    < 1)."""
     if q is not None and not has_text(q):
         raise InvalidArgument("q must not be blank; leave it out to list every feature")
     total, page = searcher.catalog.search_page(q, limit, min_trust, sort, offset)

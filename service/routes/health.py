@@ -15,7 +15,7 @@ NO_INDEX = {503: {"model": HealthOut, "description": "No index is loaded yet (`s
 @router.head("/health", include_in_schema=False)
 @router.get("/health", response_model=HealthOut, responses=NO_INDEX)
 def health(state: StateDep, response: Response) -> HealthOut:
-    """Liveness and the loaded index's size (503 while no index is loaded)."""
+    """Liveness and the loaded index's size (503 while no index is loaded; HEAD answers the status alone)."""
     try:
         data = state.searcher.data
     except IndexNotReady:
