@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,29 +12,28 @@ import numpy as np
 
 from indexer.artifacts import IndexData
 from indexer.concepts import Concepts, build_concepts
-from indexer.errors import UnknownFamily, UnknownFeature
-from indexer.wordsearch import WordMatch, rank_by_word
+from indexer.errors import InvalidArgument, UnknownFamily, UnknownFeature
+from indexer.wordsearch import WordMatch, has_text, lexical_index, lexical_scores, name_words, rank_by_word
 
 log = logging.getLogger(__name__)
-
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-_FUNCTION_WORDS = frozenset(
-    "a an and are as at be by for from in into is it its of on or over than that the this to via with".split()
-)
-
-
-def _words(text: str) -> list[str]:
-    """The text's words less function words and single letters: "of" is no handle for the name
-    "mixture-of-experts", nor the "s" of "galaxy's" for "user's". (Only these: the term list's wider stop words
-    hold "key" and "main", which name features such as key-value caches.)"""
-    return [w for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in _FUNCTION_WORDS]
-
 
 def _is_id(text: str) -> bool:
     """An id is ASCII digits: str.isdigit passes "²", which int() refuses, and int() reads the Arabic-Indic "٣" as 3."""
     return text.isascii() and text.isdigit()
+
+
+def _close_names(ref: str, names: dict[str, int], n: int = 5) -> list[str]:
+    """Names (lower case) to suggest for an unknown one: those that begin with it as their first phrase ("dark
+    matter" for "dark matter, particles, scattering"), then the closest spellings."""
+    low = ref.strip().lower()
+    led = [name for name in names if name.split(",")[0].strip() == low]
+    return list(dict.fromkeys(led + difflib.get_close_matches(low, list(names), n=n, cutoff=0.5)))[:n]
+
+
+def _refuse_blank(ref: int | str, kind: str) -> None:
+    # A blank name would otherwise be "no feature named '  '", with a hint to steer by no words at all.
+    if isinstance(ref, str) and not has_text(ref):
+        raise InvalidArgument(f"a {kind} name must not be blank; give an id or a name")
 
 
 @dataclass(frozen=True)
@@ -81,11 +79,12 @@ class Catalog:
         for i, name in enumerate(data.families.names):
             self._family_by_name.setdefault(name.lower(), i)
         self._listed = np.array([s != "dead" for s in names.status])
-        self._lexical = _lexical_index(names.names, names.terms)
+        self._lexical = lexical_index(names.names, names.terms)
 
     # -- resolving references -------------------------------------------------------------
     def feature_id(self, ref: int | str) -> int:
         """Feature id from an id (int or digit string) or an exact name (case-insensitive) that one feature has."""
+        _refuse_blank(ref, "feature")
         if isinstance(ref, str):
             same = self._same_name.get(ref.strip().lower(), [])
             if len(same) > 1:
@@ -97,8 +96,7 @@ class Catalog:
             if _is_id(ref.strip()):
                 ref = int(ref.strip())
             else:
-                close = difflib.get_close_matches(ref.lower(), list(self._by_name), n=5, cutoff=0.5)
-                close = close or [m.name for m in self.search(ref, limit=5)]
+                close = _close_names(ref, self._by_name) or [m.name for m in self.search(ref, limit=5)]
                 hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
                 raise UnknownFeature(f"no feature named {ref!r}{hint}", suggestions=close, unknown_name=ref.strip())
         if not 0 <= ref < self.n_features:
@@ -108,12 +106,13 @@ class Catalog:
     def family_id(self, ref: int | str) -> int:
         """Family id from an id or an exact family name (case-insensitive)."""
         n = len(self.data.families.names)
+        _refuse_blank(ref, "family")
         if isinstance(ref, str):
             hit = self._family_by_name.get(ref.strip().lower())
             if hit is not None:
                 return hit
             if not _is_id(ref.strip()):
-                close = difflib.get_close_matches(ref.lower(), list(self._family_by_name), n=5, cutoff=0.5)
+                close = _close_names(ref, self._family_by_name)
                 hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
                 raise UnknownFamily(f"no family named {ref!r}{hint}", suggestions=close, unknown_name=ref.strip())
             ref = int(ref.strip())
@@ -149,7 +148,7 @@ class Catalog:
         then the broader feature. Without `text`, every feature. Dead features and those trusted less than
         `min_trust` are left out; `sort` = "trust" or "density" orders by that instead. `offset` skips that many
         of the ordered features (paging)."""
-        q = set(_words(text or ""))
+        q = set(name_words(text or ""))
         if text is not None and not q:
             return 0, []
         names, stats = self.data.names, self.data.stats
@@ -157,11 +156,7 @@ class Catalog:
         score = np.zeros(self.n_features)
         by_word: dict[int, WordMatch] = {}
         if q:
-            for w in q:
-                feats, weights = self._lexical.get(w, _NO_POSTINGS)
-                np.add.at(score, feats, weights)
-            score /= len(q)
-            score /= 1.0 + score
+            score = lexical_scores(self._lexical, q, self.n_features)
             by_word = rank_by_word(self.concepts, text, self._best_f1, len(self.data.corpus))
             for f, m in by_word.items():
                 score[f] = 1.0 + m.score
@@ -174,24 +169,6 @@ class Catalog:
         top = ids[np.lexsort(tuple(-k for k in keys))[offset : offset + limit]]
         return len(ids), [FeatureMatch(int(i), names.names[i], float(stats.density[i]), float(names.trust[i]),
                                        names.status[i], round(float(score[i]), 4), by_word.get(int(i))) for i in top]
-
-
-_NO_POSTINGS = (np.empty(0, dtype=np.int64), np.empty(0))
-
-
-def _lexical_index(names: list[str], terms: list[list[str]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """word -> (features, weights): 2 where the word is in the feature's name, and 1 / (1 + 0.3 rank) for each
-    of its distinctive terms (rank 0 first) that holds the word. A text's lexical score for a feature is the sum
-    over its distinct words, over their number."""
-    postings: dict[str, list[tuple[int, float]]] = {}
-    for i, name in enumerate(names):
-        for w in set(_words(name)):
-            postings.setdefault(w, []).append((i, 2.0))
-    for i, feature_terms in enumerate(terms):
-        for rank, term in enumerate(feature_terms):
-            for w in set(_words(term)):
-                postings.setdefault(w, []).append((i, 1.0 / (1.0 + 0.3 * rank)))
-    return {w: (np.array([f for f, _ in p], dtype=np.int64), np.array([v for _, v in p])) for w, p in postings.items()}
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,10 @@ class TrainingDiverged(InvalidArgument):
         self.what, self.lr = what, lr
 
 
+class BudgetTooShort(InvalidArgument):
+    """A training time budget ran out before the first step."""
+
+
 class EmbeddingMismatch(InvalidArgument):
     """Precomputed embeddings do not match what the model produces for the same rows."""
 

@@ -10,6 +10,7 @@ import numpy as np
 from indexer.artifacts import IndexData
 from indexer.catalog import Catalog
 from indexer.errors import InvalidArgument, UnknownFeature, located
+from indexer.wordsearch import has_text
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Filters:
     """A feature fires on a document when its activation exceeds threshold x its p90 activation."""
 
     def __post_init__(self) -> None:
-        if any(not c.strip() for c in self.categories):
+        if not all(map(has_text, self.categories)):
             raise InvalidArgument("a category must not be blank")
         if not 0.0 <= self.threshold <= 10.0:
             raise InvalidArgument(f"threshold must lie in [0, 10] (a multiple of p90), got {self.threshold}")
@@ -132,10 +133,13 @@ class FilterIndex:
             return FilterOutcome(None, None, out, notes)
         n = len(self.data.corpus)
         mask = np.ones(n, dtype=bool)
-        for members in required.values():
+        for (kind, i), members in required.items():
             hit = np.zeros(n, dtype=bool)
             hit[self._firing(members, filters.threshold)] = True
             mask &= hit
+            if not hit.any():
+                above = " above the threshold" if filters.threshold else ""
+                notes.append(f"required {kind} {i} fires on no document{above}, so no document can pass")
         for members in excluded.values():
             mask[self._firing(members, filters.threshold)] = False
         if filters.categories:

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from indexer.embed import resolve_device
-from indexer.errors import InvalidArgument, TrainingDiverged
+from indexer.errors import BudgetTooShort, InvalidArgument, TrainingDiverged
 from indexer.precomputed import validate_embeddings
 from indexer.sae import TopKSae
 from indexer.sparse_sae import TrainableSae
@@ -255,7 +255,7 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
         "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
     }
     if step == 0:
-        raise InvalidArgument(f"the time budget ({cfg.time_budget} s) ended before the first training step; give more")
+        raise BudgetTooShort(f"the time budget ({cfg.time_budget:.3g} s) ended before the first training step; give more")
     _check_usable(metrics, float(untrained), cfg.lr)
     return TrainResult(sae=state.export(mu, cfg.k), metrics=metrics)
 

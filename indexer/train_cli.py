@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from indexer.errors import InvalidArgument, TrainingDiverged, UsageError
+from indexer.errors import BudgetTooShort, InvalidArgument, TrainingDiverged, UsageError
 from indexer.precomputed import load_embeddings_file, validate_embeddings
 from indexer.sae import save_sae
 from indexer.train import TrainConfig, train_sae
@@ -78,14 +78,20 @@ def run_train(args: argparse.Namespace) -> int:
     check_sae_out(args.out)
     x = load_embeddings_file(args.embeddings)
     validate_embeddings(x)
+    loading = time.perf_counter() - start
     if budget is not None:
         # The budget covers the subcommand, so loading time and the final save come out of it.
-        cfg.time_budget = max(budget - (time.perf_counter() - start) - SAVE_RESERVE_S, 1e-3)
+        cfg.time_budget = max(budget - loading - SAVE_RESERVE_S, 1e-3)
     log.info("training SAE k=%d latents=%d on %d rows of dim %d from %s", cfg.k, cfg.latents, *x.shape, args.embeddings)
     try:
         result = train_sae(x, cfg)
     except TrainingDiverged as exc:
         raise TrainingDiverged(exc.what, exc.lr, "nothing was written: try a lower --lr") from None
+    except BudgetTooShort:
+        raise BudgetTooShort(
+            f"--time-budget {budget:g} s ran out before the first training step ({loading:.1f} s went to reading "
+            f"the embeddings and {SAVE_RESERVE_S:g} s is kept for writing the SAE); give more"
+        ) from None
     out = save_sae(result.sae, args.out, result.metrics)
     m = result.metrics
     log.info(

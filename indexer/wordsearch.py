@@ -1,9 +1,11 @@
 """Feature search by words: which features a free-text phrase stands for, from the word-feature agreement
-table of indexer/concepts.py. The catalog ranks `GET /features?q=` with it, and a steer term given as free text
-resolves through it, so the feature that best *means* the user's words comes first."""
+table of indexer/concepts.py, and, after those, which features hold its words in their names or distinctive
+terms. The catalog ranks `GET /features?q=` with it, and a steer term given as free text resolves through it,
+so the feature that best *means* the user's words comes first."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from functools import cache
@@ -170,3 +172,46 @@ def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta:
             if v > (matches[f].score if f in matches else 0.0):
                 matches[f] = WordMatch(v, t.shown, p, rec)
     return matches
+
+
+# -- names and distinctive terms: the lexical part of the feature search ---------------------------------------
+_NAME_WORD = re.compile(r"[a-z0-9]+")
+_FUNCTION_NAME_WORDS = frozenset(
+    "a an and are as at be by for from in into is it its of on or over than that the this to via with".split()
+)
+
+
+def name_words(text: str) -> list[str]:
+    """The text's words less function words and single letters: "of" is no handle for the name
+    "mixture-of-experts", nor the "s" of "galaxy's" for "user's". (Only these: the term list's wider stop words
+    hold "key" and "main", which name features such as key-value caches.)"""
+    return [w for w in _NAME_WORD.findall(text.lower()) if len(w) > 1 and w not in _FUNCTION_NAME_WORDS]
+
+
+_NO_POSTINGS = (np.empty(0, dtype=np.int64), np.empty(0))
+
+
+def lexical_index(names: list[str], terms: list[list[str]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """word -> (features, weights): 2 where the word is in the feature's name, and 1 / (1 + 0.3 rank) for each
+    of its distinctive terms (rank 0 first) that holds the word. A text's lexical score for a feature is the sum
+    over its distinct words, over their number."""
+    postings: dict[str, list[tuple[int, float]]] = {}
+    for i, name in enumerate(names):
+        for w in set(name_words(name)):
+            postings.setdefault(w, []).append((i, 2.0))
+    for i, feature_terms in enumerate(terms):
+        for rank, term in enumerate(feature_terms):
+            for w in set(name_words(term)):
+                postings.setdefault(w, []).append((i, 1.0 / (1.0 + 0.3 * rank)))
+    return {w: (np.array([f for f, _ in p], dtype=np.int64), np.array([v for _, v in p])) for w, p in postings.items()}
+
+
+def lexical_scores(index: dict[str, tuple[np.ndarray, np.ndarray]], words: set[str], n_features: int) -> np.ndarray:
+    """(n_features,) float64 in [0, 1): each feature's `lexical_index` sum over the distinct `words` (non-empty),
+    over their number, squashed as s / (1 + s)."""
+    score = np.zeros(n_features)
+    for w in words:
+        feats, weights = index.get(w, _NO_POSTINGS)
+        np.add.at(score, feats, weights)
+    score /= len(words)
+    return score / (1.0 + score)

@@ -139,7 +139,7 @@ class SearchIn(BaseModel):
     @field_validator("categories")
     @classmethod
     def _no_blank_category(cls, v: list[str]) -> list[str]:
-        if any(not c.strip() for c in v):
+        if not all(map(has_text, v)):
             raise ValueError("a category must not be blank (GET /categories lists them)")
         return v
 

@@ -2,9 +2,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.catalog import Catalog, _words, family_summary, family_tree, feature_detail, list_families
-from indexer.errors import UnknownFamily, UnknownFeature
-from indexer.wordsearch import rank_by_word
+from indexer.catalog import Catalog, family_summary, family_tree, feature_detail, list_families
+from indexer.errors import InvalidArgument, UnknownFamily, UnknownFeature
+from indexer.wordsearch import name_words, rank_by_word
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,24 @@ def test_a_name_two_features_share_asks_for_an_id(tiny_index):
     assert info.value.suggestions == ["7", "9"]
 
 
+def test_suggestions_lead_with_names_that_begin_with_the_unknown_one(tiny_index):
+    import dataclasses
+
+    names = list(tiny_index.names.names)
+    names[3], names[11] = "dark matter, particles, scattering", "dwarf, dark matter, density"
+    catalog = Catalog(dataclasses.replace(tiny_index, names=dataclasses.replace(tiny_index.names, names=names)))
+    with pytest.raises(UnknownFeature) as info:
+        catalog.feature_id("Dark Matter ")
+    assert info.value.suggestions[0] == "dark matter, particles, scattering"
+
+
+@pytest.mark.parametrize("blank", ["", "  ", "\u200b", "\u3164"])
+def test_a_blank_name_is_refused_as_blank(catalog, blank):
+    for lookup, kind in ((catalog.feature_id, "feature"), (catalog.family_id, "family")):
+        with pytest.raises(InvalidArgument, match=f"^a {kind} name must not be blank"):
+            lookup(blank)
+
+
 def test_an_index_without_families_says_so(tiny_index, catalog):
     import dataclasses
 
@@ -53,7 +71,7 @@ def test_function_words_match_nothing_by_themselves(catalog):
     as_scores = lambda hits: [(h.id, h.score) for h in hits]  # noqa: E731
     assert as_scores(catalog.search("the topic3 of", limit=3)) == as_scores(catalog.search("topic3", limit=3))
     assert catalog.search("of the", limit=3) == []
-    assert _words("Key-value caches of a galaxy's") == ["key", "value", "caches", "galaxy"]
+    assert name_words("Key-value caches of a galaxy's") == ["key", "value", "caches", "galaxy"]
 
 
 def test_name_search_puts_exact_match_first(catalog):
@@ -115,7 +133,7 @@ def test_pages_of_a_search_join_into_the_whole_list(catalog, text):
 
 def naive_scores(catalog, text, by_word):
     """The ranking's scores feature by feature, as the docstring of Catalog.search states them."""
-    names, q = catalog.data.names, set(_words(text))
+    names, q = catalog.data.names, set(name_words(text))
     out = {}
     for i, name in enumerate(names.names):
         if names.status[i] == "dead":
@@ -125,9 +143,9 @@ def naive_scores(catalog, text, by_word):
         elif i in by_word:
             out[i] = 1.0 + by_word[i].score
         else:
-            lexical = 2.0 * len(q & set(_words(name))) / len(q)
+            lexical = 2.0 * len(q & set(name_words(name))) / len(q)
             for rank, term in enumerate(names.terms[i]):
-                lexical += len(q & set(_words(term))) / len(q) / (1.0 + 0.3 * rank)
+                lexical += len(q & set(name_words(term))) / len(q) / (1.0 + 0.3 * rank)
             if lexical > 0:
                 out[i] = lexical / (1.0 + lexical)
     return out
@@ -138,7 +156,7 @@ def naive_scores(catalog, text, by_word):
 def test_search_scores_match_a_feature_by_feature_reading(catalog, data, words_known):
     # In the tiny corpus most words predict a feature, whose word score then hides the lexical one; with
     # words_known False the word scores are left out, so the lexical scores decide.
-    vocabulary = sorted({w for n, ts in zip(catalog.data.names.names, catalog.data.names.terms) for t in [n, *ts] for w in _words(t)})
+    vocabulary = sorted({w for n, ts in zip(catalog.data.names.names, catalog.data.names.terms) for t in [n, *ts] for w in name_words(t)})
     text = " ".join(data.draw(st.lists(st.sampled_from(vocabulary), min_size=1, max_size=3)))
     by_word = rank_by_word(catalog.concepts, text, catalog.concepts.best_f1(), len(catalog.data.corpus)) if words_known else {}
     expected = naive_scores(catalog, text, by_word)

@@ -94,6 +94,14 @@ def test_apply_resolves_each_target_once_and_names_repeats(index):
     assert applied.matched == once.matched == int(once.mask.sum())
 
 
+def test_a_required_feature_that_fires_nowhere_is_named(index):
+    threshold = 10.0  # ten times its p90: no activation reaches that in the tiny index
+    assert index.apply(Filters([Target(2)], threshold=threshold), k=5).notes == [
+        "required feature 2 fires on no document above the threshold, so no document can pass",
+        "no document passes the filters, so there are no results",
+    ]
+
+
 def test_fewer_passing_documents_than_k_are_counted(index):
     applied = index.apply(Filters(require=[Target(2)]), k=len(index.data.corpus))
     assert applied.matched == len(index.firing_docs(Target(2))) < len(index.data.corpus)

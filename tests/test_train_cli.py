@@ -119,6 +119,14 @@ def test_every_time_budget_that_is_no_positive_number_is_refused_alike(
         run_train(args)
 
 
+def test_a_budget_that_ends_before_training_says_what_took_it(emb_file: Path, tmp_path: Path) -> None:
+    # A budget of 1 s keeps all of it for writing: training gets the 1 ms floor, which no step fits in.
+    args = _args("--embeddings", str(emb_file), "--out", str(tmp_path / "o"), "--time-budget", "1", "--no-progress")
+    with pytest.raises(InvalidArgument, match=r"^--time-budget 1 s ran out before the first training step \(\d+\.\d s went"):
+        run_train(args)
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_text_file_is_refused_as_no_npy_array_without_advice_to_unpickle(tmp_path: Path) -> None:
     text = tmp_path / "text.npy"
     text.write_text("0.1 0.2\n0.3 0.4\n")
