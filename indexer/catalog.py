@@ -17,6 +17,7 @@ from indexer.wordsearch import WordMatch, has_text, lexical_index, lexical_score
 
 log = logging.getLogger(__name__)
 
+
 def _is_id(text: str) -> bool:
     """An id is ASCII digits: str.isdigit passes "²", which int() refuses, and int() reads the Arabic-Indic "٣" as 3."""
     return text.isascii() and text.isdigit()
@@ -139,15 +140,14 @@ class Catalog:
     def search_page(
         self, text: str | None, limit: int = 10, min_trust: float = 0.0, sort: str = "relevance", offset: int = 0
     ) -> tuple[int, list[FeatureMatch]]:
-        """How many features match in all, and the page of them from `offset`: features that stand for `text`, best
-        first. Score 3: the exact name. Score in (1, 2]: 1 + how well the
-        text's words predict where the feature fires (`wordsearch.rank_by_word`: precision-weighted F-score
-        times how much the word is the feature's own), so the feature that best *means* the word comes first.
-        Score below 1: the words appear only in the name or distinctive terms (the share found in the name,
-        then in the terms, earlier terms counting more, squashed into [0, 1)). Ties go to the more trusted,
-        then the broader feature. Without `text`, every feature. Dead features and those trusted less than
-        `min_trust` are left out; `sort` = "trust" or "density" orders by that instead. `offset` skips that many
-        of the ordered features (paging)."""
+        """How many features match in all, and the page of them from `offset`: features that stand for `text`,
+        best first. Score 3: the exact name. Score in (1, 2]: 1 + how well the text's words predict where the
+        feature fires (`wordsearch.rank_by_word`: precision-weighted F-score times how much the word is the
+        feature's own), so the feature that best *means* the word comes first. Score below 1: the words appear
+        only in the name or distinctive terms (`wordsearch.lexical_scores`). Ties go to the more trusted, then the
+        broader feature. Without `text`, every feature. Dead features and those trusted less than `min_trust` are
+        left out; `sort` = "trust" or "density" orders by that instead. `offset` skips that many of the ordered
+        features (paging)."""
         q = set(name_words(text or ""))
         if text is not None and not q:
             return 0, []
