@@ -132,7 +132,8 @@ def test_pages_of_a_search_join_into_the_whole_list(catalog, text):
 
 
 def naive_scores(catalog, text, by_word):
-    """The ranking's scores feature by feature, as the docstring of Catalog.search states them."""
+    """The ranking's scores feature by feature, as the docstrings of Catalog.search_page and wordsearch.lexical_index
+    state them."""
     names, q = catalog.data.names, set(name_words(text))
     out = {}
     for i, name in enumerate(names.names):
