@@ -179,7 +179,7 @@ def _resolve(catalog: Catalog, term: SteerTerm, words_only: bool) -> ResolvedSte
         text = term.concept.strip()
     else:
         f = _by_name(catalog.feature_id, term.feature)
-        if p90[f] <= 0:
+        if p90[f] <= 0 and term.weight != 0:  # weight 0 changes nothing, for any feature
             raise UnknownFeature(f"feature {f} ({data.names.names[f]!r}) never fires, so it cannot steer")
         members, shares = [f], [1.0]
         text = catalog.concepts.concept_term(f) or data.names.names[f]

@@ -69,6 +69,20 @@ def test_weight_zero_changes_nothing(searcher, method):
     assert [(h.row, h.score) for h in zero.hits] == [(h.row, h.score) for h in plain.hits]
 
 
+def test_a_feature_that_never_fires_cannot_steer_though_weight_zero_may_name_it(tiny_index):
+    import dataclasses
+
+    p90 = tiny_index.stats.p90.copy()
+    p90[5] = 0.0
+    dead = Searcher(dataclasses.replace(tiny_index, stats=dataclasses.replace(tiny_index.stats, p90=p90)))
+    x = query_vec(dead, 3)
+    with pytest.raises(UnknownFeature, match="^steer.0: feature 5 .* never fires"):
+        dead.search(x, 10, [SteerTerm(-1.0, feature=5)])
+    zero = dead.search(x, 10, [SteerTerm(0.0, feature=5)])
+    assert zero.resolved[0].features[0].id == 5
+    assert [(h.row, h.score) for h in zero.hits] == [(h.row, h.score) for h in dead.search(x, 10).hits]
+
+
 @pytest.mark.parametrize("method", ["concept", "residual"])
 @pytest.mark.parametrize("row", [11, 40, 77])
 def test_suppressing_the_strongest_feature_lowers_its_share(searcher, method, row):
