@@ -88,7 +88,8 @@ class AppState:
 
     def rebuild_config(self, corpus: str | None, embeddings: str | None) -> BuildConfig:
         """Build settings for a rebuild: the request's files (checked to lie in the data directory) or the
-        configured ones, plus the options of the index being replaced."""
+        configured ones, plus the options of the index being replaced (`_CARRIED`; its document limit only when
+        the rebuild reads the configured corpus)."""
         s = self.settings
         # None (not merely falsy) means "the configured file": a blank name must never rebuild from the default.
         corpus_path = self._inside_data_dir(corpus) if corpus is not None else s.corpus
@@ -109,6 +110,8 @@ class AppState:
             carried = {k: previous[k] for k in _CARRIED if k in previous} if isinstance(previous, dict) else {}
         except IndexNotReady:
             pass
+        if corpus is not None:  # a named corpus is indexed whole; only a rebuild of the configured one keeps a --limit
+            carried.pop("limit", None)
         return BuildConfig(
             corpus=corpus_path, out=s.index_dir, embeddings=emb_path, model=s.model, device=s.device,
             llm_base_url=s.llm_base_url, llm_model=s.llm_model,

@@ -266,6 +266,16 @@ def test_a_rebuild_from_misconfigured_files_is_refused_before_any_job(tmp_path, 
         assert r.status_code == 422 and "SAE_SEARCH_EMBEDDINGS" in r.json()["detail"]
 
 
+def test_a_rebuild_keeps_the_index_options_and_a_named_corpus_is_read_whole(demo_index):
+    from service.state import AppState
+
+    state = AppState(Settings(index_dir=demo_index, data_dir=ROOT / "data", corpus=DEMO_CORPUS), embedder=None)
+    same = state.rebuild_config(None, None)
+    assert (same.k, same.latents, same.limit) == (16, 256, 300)  # demo_index's own build options
+    named = state.rebuild_config(DEMO_CORPUS.name, None)
+    assert (named.k, named.latents, named.limit) == (16, 256, None)
+
+
 def test_admin_disabled_without_a_key(demo_index, embedder):
     with TestClient(create_app(Settings(index_dir=demo_index), embedder=embedder)) as c:
         assert c.post("/index/rebuild", headers=AUTH).status_code == 403
