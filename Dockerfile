@@ -1,9 +1,10 @@
 FROM python:3.11-slim
 WORKDIR /app
 ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
-# The CPU build of torch; point PIP_EXTRA_INDEX_URL at a CPU wheel index when building elsewhere.
-ARG PIP_EXTRA_INDEX_URL=""
-RUN pip install --no-cache-dir torch==2.13.0
+# The CPU build of torch, from PyTorch's CPU wheel index: PyPI's Linux wheel pulls gigabytes of CUDA packages.
+# Where that index cannot be reached, give --build-arg TORCH_INDEX_URL=<a mirror that holds the CPU wheel>.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN pip install --no-cache-dir torch==2.13.0 --index-url ${TORCH_INDEX_URL}
 COPY pyproject.toml README.md ./
 COPY indexer ./indexer
 COPY service ./service

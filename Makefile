@@ -6,6 +6,7 @@ PORT   ?= 8000
 INDEX  ?= data/index
 CORPUS ?= data/demo_abstracts.parquet
 EMB    ?= data/demo_embeddings.npy
+TORCH_INDEX ?=
 export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 
@@ -14,8 +15,9 @@ export TRANSFORMERS_OFFLINE=1
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# The CPU build of torch first (a looser requirement would pull gigabytes of CUDA packages).
-	$(PY) -m pip install -q torch==2.13.0
+	# The CPU build of torch first (a looser requirement would pull gigabytes of CUDA packages). This project's
+	# machines hold the CPU wheel where pip finds it; elsewhere give TORCH_INDEX=https://download.pytorch.org/whl/cpu.
+	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
