@@ -178,6 +178,10 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
     data_lp = data.bfloat16() if use_bf16 else None
     m, d = data.shape
     batch = max(1, min(cfg.batch_size, max(16, m // cfg.min_steps_per_epoch), m))
+    if batch < cfg.batch_size:
+        log.info("batch size %d instead of %d, so that %d rows make enough steps per epoch", batch, cfg.batch_size, m)
+    if len(val) == 0:
+        log.warning("no validation split (5% of the rows is under 64): the NMSE reported is the training rows'")
     steps_per_epoch = math.ceil(m / batch)
     epochs = cfg.epochs or max(DEFAULT_EPOCHS, math.ceil(cfg.min_steps / steps_per_epoch))
     total = steps_per_epoch * epochs
@@ -255,7 +259,9 @@ def train_sae(x: np.ndarray, cfg: TrainConfig, on_epoch: EpochCallback | None = 
         "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
     }
     if step == 0:
-        raise BudgetTooShort(f"the time budget ({cfg.time_budget:.3g} s) ended before the first training step; give more")
+        raise BudgetTooShort(
+            f"the time budget ({cfg.time_budget:.3g} s) ended before the first training step; give more"
+        )
     _check_usable(metrics, float(untrained), cfg.lr)
     return TrainResult(sae=state.export(mu, cfg.k), metrics=metrics)
 

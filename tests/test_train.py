@@ -204,3 +204,17 @@ def test_an_sae_that_starts_worse_than_the_mean_row_and_barely_moves_is_not_call
     # there. A weak SAE, as one cut short by its time budget can be, but not a diverged one.
     res = train_sae(_tiny(400), _quick(k=32, latents=64, lr=1e-7, epochs=1))
     assert res.metrics["train_nmse"] > 1.0
+
+
+def test_small_data_says_what_the_trainer_changed(caplog) -> None:
+    with caplog.at_level("INFO", logger="indexer.train"):
+        metrics = train_sae(_tiny(400), _quick(epochs=1)).metrics
+    said = " ".join(r.getMessage() for r in caplog.records)
+    # 400 rows at batch 256 would be 2 steps an epoch; and 5% of them is too few to validate on.
+    assert "batch size 16 instead of 256" in said and "no validation split" in said
+    assert metrics["val_nmse"] is None and metrics["config"]["batch_size"] == 256
+    with caplog.at_level("INFO", logger="indexer.train"):
+        caplog.clear()
+        train_sae(_tiny(2000), _quick(epochs=1, batch_size=32))
+    assert not any("batch size" in r.getMessage() or "validation split" in r.getMessage() for r in caplog.records)
+
