@@ -8,7 +8,6 @@ import os
 
 from indexer.config import BuildConfig
 from indexer.errors import InvalidArgument, UsageError
-from indexer.pipeline import build_index, is_current
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +46,8 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from indexer.pipeline import build_index, is_current  # torch and the model's libraries: not for `--help`
+
     try:
         cfg = config_from_args(args)
     except InvalidArgument as exc:  # a value given to the command, refused before any work

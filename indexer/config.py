@@ -8,7 +8,7 @@ from pathlib import Path
 
 from indexer.errors import InvalidArgument
 from indexer.index import DEFAULT_FACTORY, check_factory
-from indexer.train import MAX_SEED
+from indexer.train_config import MAX_SEED
 
 
 @dataclass

@@ -12,9 +12,7 @@ import time
 from pathlib import Path
 
 from indexer.errors import BudgetTooShort, InvalidArgument, TrainingDiverged, UsageError
-from indexer.precomputed import load_embeddings_file, validate_embeddings
-from indexer.sae import save_sae
-from indexer.train import TrainConfig, train_sae
+from indexer.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +61,11 @@ def check_sae_out(out: Path) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Handler of `train-sae`: validate, load, train, save. Returns the exit code (0)."""
+    # torch loads here, not when the command line is parsed: `sae-search --help` or `rebuild` need none of it.
+    from indexer.precomputed import load_embeddings_file, validate_embeddings
+    from indexer.sae import save_sae
+    from indexer.train import train_sae
+
     start = time.perf_counter()
     budget = args.time_budget
     if budget is not None and not 0 < budget < math.inf:

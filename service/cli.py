@@ -183,7 +183,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    # Imported here, inside main's handling of Ctrl-C: they load torch and FAISS, which takes seconds.
+    # Imported here, inside main's handling of Ctrl-C: they load FAISS. torch loads only in the handlers that need it
+    # (build, train-sae, serve), so `--help` and `rebuild` start in a fraction of a second instead of 3 to 4.
     from indexer.build_cli import add_build_parser
     from indexer.train_cli import add_train_parser
 

@@ -151,24 +151,6 @@ def test_without_a_scored_epoch_the_last_ones_weights_and_metrics_are_kept(monke
 
 
 @pytest.mark.parametrize(
-    "kw",
-    [dict(k=64, latents=64), dict(k=0, latents=64), dict(k=65, latents=64), dict(time_budget=0.0),
-     dict(time_budget=-1.0), dict(time_budget=math.inf), dict(lr=0.0), dict(epochs=0), dict(warmup=1.0),
-     dict(device="tpu"), dict(threads=0), dict(seed=-1), dict(seed=2**40)],
-)
-def test_bad_config_is_invalid_argument(kw: dict) -> None:
-    with pytest.raises(InvalidArgument):
-        TrainConfig(**kw)
-
-
-@pytest.mark.parametrize("kw, message", [(dict(batch_size=0), "batch size must be >= 1, got 0"),
-                                          (dict(epochs=-2), "epochs must be >= 1, got -2")])
-def test_a_bad_option_is_named_alone(kw: dict, message: str) -> None:
-    with pytest.raises(InvalidArgument, match=f"^{message}$"):
-        TrainConfig(**kw)
-
-
-@pytest.mark.parametrize(
     "x, message",
     [
         (np.zeros((4, 3, 2), dtype=np.float32), "2-D"),
