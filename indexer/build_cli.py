@@ -8,6 +8,7 @@ import os
 
 from indexer.config import BuildConfig
 from indexer.errors import InvalidArgument, UsageError
+from indexer.train_config import DEVICES
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--limit", type=int, help="use only the first N usable rows")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--if-stale", action="store_true", help="skip the build when OUT is current for these inputs")
     p.set_defaults(handler=run_build)
 

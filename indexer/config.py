@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.errors import InvalidArgument
 from indexer.index import DEFAULT_FACTORY, check_factory
-from indexer.train_config import MAX_SEED
+from indexer.train_config import check_device, check_seed, check_time_budget
 
 
 @dataclass
@@ -55,20 +54,16 @@ class BuildConfig:
             self.embeddings = Path(self.embeddings)
         if self.k < 1:
             raise InvalidArgument(f"k must be >= 1, got {self.k}")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise InvalidArgument(f"seed must be an integer in [0, {MAX_SEED}], got {self.seed}")
+        check_seed(self.seed)
         if self.latents is not None and self.latents <= self.k:
             raise InvalidArgument(f"latents must be greater than k, got latents={self.latents}, k={self.k}")
         if self.epochs is not None and self.epochs < 1:
             raise InvalidArgument(f"epochs must be >= 1, got {self.epochs}")
-        if self.time_budget is not None and not 0 < self.time_budget < math.inf:
-            # inf too: TrainConfig refuses it, but only once the embeddings stage is over.
-            raise InvalidArgument(f"time budget must be > 0 seconds and finite, got {self.time_budget}")
+        check_time_budget(self.time_budget)  # TrainConfig checks it too, but only once the embeddings are made
         if self.limit is not None and self.limit < 1:
             raise InvalidArgument(f"limit must be >= 1, got {self.limit}")
         check_llm(self.llm_base_url, self.llm_model)
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise InvalidArgument(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_device(self.device)
         check_factory(self.faiss_factory)  # the rest of its check needs the model's dimension (build_index)
 
     def latents_for(self, n_docs: int) -> int:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from indexer.errors import BudgetTooShort, InvalidArgument, TrainingDiverged, UsageError
-from indexer.train_config import TrainConfig
+from indexer.train_config import DEVICES, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the data (default 8; more for small data)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"rows per step (default {d.batch_size})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak Adam learning rate (default {d.lr})")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device, help="where to train")
+    p.add_argument("--device", choices=DEVICES, default=d.device, help="where to train")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(handler=run_train)
 

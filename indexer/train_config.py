@@ -11,6 +11,25 @@ from indexer.errors import InvalidArgument
 
 MAX_SEED = 2**32 - 1
 """The largest seed numpy's and torch's generators both take."""
+DEVICES = ("auto", "cpu", "cuda")
+"""Where to train (and, for a build, embed): 'auto' is cuda when torch sees a GPU."""
+
+
+# The options a build hands on to the trainer: `BuildConfig` checks them too, in the same words, before the
+# minutes of embedding that come ahead of training.
+def check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise InvalidArgument(f"seed must be an integer in [0, {MAX_SEED}], got {seed}")
+
+
+def check_time_budget(seconds: float | None) -> None:
+    if seconds is not None and not 0 < seconds < math.inf:
+        raise InvalidArgument(f"time budget must be > 0 seconds and finite, got {seconds}")
+
+
+def check_device(device: str) -> None:
+    if device not in DEVICES:
+        raise InvalidArgument(f"device must be auto, cpu or cuda, got {device!r}")
 
 
 @dataclass
@@ -63,8 +82,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.k < 1 or self.latents < 2 or self.k >= self.latents:
             raise InvalidArgument(f"need 1 <= k < latents, got k={self.k}, latents={self.latents}")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise InvalidArgument(f"seed must be an integer in [0, {MAX_SEED}], got {self.seed}")
+        check_seed(self.seed)
         for what, value in (("epochs", self.epochs), ("batch size", self.batch_size),
                             ("min_steps_per_epoch", self.min_steps_per_epoch), ("min_steps", self.min_steps)):
             if value is not None and value < 1:
@@ -77,7 +95,5 @@ class TrainConfig:
             raise InvalidArgument(f"warmup is a share of training in [0, 1), got {self.warmup}")
         if self.val_rows < 0 or self.auxk < 0 or self.auxk_coef < 0 or self.dead_steps < 1:
             raise InvalidArgument("val_rows, auxk and auxk_coef must be >= 0 and dead_steps >= 1")
-        if self.time_budget is not None and not 0 < self.time_budget < math.inf:
-            raise InvalidArgument(f"time budget must be > 0 seconds and finite, got {self.time_budget}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise InvalidArgument(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_time_budget(self.time_budget)
+        check_device(self.device)
