@@ -156,8 +156,8 @@ class FilterIndex:
         if matched == 0:
             notes.append("no document passes the filters, so there are no results")
         elif matched < k:
-            passes = "1 document passes" if matched == 1 else f"{matched} documents pass"
-            notes.append(f"only {passes} the filters, so fewer than k={k} results are returned")
+            notes.append(f"only {counted(matched, 'document passes', 'documents pass')} the filters, so fewer than "
+                         f"k={k} results are returned")
         return FilterOutcome(mask, matched, out, notes)
 
 
@@ -179,3 +179,8 @@ def _conflicts(
         elif out and set(members) <= out:
             notes.append(f"family {i} is required but each of its features is excluded, so no document can pass")
     return notes
+
+
+def counted(n: int, one: str, many: str) -> str:
+    """"1 document passes", "3 documents pass": n with the words that agree with it."""
+    return f"{n} {one if n == 1 else many}"

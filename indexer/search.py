@@ -13,7 +13,7 @@ from indexer.codes import postings_at
 from indexer.edits import MIX_BETA, decode_query, edit_contributions, mix_query, residual_query, rewrite_query
 from indexer.errors import InvalidArgument, located
 from indexer.evidence import Evidence, ProbeEvidence, query_orthogonal, read_evidence
-from indexer.filters import FilterIndex, Filters
+from indexer.filters import FilterIndex, Filters, counted
 from indexer.index import code_error, nearest, search_faiss, set_search_threads
 from indexer.results import FeatureActivation, Hit, SearchOutcome, largest_contributions, rounded_contributions
 from indexer.steer import (
@@ -130,7 +130,7 @@ class Searcher:
             and r.features[0].name.lower() != r.text.lower()
         ]
         if mask is None and len(self.data.corpus) < k:
-            notes.append(f"the index holds only {_count(len(self.data.corpus), 'document', 'documents')}, so fewer "
+            notes.append(f"the index holds only {counted(len(self.data.corpus), 'document', 'documents')}, so fewer "
                          f"than k={k} results are returned")
         plain = not active
         if plain:
@@ -277,7 +277,3 @@ class Searcher:
             features=[FeatureActivation(f, names[f], round(a, 5)) for _, f, a in shared],
             contributions=rounded_contributions(largest_contributions(contrib), score, plain),
         )
-
-
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
