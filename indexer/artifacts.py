@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +29,7 @@ from indexer.index import load_faiss, save_faiss
 from indexer.manifest import FORMAT_VERSION, MANIFEST, read_manifest, sha256_file, verify_index
 from indexer.names import FeatureNames
 from indexer.sae import TopKSae, load_sae, save_sae
-from indexer.swap import check_name_room, new_build_dir, recover_swap, remove_dead_builds, swap_into_place
+from indexer.swap import build_dir, check_name_room, recover_swap, remove_dead_builds, swap_into_place
 from indexer.tables import read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
@@ -167,8 +166,7 @@ def write_index(data: IndexData, out: str | Path, info: dict[str, Any]) -> Path:
     check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_builds(out)
-    tmp = new_build_dir(out)
-    try:
+    with build_dir(out) as tmp:
         write_parquet(data.corpus.to_table(), tmp / "docs.parquet")
         np.save(tmp / "embeddings.npy", np.ascontiguousarray(data.embeddings, dtype=np.float32))
         save_faiss(data.faiss_index, tmp / "dense.faiss")
@@ -190,9 +188,6 @@ def write_index(data: IndexData, out: str | Path, info: dict[str, Any]) -> Path:
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     data.manifest = manifest
     log.info("index written path=%s documents=%d files=%d", out, len(data.corpus), len(files))
     return out

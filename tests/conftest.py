@@ -163,15 +163,19 @@ def fires(data, row, feature, threshold=0.0):
 
 @pytest.fixture(scope="session")
 def tiny_index():
-    return make_tiny_index()
+    """The tiny index with its concepts, as a build writes them (a `Catalog` would otherwise fill them in on the
+    shared fixture, and what a test sees would depend on which ran first)."""
+    from indexer.concepts import build_concepts
+
+    data = make_tiny_index()
+    data.concepts = build_concepts(data.corpus.texts(), data.codes, data.embeddings)
+    return data
 
 
 @pytest.fixture(scope="session")
 def concepts(tiny_index):
     """Word-feature table and probes of the tiny index."""
-    from indexer.concepts import build_concepts
-
-    return build_concepts(tiny_index.corpus.texts(), tiny_index.codes, tiny_index.embeddings)
+    return tiny_index.concepts
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
+import fcntl
 import json
 import os
 import stat
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -13,25 +15,46 @@ from indexer.errors import CorruptIndex, IndexNotReady, InvalidArgument
 from tests.conftest import dead_pid
 
 
+@contextmanager
+def locked(path):
+    """Hold the lock a writer holds on its build directory or swap note while it works."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def leftovers(parent):
     return [p.name for p in parent.iterdir() if p.name.startswith(".")]
+
+
+def assert_same_arrays(a, b, fields):
+    for f in fields:
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
 
 
 def test_round_trip_is_exact(tmp_path, tiny_index):
     out = write_index(tiny_index, tmp_path / "idx", {"documents": len(tiny_index.corpus)})
     back = load_index(out)
     np.testing.assert_array_equal(back.embeddings, tiny_index.embeddings)
-    np.testing.assert_array_equal(back.codes.indices, tiny_index.codes.indices)
-    np.testing.assert_array_equal(back.codes.values, tiny_index.codes.values)
-    np.testing.assert_array_equal(back.inv.doc_ids, tiny_index.inv.doc_ids)
-    np.testing.assert_array_equal(back.stats.p90, tiny_index.stats.p90)
-    assert back.names.names == tiny_index.names.names
-    assert back.families.names == tiny_index.families.names
-    np.testing.assert_array_equal(back.families.neighbors, tiny_index.families.neighbors)
-    assert back.corpus.ids == tiny_index.corpus.ids
+    assert_same_arrays(back.codes, tiny_index.codes, ("indices", "values"))
+    assert_same_arrays(back.inv, tiny_index.inv, ("indptr", "doc_ids", "values"))
+    assert_same_arrays(back.stats, tiny_index.stats, ("density", "p90", "max_activation"))
+    assert_same_arrays(back.names, tiny_index.names, ("names", "descriptions", "terms", "trust", "status"))
+    assert_same_arrays(back.families, tiny_index.families, ("parent", "names", "feature_family", "neighbors"))
+    assert [c.tolist() for c in back.families.children] == [c.tolist() for c in tiny_index.families.children]
+    assert_same_arrays(back.concepts, tiny_index.concepts, ("terms", "df", "features") + CONCEPT_ARRAYS)
+    for name, t in tiny_index.sae.state_dict().items():
+        np.testing.assert_array_equal(back.sae.state_dict()[name].numpy(), t.numpy(), err_msg=name)
+    q = tiny_index.embeddings[:3]
+    np.testing.assert_array_equal(back.faiss_index.search(q, 5)[1], tiny_index.faiss_index.search(q, 5)[1])
+    assert back.corpus.to_table().equals(tiny_index.corpus.to_table())
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["format_version"] == artifacts.FORMAT_VERSION
-    assert set(manifest["files"]) >= {"docs.parquet", "dense.faiss", "sae/sae.safetensors", "codes.parquet"}
+    assert set(manifest["files"]) >= {"docs.parquet", "dense.faiss", "sae/sae.safetensors", "codes.parquet",
+                                      "concepts.parquet", "concepts.npz"}
     assert leftovers(tmp_path) == []
 
 
@@ -115,8 +138,7 @@ def test_an_interrupt_just_after_the_new_index_moved_in_keeps_it(tmp_path, tiny_
     with pytest.raises(KeyboardInterrupt):
         write_index(tiny_index, out, {"marker": "new"})
     monkeypatch.setattr(swap.os, "rename", real_rename)
-    # The note stays for the next load, which finds this process... alive; once it is gone the old folder goes.
-    (tmp_path / ".idx.swap").write_text(f"{dead_pid()} {(tmp_path / '.idx.swap').read_text().split()[1]}")
+    assert (tmp_path / ".idx.swap").exists()  # the note stays; the next load clears the old folder away
     assert load_index(out).manifest["marker"] == "new" and leftovers(tmp_path) == []
 
 
@@ -133,10 +155,12 @@ def test_an_index_set_aside_by_a_killed_build_is_restored_on_load(tmp_path, tiny
 def test_a_swap_still_running_is_not_undone(tmp_path, tiny_index):
     out = write_index(tiny_index, tmp_path / "idx", {"marker": "old"})
     out.rename(tmp_path / ".idx.old-1234abcd")
-    (tmp_path / ".idx.swap").write_text(f"{os.getpid()} .idx.old-1234abcd")  # this process: alive, mid-swap
-    with pytest.raises(IndexNotReady):
-        load_index(out)
-    assert sorted(leftovers(tmp_path)) == [".idx.old-1234abcd", ".idx.swap"]
+    (tmp_path / ".idx.swap").write_text(f"{dead_pid()} .idx.old-1234abcd")
+    with locked(tmp_path / ".idx.swap"):  # its writer, mid-swap: whatever the process id says, the lock is held
+        with pytest.raises(IndexNotReady):
+            load_index(out)
+        assert sorted(leftovers(tmp_path)) == [".idx.old-1234abcd", ".idx.swap"]
+    assert load_index(out).manifest["marker"] == "old"  # lock released, as by its writer's death
 
 
 def test_a_build_killed_after_its_swap_has_its_old_index_cleared_on_load(tmp_path, tiny_index):
@@ -161,16 +185,19 @@ def test_concepts_round_trip_through_a_table(tiny_index):
 
 def test_a_build_clears_what_a_killed_build_left_and_spares_one_still_writing(tmp_path, tiny_index):
     dead = tmp_path / f".idx.tmp-{dead_pid()}-1234abcd"  # SIGKILL while writing: nothing could clean it up
-    running = tmp_path / f".idx.tmp-{os.getpid()}-1234abcd"
-    for d in (dead, running):
+    # A server in Docker is process 1 after every restart: a live process id says nothing about the writer.
+    dead_here = tmp_path / f".idx.tmp-{os.getpid()}-5678abcd"
+    running = tmp_path / f".idx.tmp-{dead_pid()}-9999abcd"
+    for d in (dead, dead_here, running):
         d.mkdir()
         (d / "codes.parquet").write_text("half written")
-    write_index(tiny_index, tmp_path / "idx", {})
+    with locked(running):
+        write_index(tiny_index, tmp_path / "idx", {})
     assert leftovers(tmp_path) == [running.name]
 
 
 def test_an_index_name_is_refused_only_when_its_build_directory_name_would_not_fit(tmp_path, tiny_index):
-    room = os.pathconf(tmp_path, "PC_NAME_MAX") - 22  # new_build_dir adds ".", ".tmp-", 7 pid digits, "-", 8 hex
+    room = os.pathconf(tmp_path, "PC_NAME_MAX") - 22  # build_dir adds ".", ".tmp-", 7 pid digits, "-", 8 hex
     with pytest.raises(InvalidArgument, match=f"give one of at most {room}"):
         write_index(tiny_index, tmp_path / ("n" * (room + 1)), {})
     assert list(tmp_path.iterdir()) == []
