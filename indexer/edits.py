@@ -6,12 +6,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from indexer.errors import InvalidArgument
+
+
+class QueryCancelled(InvalidArgument):
+    """The steer terms' edit leaves nothing of the query to search with (`MIN_NORM`)."""
+
 MIX_BETA = 0.8
 """Embedding-mix step per unit weight, as Weaviate's moveTo / moveAwayFrom force."""
+MIN_NORM = 1e-3
+"""Shortest edited query vector that is searched with (the query is a unit vector). A shorter one is what is left
+when the terms cancel the query (a mix away from the query's own words at weight -1.25 leaves exactly 0): its
+direction is rounding noise, and the renormalisation's contributions grow as 1 / its length (about 8e9 there)."""
 
 
 def _unit(v: np.ndarray) -> tuple[np.ndarray, float]:
-    n = max(float(np.linalg.norm(v)), 1e-12)
+    """v (d,) normalised, float32, and the norm divided by; QueryCancelled below MIN_NORM."""
+    n = float(np.linalg.norm(v))
+    if not n >= MIN_NORM:
+        raise QueryCancelled("the steer terms cancel the query, and nothing of it is left to search with; "
+                              "use smaller weights")
     return (v / n).astype(np.float32), n
 
 

@@ -10,7 +10,9 @@ import numpy as np
 from indexer.artifacts import IndexData
 from indexer.catalog import Catalog
 from indexer.codes import postings_at
-from indexer.edits import MIX_BETA, decode_query, edit_contributions, mix_query, residual_query, rewrite_query
+from indexer.edits import (
+    MIX_BETA, QueryCancelled, decode_query, edit_contributions, mix_query, residual_query, rewrite_query,
+)
 from indexer.errors import InvalidArgument, located
 from indexer.evidence import Evidence, ProbeEvidence, query_orthogonal, read_evidence
 from indexer.filters import FilterIndex, Filters, counted
@@ -32,10 +34,14 @@ from indexer.steer import (
     resolve_terms,
 )
 from indexer.terms import sorted_unique
+from indexer.wordsearch import words_held
 
 MAX_K = 100
 EXACT_LIMIT = 20_000
 """Filtered sets up to this size are scored exactly; larger ones filter FAISS results."""
+REWRITE_UNCHANGED = 0.99999
+"""Cosine to the query above which a rewritten query counts as the query itself: the model reads 256 word pieces,
+and the words a rewrite adds to a query that fills them are cut (any word that is read moves the vector by more)."""
 MAX_STEERED_LISTED = 64
 """Features of the steered code listed per search, strongest first: a family boost edits every member, and
 listing family 0's 383 slivers beside the query's own 32 took 36 of a response's 79 KB."""
@@ -119,13 +125,12 @@ class Searcher:
         mask, matched, notes = applied.mask, applied.matched, list(applied.notes)
         notes += [
             f"steer.{i} boosts only features that exclude names, so it can lift only documents where they do not fire"
+            + (f" above {filters.threshold:g} x their p90" if filters and filters.threshold > 0 else "")
             for i, r in enumerate(resolved)
             if r.term.weight > 0 and r.features and {f.id for f in r.features} <= applied.excluded
         ]
         notes += [  # a concept found only in a feature's name or terms (GET /features: score below 1)
-            f"steer.{i}: no feature fires where the words {r.text!r} are said; it steers feature {r.features[0].id} "
-            f"({r.features[0].name!r}), whose name or distinctive terms hold them"
-            for i, r in enumerate(resolved)
+            self._name_only_note(i, r) for i, r in enumerate(resolved)
             if r.term.concept is not None and r.features and r.matched_term is None
             and r.features[0].name.lower() != r.text.lower()
         ]
@@ -138,7 +143,16 @@ class Searcher:
         elif method == "concept":
             hits = self._concept(x, k, mask, active)
         else:
-            hits = self._edited(x, z, k, mask, active, delta, method, query, embed)
+            try:
+                hits, unchanged = self._edited(x, z, k, mask, active, delta, method, query, embed)
+            except QueryCancelled as exc:
+                raise located("steer", exc) from None
+            notes += [
+                f"steer.{resolved.index(r)}: the rewritten query embeds as the query itself (the model reads at "
+                "most 256 word pieces, and this query fills them, so the words added at its end are cut); this "
+                "term changes nothing"
+                for r in unchanged
+            ]
         if len(hits) < min(k, len(self.data.corpus) if matched is None else matched):
             notes.append(f"the dense index found only {len(hits)} documents near the query (an index type such as IVF "
                          f"searches part of the rows), so fewer than k={k} results are returned")
@@ -224,9 +238,11 @@ class Searcher:
     def _edited(
         self, x: np.ndarray, z: np.ndarray, k: int, mask: np.ndarray | None, active: list[ResolvedSteer],
         delta: np.ndarray, method: str, query: str | None, embed: Embed | None,
-    ) -> list[tuple]:
-        """Methods that move the query vector, then search with it."""
+    ) -> tuple[list[tuple], list[ResolvedSteer]]:
+        """Methods that move the query vector, then search with it; also the "rewrite" terms whose rewritten
+        query embeds as the query itself (`REWRITE_UNCHANGED`)."""
         parts: list[tuple[int | None, str, np.ndarray]] | None = None
+        unchanged: list[ResolvedSteer] = []
         if method == "residual":
             q, norm = residual_query(x, delta, self.W_dec)
             parts = [(f.id, f.name, d * self.W_dec[f.id]) for r in active for f, d in zip(r.features, r.deltas)]
@@ -244,6 +260,7 @@ class Searcher:
                     raise InvalidArgument("the 'rewrite' method needs the query text")
                 # Each term rewrites the query on its own, so its step is linear in its weight alone.
                 vecs = [np.asarray(embed(f"{query} {r.text}"), dtype=np.float32) for r in active]
+                unchanged = [r for r, v in zip(active, vecs) if float(v @ x) > REWRITE_UNCHANGED]
                 q, norm = rewrite_query(x, vecs, [r.term.weight for r in active])
                 parts = [(None, f"rewrite: {query} {r.text}", r.term.weight * (v - x)) for r, v in zip(active, vecs)]
         rows = self.candidates(q, k, mask)
@@ -256,7 +273,14 @@ class Searcher:
             else:
                 contrib = edit_contributions(emb_c[i], float(plain[i]), norm, parts)
             out.append((int(rows[i]), float(scores[i]), float(plain[i]), contrib))
-        return out
+        return out, unchanged
+
+    def _name_only_note(self, i: int, r: ResolvedSteer) -> str:
+        f = r.features[0]
+        held, missing = words_held(r.text, f.name, self.data.names.terms[f.id])
+        return (f"steer.{i}: no feature fires where the words {r.text!r} are said; it steers feature {f.id} "
+                f"({f.name!r}), whose name or distinctive terms hold {', '.join(map(repr, held))}"
+                + (f" but not {', '.join(map(repr, missing))}" if missing else ""))
 
     def _activations(self, z: np.ndarray, limit: int | None = None) -> list[FeatureActivation]:
         """The code's active features (at most `limit`), strongest first."""

@@ -188,6 +188,14 @@ def name_words(text: str) -> list[str]:
     return [w for w in _NAME_WORD.findall(text.lower()) if len(w) > 1 and w not in _FUNCTION_NAME_WORDS]
 
 
+def words_held(text: str, name: str, terms: list[str]) -> tuple[list[str], list[str]]:
+    """The words of `text` (`name_words`) that a feature's name or distinctive terms hold, and those they do not:
+    what `lexical_index` matched a text on."""
+    held = set(name_words(name)).union(*(name_words(t) for t in terms))
+    words = list(dict.fromkeys(name_words(text)))
+    return [w for w in words if w in held], [w for w in words if w not in held]
+
+
 _NO_POSTINGS = (np.empty(0, dtype=np.int64), np.empty(0))
 
 

@@ -79,6 +79,11 @@ def test_first_feature_hit_steers_its_word(client):
 
     assert share(suppressed) <= share(plain) <= share(boosted)
     assert [r["id"] for r in suppressed["results"]] != [r["id"] for r in plain["results"]]
+    # Near the concept but without it in the plain results, the boost brings it in.
+    elsewhere = {"query": "cosmological simulations of dark matter", "k": 10}
+    plain = client.post("/search", json=elsewhere).json()
+    boosted = client.post("/search", json={**elsewhere, "steer": [{"feature": hit["id"], "weight": 1.0}]}).json()
+    assert share(plain) < share(boosted)
 
 
 def test_exclude_and_require_answer_from_the_features(client):
@@ -136,18 +141,33 @@ def test_two_families_sharing_a_feature_steer_it_once_either_way(client):
 @pytest.mark.parametrize(
     "body, fragment",
     [
-        ({"method": "magic"}, "method"),
+        ({"method": "magic"}, "method: Input should be 'concept', 'residual'"),
         ({"method": "rewrite", "steer": [{"concept": "galaxies", "weight": 1}, {"concept": "dark matter", "weight": -1}]},
          "steer.1: the 'rewrite' method can only boost"),
-        ({"steer": [{"concept": "", "weight": 1}]}, "concept"),
+        ({"steer": [{"concept": "", "weight": 1}]}, "steer.0.concept: String should have at least 1 character"),
         ({"steer": [{"concept": "zzqx vvkw", "weight": 1}]}, "no feature matches"),
         ({"steer": [{"concept": "dark matter", "feature": 1, "weight": 1}]}, "exactly one"),
         ({"exclude": [{"feature": 1, "family": 0}]}, "exactly one"),
         ({"require": [{"feature": "no such feature"}]}, "no feature named"),
-        ({"threshold": -1}, "threshold"),
+        ({"threshold": -1}, "threshold: Input should be greater than or equal to 0"),
+        # Away from the query's own words at 1.25 x 0.8: nothing of the query is left (before, arbitrary results
+        # explained by parts of about 8e9).
+        ({"method": "mix", "steer": [{"concept": QUERY, "weight": -1.25}]},
+         "steer: the steer terms cancel the query"),
     ],
 )
 def test_bad_steering_input_gets_422_with_a_message(client, body, fragment):
     r = client.post("/search", json={"query": QUERY, **body})
     assert r.status_code == 422, r.text
     assert fragment in r.json()["detail"]
+
+
+def test_a_rewrite_cut_off_by_a_long_query_says_it_changed_nothing(client):
+    long_query = " ".join(["galaxy formation in the early universe"] * 60)[:2000]  # far past 256 word pieces
+    steered = client.post("/search", json={"query": long_query, "method": "rewrite",
+                                           "steer": [{"concept": "dark matter", "weight": 1}]}).json()
+    plain = client.post("/search", json={"query": long_query}).json()
+    assert [r["id"] for r in steered["results"]] == [r["id"] for r in plain["results"]]
+    assert any(n.startswith("steer.0: the rewritten query embeds as the query itself") for n in steered["notes"])
+    short = search(client, method="rewrite", steer=[{"concept": "dark matter", "weight": 1}])
+    assert not any("embeds as the query itself" in n for n in short["notes"])

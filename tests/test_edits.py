@@ -3,7 +3,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.edits import MIX_BETA, decode_query, edit_contributions, mix_query, residual_query
+from indexer.edits import (
+    MIN_NORM, MIX_BETA, QueryCancelled, decode_query, edit_contributions, mix_query, residual_query, rewrite_query,
+)
 
 
 def test_query_edits_match_their_formulas(rng):
@@ -39,3 +41,16 @@ def test_edit_contributions_add_up(seed, n_parts):
     norm = float(np.linalg.norm(raw))
     contrib = edit_contributions(doc, float(x @ doc), norm, parts)
     assert sum(v for _, _, v in contrib) == pytest.approx(float(raw @ doc) / norm - float(x @ doc), abs=1e-9)
+
+
+def test_an_edit_that_cancels_the_query_is_refused(rng):
+    x = rng.normal(size=8).astype(np.float32)
+    x /= np.linalg.norm(x)
+    with pytest.raises(QueryCancelled, match="cancel the query"):
+        mix_query(x, [x], [-1 / MIX_BETA])  # away from the query's own embedding: exactly nothing left
+    with pytest.raises(QueryCancelled):
+        residual_query(x, np.array([-1.0], dtype=np.float32), x[None, :])
+    q, norm = mix_query(x, [x], [-1 / MIX_BETA + 2 * MIN_NORM])  # a little is left: searched with, as x itself
+    np.testing.assert_allclose(q, x, atol=1e-5)
+    assert norm == pytest.approx(2 * MIN_NORM * MIX_BETA, rel=1e-3)
+    assert rewrite_query(x, [x], [1.0])[1] == pytest.approx(1.0)

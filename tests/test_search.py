@@ -177,10 +177,14 @@ def test_the_steered_code_lists_its_strongest_features_and_says_when_there_are_m
 
 def test_result_features_are_shared_with_the_steered_query(searcher):
     out = searcher.search(query_vec(searcher, 4), 10, [SteerTerm(1.0, "topic3 words")])
-    steered = {a.id for a in out.steered_features}
+    z = dict((a.id, a.activation) for a in out.steered_features)
+    codes = searcher.data.codes
     for hit in out.hits:
-        doc_feats = set(searcher.data.codes.indices[hit.row].tolist())
-        assert {f.id for f in hit.features} <= steered & doc_feats
+        doc = dict(zip(codes.indices[hit.row].tolist(), codes.values[hit.row].tolist()))
+        # Every feature both fire, largest joint activation first (a brute-force reading of the two codes).
+        shared = sorted((f for f in z if doc.get(f, 0) > 0), key=lambda f: -z[f] * doc[f])
+        assert [f.id for f in hit.features] == shared
+    assert any(hit.features for hit in out.hits)
 
 
 @pytest.mark.parametrize("many", [False, True])
@@ -253,7 +257,11 @@ def test_a_family_steer_reads_the_same_evidence_factored_or_dense(searcher, monk
 
 def test_query_features_strongest_first(searcher):
     acts = [a.activation for a in searcher.search(query_vec(searcher, 1), 3).query_features]
-    assert acts == sorted(acts, reverse=True) and len(acts) <= searcher.k
+    assert acts == sorted(acts, reverse=True)
+    x = query_vec(searcher, 1)
+    pre = np.maximum((x - searcher.b_dec) @ searcher.W_enc + searcher.b_enc, 0)  # the SAE's k largest, by hand
+    top = np.argsort(-pre)[: searcher.k]
+    assert acts == pytest.approx(sorted(pre[top][pre[top] > 0], reverse=True), abs=1e-5)
 
 
 def test_family_steer_spreads_over_members(searcher):
@@ -277,7 +285,10 @@ def test_free_text_concept_resolves_to_the_feature_of_its_word(searcher):
     f = weak.resolved[0].features[0]
     assert weak.resolved[0].matched_term is None
     assert weak.notes == [f"steer.0: no feature fires where the words 'words' are said; it steers feature {f.id} "
-                          f"({f.name!r}), whose name or distinctive terms hold them"]
+                          f"({f.name!r}), whose name or distinctive terms hold 'words'"]
+    # A word the feature does not hold is named as such, not passed off as matched.
+    part = searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="words zzqv")])
+    assert part.notes[0].endswith("whose name or distinctive terms hold 'words' but not 'zzqv'")
 
 
 @settings(max_examples=25, deadline=None)
@@ -293,6 +304,8 @@ def test_boosting_only_what_exclude_names_is_said(searcher):
     note = "steer.1 boosts only features that exclude names, so it can lift only documents where they do not fire"
     family = Filters(exclude=[Target(family="family four")])  # features 4, 5 and 6
     assert searcher.search(x, 10, [SteerTerm(1.0, 2), SteerTerm(1.0, 5)], filters=family).notes == [note]
+    weak = Filters(exclude=[Target(family="family four")], threshold=0.5)  # where they fire weakly, they may boost
+    assert searcher.search(x, 10, [SteerTerm(1.0, 2), SteerTerm(1.0, 5)], filters=weak).notes == [note + " above 0.5 x their p90"]
     # Suppressing what is excluded anyway, or boosting a feature outside it, is no contradiction.
     assert searcher.search(x, 10, [SteerTerm(1.0, 2), SteerTerm(-1.0, 5)], filters=family).notes == []
     assert searcher.search(x, 10, [SteerTerm(1.0, 2)], filters=Filters(exclude=[Target(feature=5)])).notes == []
