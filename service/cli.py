@@ -101,15 +101,17 @@ class _Unreachable(SaeSearchError):
     """The server did not answer at all (refused, reset, timed out)."""
 
 
-def _request(url: str, key: str, method: str = "GET", body: dict | None = None) -> dict:
+def _request(url: str, key: str, method: str = "GET", body: dict | None = None, needs: tuple[str, ...] = ()) -> dict:
+    """The JSON object `url` answers, holding the keys `needs`; SaeSearchError for any other answer."""
     data = json.dumps(body).encode() if body is not None else None
     try:
         req = urllib.request.Request(url, data=data, method=method, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as resp:
-            return json.loads(resp.read() or b"{}")
+            answer = json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
         try:
-            detail = json.loads(exc.read() or b"{}").get("detail", exc.reason)
+            error = json.loads(exc.read() or b"{}")
+            detail = error.get("detail", exc.reason) if isinstance(error, dict) else exc.reason
         except ValueError:
             detail = exc.reason
         raise SaeSearchError(f"{method} {url} answered {exc.code}: {detail}") from None
@@ -119,6 +121,10 @@ def _request(url: str, key: str, method: str = "GET", body: dict | None = None) 
         raise _Unreachable(f"no answer from {url}: {exc or type(exc).__name__}") from None
     except ValueError as exc:  # a malformed URL, or an answer that is not JSON (not an sae-search server)
         raise SaeSearchError(f"{method} {url}: {exc}; is --url an sae-search server?") from None
+    if not isinstance(answer, dict) or any(k not in answer for k in needs):
+        raise SaeSearchError(f"{method} {url} answered without {', '.join(needs) or 'a JSON object'}; is --url an "
+                             "sae-search server?")
+    return answer
 
 
 def _rebuild(args: argparse.Namespace) -> int:
@@ -127,7 +133,7 @@ def _rebuild(args: argparse.Namespace) -> int:
         raise SaeSearchError("no admin key: pass --key or set SAE_SEARCH_ADMIN_KEY")
     base = args.url.rstrip("/")
     body = {k: v for k, v in (("corpus", args.corpus), ("embeddings", args.embeddings)) if v is not None}
-    job = _request(f"{base}/index/rebuild", key, "POST", body)["job_id"]
+    job = _request(f"{base}/index/rebuild", key, "POST", body, needs=("job_id",))["job_id"]
     log.info("rebuild started job_id=%s", job)
     if args.no_wait:
         sys.stdout.write(f"{job}\n")  # the one result, for a script to poll GET /jobs/{id} with, whatever the log level
@@ -135,7 +141,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     misses = 0
     while True:
         try:
-            state = _request(f"{base}/jobs/{job}", key)
+            state = _request(f"{base}/jobs/{job}", key, needs=("state",))
             misses = 0
         except _Unreachable:
             misses += 1
@@ -148,7 +154,7 @@ def _rebuild(args: argparse.Namespace) -> int:
             break
         time.sleep(1.0)
     if state["state"] == "failed":
-        raise SaeSearchError(f"rebuild {job} failed: {state['error']}")
+        raise SaeSearchError(f"rebuild {job} failed: {state.get('error')}")
     log.info("rebuild succeeded job_id=%s", job)
     return 0
 

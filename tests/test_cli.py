@@ -98,7 +98,7 @@ def test_rebuild_without_waiting_prints_the_job_id(monkeypatch, capsys):
     import service.cli as cli
 
     # The server's side is tested in test_api; here only what the command does with its answer.
-    monkeypatch.setattr(cli, "_request", lambda url, key, method="GET", body=None: {"job_id": "abc123"})
+    monkeypatch.setattr(cli, "_request", lambda url, key, method="GET", body=None, needs=(): {"job_id": "abc123"})
     assert main(["--log-level", "WARNING", "rebuild", "--key", "k", "--no-wait"]) == 0
     assert capsys.readouterr().out == "abc123\n"
 
@@ -121,7 +121,7 @@ def test_a_waiting_rebuild_rides_out_a_server_that_stops_answering_for_a_while(m
 
     answers = iter([{"job_id": "abc123"}, None, None, {"state": "running"}, None, {"state": "succeeded"}])
 
-    def server(url, key, method="GET", body=None):
+    def server(url, key, method="GET", body=None, needs=()):
         answer = next(answers)
         if answer is None:  # a restarting server refuses the connection
             raise cli._Unreachable(f"cannot reach {url}: [Errno 111] Connection refused")
@@ -134,6 +134,27 @@ def test_a_waiting_rebuild_rides_out_a_server_that_stops_answering_for_a_while(m
     answers = iter([{"job_id": "abc123"}, None, None])
     assert main(["rebuild", "--key", "k"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith("Connection refused")
+
+
+@pytest.mark.parametrize("answer", [b'{"ok": true}', b'[1, 2]', b'"job"'])
+def test_rebuild_against_a_server_that_is_not_sae_search_is_a_one_line_error(capsys, answer):
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Other(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    with HTTPServer(("127.0.0.1", 0), Other) as other:
+        threading.Thread(target=other.handle_request, daemon=True).start()
+        url = f"http://127.0.0.1:{other.server_address[1]}"
+        assert main(["rebuild", "--url", url, "--key", "k", "--no-wait"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "answered without job_id; is --url an sae-search server?" in err[0]
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "no-such-host.invalid", "a..b"])
