@@ -3,6 +3,8 @@ HTTP layer maps each class to a status code in one place (`service/errors.py`)."
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 
 class SaeSearchError(Exception):
     """Base class: an expected failure with a human-readable message."""
@@ -60,7 +62,10 @@ class UnknownFamily(UnknownFeature):
     """A family named by id or name does not exist."""
 
 
-def located(where: str, exc: InvalidArgument | UnknownFeature) -> InvalidArgument | UnknownFeature:
+E = TypeVar("E", bound=SaeSearchError)
+
+
+def located(where: str, exc: E) -> E:
     """The same error with `where` (a request path such as "steer.1") before its message, so that a request of
     several terms says which one is wrong; `where` and `reason` (the message alone) stay on it for programs."""
     message = f"{where}: {exc}"

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from indexer.errors import IndexNotReady, InvalidArgument, TrainingDiverged
 from indexer.families import FamilyConfig, build_families
 from indexer.index import build_faiss, check_factory
 from indexer.llm_names import LlmConfig, llm_name_features
-from indexer.manifest import sha256_file, verify_index
+from indexer.manifest import read_manifest, sha256_file, verify_index
 from indexer.names import NamingConfig, name_features
 from indexer.precomputed import check_precomputed, load_embeddings_file
 from indexer.sae import encode_array
@@ -39,6 +40,17 @@ def _fingerprint(cfg: BuildConfig, corpus_sha: str) -> dict[str, Any]:
     skip = ("corpus", "out", "embeddings", "device", "llm_api_key")
     settings = {k: v for k, v in asdict(cfg).items() if k not in skip}
     return {"corpus_sha256": corpus_sha, "embeddings_sha256": emb_sha, "settings": settings}
+
+
+def previous_options(out: Path, names: tuple[str, ...]) -> dict[str, Any]:
+    """The build options `names` that made the index at `out` (those its fingerprint records); {} when there is no
+    readable index there. A rebuild keeps them, so that it makes the same kind of index from the new files."""
+    try:
+        fingerprint = read_manifest(out).get("fingerprint")
+    except IndexNotReady:
+        return {}
+    settings = fingerprint.get("settings") if isinstance(fingerprint, dict) else None
+    return {k: settings[k] for k in names if k in settings} if isinstance(settings, dict) else {}
 
 
 def is_current(cfg: BuildConfig) -> bool:
@@ -105,6 +117,7 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
         if on_stage:
             on_stage(name)
 
+    stage("inputs")  # a job that fails here says so, not "no stage"
     check_out(cfg.out)  # before minutes of work, not after
     # A memory map, so cheap: a bad file is refused before the corpus and the model load.
     raw = load_embeddings_file(cfg.embeddings) if cfg.embeddings is not None else None
@@ -125,9 +138,8 @@ def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: St
 
     stage("sae")
     latents = cfg.latents_for(len(corpus))
-    tcfg = TrainConfig(k=cfg.k, latents=latents, seed=cfg.seed, time_budget=cfg.time_budget, device=cfg.device)
-    if cfg.epochs is not None:
-        tcfg.epochs = cfg.epochs
+    tcfg = TrainConfig(k=cfg.k, latents=latents, seed=cfg.seed, time_budget=cfg.time_budget, device=cfg.device,
+                       epochs=cfg.epochs)
     try:
         trained = train_sae(emb, tcfg)
     except TrainingDiverged as exc:

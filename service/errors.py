@@ -101,8 +101,8 @@ def install(app: FastAPI) -> None:
             # Looking up a feature or family that is not there is a missing resource; naming one in a
             # request body is invalid input.
             code = 404 if request.method == "GET" else code
-        if code == 422 and exc.where is not None:  # `located`: the request field at fault, as validation names it
-            body["errors"] = [{"loc": exc.where, "msg": exc.reason}]
+        if code == 422:  # the request field at fault (`located`), as validation names it, or the request as a whole
+            body["errors"] = [{"loc": exc.where, "msg": exc.reason} if exc.where else {"loc": "request", "msg": str(exc)}]
         return JSONResponse(body, status_code=code)
 
     @app.exception_handler(RequestValidationError)

@@ -41,15 +41,28 @@ class JobRunner:
         self._active: str | None = None
         self._thread: threading.Thread | None = None
 
+    def check_idle(self) -> None:
+        """JobConflict while a job is queued or running: a request checks this before any work of its own."""
+        with self._lock:
+            self._check_idle()
+
+    def _check_idle(self) -> None:
+        if self._active is not None:
+            raise JobConflict(f"rebuild {self._active} is still {self._jobs[self._active].state}; wait for it to finish")
+
     def submit(self, fn: JobFn) -> Job:
         with self._lock:
-            if self._active is not None:
-                raise JobConflict(f"rebuild {self._active} is still {self._jobs[self._active].state}; wait for it to finish")
+            self._check_idle()
             job = Job(job_id=uuid.uuid4().hex[:12], created_at=_now())
             self._jobs[job.job_id] = job
             self._active = job.job_id
         self._thread = threading.Thread(target=self._run, args=(job, fn), name=f"job-{job.job_id}", daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException as exc:  # no thread to be had: no job runs, and the next request may try again
+            with self._lock:
+                job.finished_at, job.error, self._active, job.state = _now(), f"not started: {exc}", None, "failed"
+            raise
         return job
 
     def _run(self, job: Job, fn: JobFn) -> None:

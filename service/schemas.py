@@ -225,7 +225,7 @@ class ErrorOut(BaseModel):
 
     detail: str = Field(description="What went wrong and what to change.")
     errors: list[ErrorItemOut] | None = Field(
-        None, description="Each invalid field (invalid requests only; an unknown steer, require or exclude target too)."
+        None, description="Each field at fault ('request' for the request as a whole), on every 422."
     )
     suggestions: list[str] | None = Field(None, description="Close names, when a feature or family name is unknown.")
 

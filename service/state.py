@@ -8,12 +8,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from indexer.artifacts import IndexData, load_index, read_manifest
+from indexer.artifacts import IndexData, load_index
 from indexer.config import BuildConfig
 from indexer.corpus_files import detect_format
 from indexer.embed import Embedder
-from indexer.errors import IndexNotReady, InvalidArgument, os_error_text
-from indexer.pipeline import build_index
+from indexer.errors import CorpusError, IndexNotReady, InvalidArgument, SaeSearchError, located, os_error_text
+from indexer.pipeline import build_index, previous_options
 from indexer.search import Searcher
 from indexer.swap import remove_dead_builds
 from service.jobs import JobRunner
@@ -92,24 +92,28 @@ class AppState:
         the rebuild reads the configured corpus)."""
         s = self.settings
         # None (not merely falsy) means "the configured file": a blank name must never rebuild from the default.
-        corpus_path = self._inside_data_dir(corpus) if corpus is not None else s.corpus
-        if not corpus_path.is_file():
-            raise InvalidArgument(f"the configured corpus {corpus_path} (SAE_SEARCH_CORPUS) is not a file; name one")
-        detect_format(corpus_path)  # a file of another kind is refused now, not when the job reads it
+        if corpus is None:
+            corpus_path = s.corpus
+            if not corpus_path.is_file():
+                raise InvalidArgument(f"the configured corpus {corpus_path} (SAE_SEARCH_CORPUS) is not a file; name one")
+            detect_format(corpus_path)  # a file of another kind is refused now, not when the job reads it
+        else:
+            try:
+                corpus_path = self._inside_data_dir(corpus)
+                detect_format(corpus_path)
+            except (InvalidArgument, CorpusError) as exc:
+                raise located("corpus", exc) from None
         emb_path = s.embeddings if corpus is None else None  # configured embeddings belong to the configured corpus
         if embeddings is not None:
-            emb_path = self._inside_data_dir(embeddings)
+            try:
+                emb_path = self._inside_data_dir(embeddings)
+            except InvalidArgument as exc:
+                raise located("embeddings", exc) from None
         elif emb_path is not None and not emb_path.is_file():
             # Embedding the corpus with the model instead takes over an hour at 115k abstracts on a CPU.
             raise InvalidArgument(f"the configured embeddings {emb_path} (SAE_SEARCH_EMBEDDINGS) is not a file; "
                                   "name one, or set it blank for the model to embed the corpus")
-        carried = {}
-        try:
-            fingerprint = read_manifest(s.index_dir).get("fingerprint")
-            previous = fingerprint.get("settings") if isinstance(fingerprint, dict) else None
-            carried = {k: previous[k] for k in _CARRIED if k in previous} if isinstance(previous, dict) else {}
-        except IndexNotReady:
-            pass
+        carried = previous_options(s.index_dir, _CARRIED)
         if corpus is not None:  # a named corpus is indexed whole; only a rebuild of the configured one keeps a --limit
             carried.pop("limit", None)
         return BuildConfig(
@@ -119,6 +123,7 @@ class AppState:
         )
 
     def start_rebuild(self, corpus: str | None = None, embeddings: str | None = None) -> str:
+        self.jobs.check_idle()  # 409 before the files are read: a second request must not touch the index's folder
         try:
             cfg = self.rebuild_config(corpus, embeddings)
         except OSError as exc:  # a name over the file system's limit, which pathlib raises as ENAMETOOLONG
@@ -127,6 +132,12 @@ class AppState:
         def run(on_stage: Callable[[str], None]) -> None:
             data = build_index(cfg, embedder=self.embedder, on_stage=on_stage)
             on_stage("swap")
-            self.swap(data)
+            try:
+                self.swap(data)
+            except Exception as exc:
+                raise SaeSearchError(
+                    f"the new index was written to {cfg.out} but could not be loaded to serve ({type(exc).__name__}: "
+                    f"{exc}); the old one is served until the server restarts, which loads the new one"
+                ) from exc
 
         return self.jobs.submit(run).job_id

@@ -74,3 +74,17 @@ def test_a_job_seen_done_is_done(monkeypatch):
     assert seen.state == "succeeded" and seen.finished_at is not None
     runner.submit(lambda on_stage: None)
     runner.join(10)
+
+
+def test_a_job_whose_thread_cannot_start_leaves_the_runner_free(monkeypatch):
+    runner = JobRunner()
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    with pytest.raises(RuntimeError):
+        runner.submit(lambda on_stage: None)
+    assert runner.active() is None
+    monkeypatch.undo()
+    assert run(runner, lambda on_stage: None).state == "succeeded"

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BeforeValidator, Field
 
 from indexer.catalog import family_summary, family_tree, feature_detail, list_families
-from indexer.errors import InvalidArgument
+from indexer.errors import InvalidArgument, located
 from indexer.wordsearch import has_text
 from service.catalog_schemas import CategoryOut, FamilyPage, FamilyTreeOut, FeatureMatchOut, FeatureOut
 from service.deps import SearcherDep
@@ -47,7 +47,14 @@ def find_features(
     searcher: SearcherDep,
     response: Response,
     q: Annotated[
-        str | None, Query(min_length=1, max_length=MAX_NAME_CHARS, description="Words the feature should stand for.")
+        str | None,
+        Query(
+            min_length=1, max_length=MAX_NAME_CHARS,
+            description="Words the feature should stand for. First comes an exact name; then features ranked by how "
+            "well the words predict where they fire over the corpus (score 1 + an F-score in (0, 1], so the broad "
+            "feature that best means the word leads, not a sub-topic or another field's use of it); then features "
+            "whose names or distinctive terms merely contain the words (score < 1).",
+        ),
     ] = None,
     limit: Annotated[_count(1, 100), Query(description="Number of features to return.")] = 10,
     offset: Annotated[_count(0), Query(description="Skip this many of the ordered features (paging).")] = 0,
@@ -59,13 +66,9 @@ def find_features(
         Query(description="'relevance': by score (with q), then trust, then density; 'trust' or 'density': by that, then score."),
     ] = "relevance",
 ) -> list:
-    """Features that stand for the text, best first (without one, every feature that fires). First comes an
-    exact name; then features ranked by how well the text's words predict where they fire over the corpus
-    (score 1 + an F-score in (0, 1], so the broad feature that best means the word leads, not a sub-topic or
-    another field's use of it); then features whose names or distinctive terms merely contain the words (score
-    < 1)."""
+    """Features that stand for the words of `q`, best first (without `q`, every feature that fires)."""
     if q is not None and not has_text(q):
-        raise InvalidArgument("q must not be blank; leave it out to list every feature")
+        raise located("q", InvalidArgument("must not be blank; leave it out to list every feature"))
     total, page = searcher.catalog.search_page(q, limit, min_trust, sort, offset)
     response.headers["X-Total-Count"] = str(total)
     return page

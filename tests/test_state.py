@@ -1,0 +1,41 @@
+"""The served index's state: rebuild requests and what a job says when its last step fails."""
+
+import threading
+
+import pytest
+
+import service.state as state
+from indexer.errors import JobConflict
+from service.settings import Settings
+from tests.conftest import DEMO_CORPUS, DEMO_EMBEDDINGS, ROOT
+
+
+def make_state(tmp_path):
+    settings = Settings(index_dir=tmp_path / "idx", data_dir=ROOT / "data", corpus=DEMO_CORPUS, embeddings=DEMO_EMBEDDINGS)
+    return state.AppState(settings, embedder=None)
+
+
+def test_an_index_written_but_not_loaded_is_said_so(tmp_path, monkeypatch):
+    app = make_state(tmp_path)
+    monkeypatch.setattr(state, "build_index", lambda cfg, embedder, on_stage: "the new index")
+
+    def swap(data):  # e.g. no memory for a second index beside the one served
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(app, "swap", swap)
+    job = app.start_rebuild()
+    app.jobs.join(10)
+    done = app.jobs.get(job)
+    assert done.state == "failed"
+    assert done.error.startswith(f"the new index was written to {tmp_path / 'idx'} but could not be loaded to serve "
+                                 "(MemoryError: out of memory); the old one is served until the server restarts")
+
+
+def test_a_second_rebuild_is_refused_as_busy_before_its_files_are_read(tmp_path, monkeypatch):
+    app, release = make_state(tmp_path), threading.Event()
+    app.jobs.submit(lambda on_stage: release.wait(10))
+    monkeypatch.setattr(app, "rebuild_config", lambda *a: pytest.fail("read the files while a rebuild runs"))
+    with pytest.raises(JobConflict):
+        app.start_rebuild("no-such.parquet")
+    release.set()
+    app.jobs.join(10)
