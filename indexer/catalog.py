@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +26,14 @@ def _is_id(text: str) -> bool:
 
 def _close_names(ref: str, names: dict[str, int], n: int = 5) -> list[str]:
     """Names (lower case) to suggest for an unknown one: those that begin with it as their first phrase ("dark
-    matter" for "dark matter, particles, scattering"), then the closest spellings."""
+    matter" for "dark matter, particles, scattering"), then those that hold it as a word, earliest first
+    ("tactile" for "vision-based tactile sensors, tactile sensing"), then the closest spellings."""
     low = ref.strip().lower()
     led = [name for name in names if name.split(",")[0].strip() == low]
-    return list(dict.fromkeys(led + difflib.get_close_matches(low, list(names), n=n, cutoff=0.5)))[:n]
+    word = re.compile(rf"(?<!\w){re.escape(low)}(?!\w)")
+    held = sorted((m.start(), name) for name in names if low and (m := word.search(name)))
+    close = difflib.get_close_matches(low, list(names), n=n, cutoff=0.5)
+    return list(dict.fromkeys(led + [name for _, name in held[:n]] + close))[:n]
 
 
 def _refuse_blank(ref: int | str, kind: str) -> None:
@@ -65,7 +70,8 @@ class Catalog:
     def __init__(self, data: IndexData) -> None:
         self.data = data
         if data.concepts is None:
-            # Only indexes made in memory (tests): every build writes its concepts.
+            # Every build writes its concepts: this is for indexes made in memory, and for a loaded one whose concept
+            # files were removed (read without verifying checksums, which would refuse it).
             log.warning("index has no concepts; computing them now (about a minute for 100k documents)")
             data.concepts = build_concepts(data.corpus.texts(), data.codes, data.embeddings)
         self.concepts: Concepts = data.concepts

@@ -56,7 +56,13 @@ class InvertedLists:
         features = np.asarray(features, dtype=np.int64)
         starts = self.indptr[features]
         take = np.minimum(np.asarray(n, dtype=np.int64), self.indptr[features + 1] - starts)
-        return self.doc_ids[np.repeat(starts - np.cumsum(take) + take, take) + np.arange(int(take.sum()))]
+        return self.doc_ids[_slots(starts, take)]
+
+
+def _slots(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """int64 positions starts[i], ..., starts[i] + lengths[i] - 1 for each i, concatenated: several CSR rows' slots
+    in one gather."""
+    return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
 
 
 def postings_at(
@@ -73,7 +79,7 @@ def postings_at(
     feats = np.asarray(features, dtype=np.int64)
     starts, lens = indptr[feats], indptr[feats + 1] - indptr[feats]
     # The slots of all the features' postings, and the column each belongs to.
-    slots = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+    slots = _slots(starts, lens)
     cols = np.repeat(np.arange(len(feats)), lens)
     # Document -> 1 + its (last) position in rows, 0 for the others (np.zeros costs nothing until written, unlike
     # a fill with -1); a repeated row reads the table line of its last copy.

@@ -25,7 +25,8 @@ class BuildConfig:
     k: int = 32
     """Active SAE latents per document."""
     latents: int | None = None
-    """SAE latents; None picks one from the corpus size (about rows / 4, a power of two in 256..6144)."""
+    """SAE latents; None picks one from the corpus size (`latents_for`: about rows / 4 as a power of two from 256 to
+    4096, 6144 from 60,000 rows, and at least 2k)."""
     epochs: int | None = None
     """SAE training epochs; None uses the trainer's default."""
     time_budget: float | None = None

@@ -1,18 +1,17 @@
 """`sae-search train-sae`: train a TopK SAE on an .npy of embeddings and write `sae.safetensors` + `sae.json`.
-The lead's CLI (`service.cli`) registers the subcommand with `add_train_parser` and turns any
+`service.cli` registers the subcommand with `add_train_parser` and turns any
 `SaeSearchError` raised here into a one-line error and exit code 1 (2 for a refused option value)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import time
 from pathlib import Path
 
 from indexer.errors import BudgetTooShort, InvalidArgument, TrainingDiverged, UsageError
-from indexer.train_config import DEVICES, TrainConfig
+from indexer.train_config import DEVICES, TrainConfig, check_time_budget
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +67,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     budget = args.time_budget
-    if budget is not None and not 0 < budget < math.inf:
-        raise UsageError(f"--time-budget must be > 0 seconds and finite, got {budget}")
     # Building the config first rejects bad k/latents/epochs before the file is even opened.
     try:
+        check_time_budget(budget, what="--time-budget")
         cfg = TrainConfig(
             k=args.k, latents=args.latents, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             time_budget=budget, seed=args.seed, device=args.device, progress=not args.no_progress,

@@ -22,9 +22,10 @@ def check_seed(seed: int) -> None:
         raise InvalidArgument(f"seed must be an integer in [0, {MAX_SEED}], got {seed}")
 
 
-def check_time_budget(seconds: float | None) -> None:
+def check_time_budget(seconds: float | None, what: str = "time budget") -> None:
+    """`what`: the option's name in the message (the CLI's flag, where it has one)."""
     if seconds is not None and not 0 < seconds < math.inf:
-        raise InvalidArgument(f"time budget must be > 0 seconds and finite, got {seconds}")
+        raise InvalidArgument(f"{what} must be > 0 seconds and finite, got {seconds}")
 
 
 def check_device(device: str) -> None:

@@ -40,3 +40,4 @@ def require_admin(
 StateDep = Annotated[AppState, Depends(get_state)]
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
 AdminDep = Depends(require_admin)
+"""Bare, not an `Annotated` alias: the admin router lists it in `dependencies=`, which takes `Depends` objects."""

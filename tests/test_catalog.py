@@ -47,7 +47,12 @@ def test_suggestions_lead_with_names_that_begin_with_the_unknown_one(tiny_index)
     catalog = Catalog(dataclasses.replace(tiny_index, names=dataclasses.replace(tiny_index.names, names=names)))
     with pytest.raises(UnknownFeature) as info:
         catalog.feature_id("Dark Matter ")
-    assert info.value.suggestions[0] == "dark matter, particles, scattering"
+    assert info.value.suggestions[:2] == ["dark matter, particles, scattering", "dwarf, dark matter, density"]
+    names[5] = "vision-based tactile sensors, tactile sensing"  # "tactile" is no name's first phrase, but a word of one
+    catalog = Catalog(dataclasses.replace(tiny_index, names=dataclasses.replace(tiny_index.names, names=names)))
+    with pytest.raises(UnknownFeature) as info:
+        catalog.feature_id("tactile")
+    assert info.value.suggestions[0] == "vision-based tactile sensors, tactile sensing"
 
 
 @pytest.mark.parametrize("blank", ["", "  ", "\u200b", "\u3164"])

@@ -98,7 +98,7 @@ def test_a_faiss_type_faiss_cannot_make_is_refused_before_the_sae_trains(tmp_pat
     with pytest.raises(InvalidArgument) as info:
         build_index(make_build_cfg(tmp_path, faiss_factory=factory), embedder=embedder, on_stage=stages.append)
     assert str(info.value).startswith(message) and ".cpp" not in str(info.value)
-    assert stages == ["corpus", "embeddings"]
+    assert stages == ["inputs", "corpus", "embeddings"]
 
 
 class _Trained(Exception):

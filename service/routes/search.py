@@ -16,8 +16,7 @@ router = APIRouter(tags=["search"], responses=responses(422, 503))
 
 @router.post("/search", response_model=SearchOut)
 def search(body: SearchIn, state: StateDep, searcher: SearcherDep) -> Response:
-    """Search abstracts by meaning; optionally steer by features, families or free-text concepts, and filter by
-    required or excluded features and by category. Every result explains its score."""
+    """Search abstracts by meaning, steered by features, families or concepts; every result explains its score."""
     start = time.perf_counter()
     vec = state.embedder.embed_query(body.query)
     terms = [SteerTerm(weight=s.weight, feature=s.feature, family=s.family, concept=s.concept) for s in body.steer]
