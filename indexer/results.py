@@ -4,8 +4,12 @@ steering. Plain dataclasses; indexer/search.py fills them, service/schemas.py mi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from indexer.steer import DEFAULT_METHOD, ResolvedSteer
+
+Part = tuple[int | None, str, float]
+"""One part of a result's score difference from its plain cosine: (feature id or None, name, value)."""
 
 MAX_CONTRIBUTIONS = 10
 """Contributions listed per result: the largest, then one entry for the rest (a family's hundreds of members
@@ -26,6 +30,17 @@ class Contribution:
     id: int | None
     name: str
     value: float
+
+
+class Scored(NamedTuple):
+    """A ranked document before `Searcher` dresses it as a `Hit`."""
+
+    row: int
+    score: float
+    plain: float
+    """Its cosine with the unsteered query."""
+    parts: list[Part]
+    """What moved `score` from `plain`, before `largest_contributions` and rounding."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +67,7 @@ class SearchOutcome:
     notes: list[str] = field(default_factory=list)
 
 
-def rounded_contributions(parts: list[tuple[int | None, str, float]], score: float, plain: float) -> list[Contribution]:
+def rounded_contributions(parts: list[Part], score: float, plain: float) -> list[Contribution]:
     """(id, name, value) parts to 6 decimals that add up to the rounded score less the rounded plain score: each
     rounded alone, they missed it by a few millionths, so the largest takes up the difference."""
     units = [round(value * 1e6) for _, _, value in parts]
@@ -62,9 +77,7 @@ def rounded_contributions(parts: list[tuple[int | None, str, float]], score: flo
     return [Contribution(fid, name, u / 1e6) for (fid, name, _), u in zip(parts, units) if u != 0]
 
 
-def largest_contributions(
-    parts: list[tuple[int | None, str, float]], limit: int = MAX_CONTRIBUTIONS
-) -> list[tuple[int | None, str, float]]:
+def largest_contributions(parts: list[Part], limit: int = MAX_CONTRIBUTIONS) -> list[Part]:
     """At most `limit` (>= 2) entries of one result's contributions (id, name, value), largest |value| first:
     the limit - 1 largest as they are, then one entry (id None) summing the others, so the list still adds up
     to the same score difference. Entries of one feature (two terms that steer it) are summed into one, and

@@ -17,7 +17,9 @@ from indexer.errors import InvalidArgument, located
 from indexer.evidence import Evidence, ProbeEvidence, query_orthogonal, read_evidence
 from indexer.filters import FilterIndex, Filters, counted
 from indexer.index import code_error, nearest, search_faiss, set_search_threads
-from indexer.results import FeatureActivation, Hit, SearchOutcome, largest_contributions, rounded_contributions
+from indexer.results import (
+    FeatureActivation, Hit, Scored, SearchOutcome, largest_contributions, rounded_contributions,
+)
 from indexer.steer import (
     DEFAULT_METHOD,
     METHODS,
@@ -162,21 +164,21 @@ class Searcher:
             notes.append(f"steered_features lists the {MAX_STEERED_LISTED} strongest of the {n_steered} features "
                          "of the steered code")
         return SearchOutcome(
-            hits=[self._hit(r, s, p, z_steered, c) for r, s, p, c in hits],
+            hits=[self._hit(h, z_steered) for h in hits],
             query_features=self._activations(z), steered_features=self._activations(z_steered, MAX_STEERED_LISTED),
             resolved=resolved, method=method, matched=matched, notes=notes,
         )
 
-    def _plain(self, x: np.ndarray, k: int, mask: np.ndarray | None) -> list[tuple]:
+    def _plain(self, x: np.ndarray, k: int, mask: np.ndarray | None) -> list[Scored]:
         if mask is None:
             scores, rows = self._nearest(x, k)
-            return [(int(r), float(s), float(s), []) for s, r in zip(scores, rows)]
+            return [Scored(int(r), float(s), float(s), []) for s, r in zip(scores, rows)]
         rows = self.candidates(x, k, mask)
         s = self.data.embeddings[rows] @ x
         order = np.argsort(-s, kind="stable")
-        return [(int(rows[i]), float(s[i]), float(s[i]), []) for i in order]
+        return [Scored(int(rows[i]), float(s[i]), float(s[i]), []) for i in order]
 
-    def _concept(self, x: np.ndarray, k: int, mask: np.ndarray | None, active: list[ResolvedSteer]) -> list[tuple]:
+    def _concept(self, x: np.ndarray, k: int, mask: np.ndarray | None, active: list[ResolvedSteer]) -> list[Scored]:
         pool = POOL if any(r.term.weight > 0 for r in active) else SUPPRESS_POOL
         rows = self.candidates(x, max(pool, k), mask, exact=False)
         extra = []
@@ -205,7 +207,7 @@ class Searcher:
                 (r.features[j].id, r.features[j].name, float(split[pos, j]))
                 for r, split in zip(active, splits) for j in np.flatnonzero(split[pos])
             ]
-            out.append((int(rows[i]), float(score[i]), float(plain[i]), contrib))
+            out.append(Scored(int(rows[i]), float(score[i]), float(plain[i]), contrib))
         return out
 
     def _evidence(
@@ -238,7 +240,7 @@ class Searcher:
     def _edited(
         self, x: np.ndarray, z: np.ndarray, k: int, mask: np.ndarray | None, active: list[ResolvedSteer],
         delta: np.ndarray, method: str, query: str | None, embed: Embed | None,
-    ) -> tuple[list[tuple], list[ResolvedSteer]]:
+    ) -> tuple[list[Scored], list[ResolvedSteer]]:
         """Methods that move the query vector, then search with it; also the "rewrite" terms whose rewritten
         query embeds as the query itself (`REWRITE_UNCHANGED`)."""
         parts: list[tuple[int | None, str, np.ndarray]] | None = None
@@ -272,7 +274,7 @@ class Searcher:
                 contrib = [(None, "query edit", float(scores[i] - plain[i]))]
             else:
                 contrib = edit_contributions(emb_c[i], float(plain[i]), norm, parts)
-            out.append((int(rows[i]), float(scores[i]), float(plain[i]), contrib))
+            out.append(Scored(int(rows[i]), float(scores[i]), float(plain[i]), contrib))
         return out, unchanged
 
     def _name_only_note(self, i: int, r: ResolvedSteer) -> str:
@@ -289,8 +291,9 @@ class Searcher:
         names = self.data.names.names
         return [FeatureActivation(int(f), names[f], round(float(z[f]), 5)) for f in nz]
 
-    def _hit(self, row: int, score: float, plain: float, z_query: np.ndarray, contrib: list) -> Hit:
+    def _hit(self, scored: Scored, z_query: np.ndarray) -> Hit:
         """A result with the features it shares with the (steered) query, largest joint activation first."""
+        row, score, plain, parts = scored
         corpus, codes, names = self.data.corpus, self.data.codes, self.data.names.names
         feats, acts = codes.indices[row], codes.values[row]
         shared = [(float(z_query[f] * a), int(f), float(a)) for f, a in zip(feats, acts) if a > 0 and z_query[f] > 0]
@@ -299,5 +302,5 @@ class Searcher:
             row=row, id=corpus.ids[row], title=corpus.titles[row], score=round(score, 6), plain_score=round(plain, 6),
             categories=list(corpus.categories[row]),
             features=[FeatureActivation(f, names[f], round(a, 5)) for _, f, a in shared],
-            contributions=rounded_contributions(largest_contributions(contrib), score, plain),
+            contributions=rounded_contributions(largest_contributions(parts), score, plain),
         )

@@ -1,4 +1,5 @@
-"""The one place where domain errors become HTTP responses."""
+"""The one place where domain errors become HTTP responses. (`/health` answers its own 503: a probe's body is
+`HealthOut`, the status with the reason, not an error.)"""
 
 from __future__ import annotations
 
