@@ -44,6 +44,16 @@ def test_health(client):
     assert head.status_code == 200 and head.content == b""
 
 
+@pytest.mark.parametrize("path, status", [
+    ("/features?q=galaxies", 200), ("/features/0", 200), ("/features/99999", 404), ("/families", 200),
+    ("/families/0", 200), ("/categories", 200), ("/features?limit=0", 422), ("/jobs/nope", 401),
+])
+def test_every_get_answers_head_with_its_status_and_headers(client, path, status):
+    get, head = client.get(path), client.head(path)
+    assert head.status_code == get.status_code == status and head.content == b""
+    assert head.headers.get("x-total-count") == get.headers.get("x-total-count")
+
+
 def test_plain_search_returns_sorted_explained_results(client):
     body = search(client, k=7)
     assert len(body["results"]) == 7

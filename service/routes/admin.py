@@ -20,6 +20,7 @@ def rebuild(state: StateDep, body: RebuildIn | None = None) -> JobAccepted:
     return JobAccepted(job_id=state.start_rebuild(body.corpus, body.embeddings))
 
 
+@router.head("/jobs/{job_id}", include_in_schema=False)
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=responses(404, 422))
 def get_job(
     job_id: Annotated[str, Path(description="The id POST /index/rebuild answered with.")], state: StateDep

@@ -40,6 +40,7 @@ TOTAL_HEADER = {
 }
 
 
+@router.head("/features", include_in_schema=False)
 @router.get(
     "/features", response_model=list[FeatureMatchOut], responses={200: {"headers": TOTAL_HEADER}, **responses(422)}
 )
@@ -74,12 +75,14 @@ def find_features(
     return page
 
 
+@router.head("/features/{feature_id}", include_in_schema=False)
 @router.get("/features/{feature_id}", response_model=FeatureOut, responses=responses(404, 422))
 def get_feature(feature_id: Annotated[Id, Path(description="Feature id, from 0.")], searcher: SearcherDep) -> object:
     """One feature: name, description, density, trust, top documents, family, neighbours, co-firing features."""
     return feature_detail(searcher.catalog, feature_id)
 
 
+@router.head("/families", include_in_schema=False)
 @router.get("/families", response_model=FamilyPage, responses=responses(422))
 def get_families(
     searcher: SearcherDep,
@@ -91,6 +94,7 @@ def get_families(
     return FamilyPage(total=total, offset=offset, limit=limit, families=page)
 
 
+@router.head("/families/{family_id}", include_in_schema=False)
 @router.get("/families/{family_id}", response_model=FamilyTreeOut, responses=responses(404, 422))
 def get_family(
     family_id: Annotated[Id, Path(description="Family id, from 0 (largest first).")], searcher: SearcherDep
@@ -101,6 +105,7 @@ def get_family(
     )
 
 
+@router.head("/categories", include_in_schema=False)
 @router.get("/categories", response_model=list[CategoryOut])
 def get_categories(searcher: SearcherDep) -> list[CategoryOut]:
     """The corpus's arXiv categories, which POST /search's `categories` filter takes, with their document counts."""
