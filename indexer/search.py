@@ -42,8 +42,8 @@ MAX_K = 100
 EXACT_LIMIT = 20_000
 """Filtered sets up to this size are scored exactly; larger ones filter FAISS results."""
 REWRITE_UNCHANGED = 0.99999
-"""Cosine to the query above which a rewritten query counts as the query itself: the model reads 256 word pieces,
-and the words a rewrite adds to a query that fills them are cut (any word that is read moves the vector by more)."""
+"""Cosine to the query above which a rewritten query is the query itself: words added past the model's 256 word
+pieces are cut (any word it reads moves the vector more)."""
 MAX_STEERED_LISTED = 64
 """Features of the steered code listed per search, strongest first: a family boost edits every member, and
 listing family 0's 383 slivers beside the query's own 32 took 36 of a response's 79 KB."""
@@ -179,6 +179,9 @@ class Searcher:
         return [Scored(int(rows[i]), float(s[i]), float(s[i]), []) for i in order]
 
     def _concept(self, x: np.ndarray, k: int, mask: np.ndarray | None, active: list[ResolvedSteer]) -> list[Scored]:
+        """The default method (formulas: steer.py): candidates -> each term's evidence (`_evidence`) -> its level and
+        bonus (`steer.concept_scores`) -> cosine + bonuses, ranked -> each result's bonus split over the term's
+        features (`steer.bonus_split`; its `_parts` is the reference that `term_level` computes faster)."""
         pool = POOL if any(r.term.weight > 0 for r in active) else SUPPRESS_POOL
         rows = self.candidates(x, max(pool, k), mask, exact=False)
         extra = []
@@ -279,10 +282,10 @@ class Searcher:
 
     def _name_only_note(self, i: int, r: ResolvedSteer) -> str:
         f = r.features[0]
-        held, missing = words_held(r.text, f.name, self.data.names.terms[f.id])
+        held, missing = (", ".join(map(repr, w)) for w in words_held(r.text, f.name, self.data.names.terms[f.id]))
         return (f"steer.{i}: no feature fires where the words {r.text!r} are said; it steers feature {f.id} "
-                f"({f.name!r}), whose name or distinctive terms hold {', '.join(map(repr, held))}"
-                + (f" but not {', '.join(map(repr, missing))}" if missing else ""))
+                f"({f.name!r}), whose name or distinctive terms hold {held}"
+                + (f" but not {missing}" if missing else ""))
 
     def _activations(self, z: np.ndarray, limit: int | None = None) -> list[FeatureActivation]:
         """The code's active features (at most `limit`), strongest first."""
