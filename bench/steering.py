@@ -2,7 +2,8 @@
 the real service (FastAPI TestClient in-process over `create_app` with the real embedder) on a full index.
 
 Case selection (mechanical, from the PLAIN results only, before any method is run): a candidate (query, concept,
-regex pattern marking concept documents) is kept when none of the concept's words is in the query, and
+regex pattern marking concept documents) is kept when none of the concept's words is in the query (unless
+--concept-in-query: then a suppression may take away what the query asks about), and
 - boost: the concept's share of the plain top 10 is at most 0.3 (there is room to lift);
 - suppress: the share is at least 0.5 (the concept is a frequent facet of the plain results).
 Metrics, per case then averaged: lift = steered share - plain share (boost), drop = plain share - steered share
@@ -18,7 +19,7 @@ bench/out/steering_percase{TAG}.jsonl, the lift-fidelity plot to bench/out/steer
 "steering_cases" in the cases file's name, e.g. "_holdout"), and appends the added
 latency of steering (in-process p50 and API p50/p99, with the machine's load average: timings on a shared
 machine are noisy) to bench/out/steering_latency.jsonl.
-Usage: python bench/steering.py --index DIR [--cases FILE] [--reps N] [--latency-only]
+Usage: python bench/steering.py --index DIR [--cases FILE] [--reps N] [--latency-only] [--concept-in-query]
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def words(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-def selected(case: dict, share: float) -> bool:
-    if words(case["concept"]) & words(case["query"]):
+def selected(case: dict, share: float, concept_in_query: bool = False) -> bool:
+    if words(case["concept"]) & words(case["query"]) and not concept_in_query:
         return False
     return share <= 0.3 if case["direction"] == "boost" else share >= 0.5
 
@@ -204,6 +205,8 @@ def main() -> None:
     ap.add_argument("--cases", type=Path, default=ROOT / "bench" / "steering_cases.jsonl")
     ap.add_argument("--reps", type=int, default=5, help="repetitions of the latency measurement per case")
     ap.add_argument("--latency-only", action="store_true", help="skip the quality runs, measure latency only")
+    ap.add_argument("--concept-in-query", action="store_true",
+                    help="keep cases whose query holds the concept's words (suppressing what the query asks about)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -217,7 +220,7 @@ def main() -> None:
             c = json.loads(line)
             plain = bench.search({"query": c["query"], "k": K})["results"]
             c["plain_share"] = bench.share(plain, c["pattern"])
-            if selected(c, c["plain_share"]):
+            if selected(c, c["plain_share"], args.concept_in_query):
                 cases.append({**c, "_plain": plain})
         # Every method runs on the same cases: those whose concept has a first /features hit.
         unmatched = [c["concept"] for c in cases if bench.first_hit(c["concept"]) is None]

@@ -8,16 +8,16 @@ import numpy as np
 
 from indexer.errors import InvalidArgument
 
-
-class QueryCancelled(InvalidArgument):
-    """The steer terms' edit leaves nothing of the query to search with (`MIN_NORM`)."""
-
 MIX_BETA = 0.8
 """Embedding-mix step per unit weight, as Weaviate's moveTo / moveAwayFrom force."""
 MIN_NORM = 1e-3
 """Shortest edited query vector that is searched with (the query is a unit vector). A shorter one is what is left
 when the terms cancel the query (a mix away from the query's own words at weight -1.25 leaves exactly 0): its
 direction is rounding noise, and the renormalisation's contributions grow as 1 / its length (about 8e9 there)."""
+
+
+class QueryCancelled(InvalidArgument):
+    """The steer terms' edit leaves nothing of the query to search with (`MIN_NORM`)."""
 
 
 def _unit(v: np.ndarray) -> tuple[np.ndarray, float]:
