@@ -36,7 +36,7 @@ WHAT = {
     403: "Admin endpoints are disabled (no SAE_SEARCH_ADMIN_KEY).",
     404: "No such feature, family or job.",
     409: "A rebuild is already running.",
-    422: "Invalid input: `detail` says what to change; for a malformed field, `errors` lists each one at fault.",
+    422: "Invalid input: `detail` says what to change, and `errors` lists each field at fault.",
     503: "No index is loaded yet.",
 }
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, status
 
 from service.deps import AdminDep, StateDep
 from service.errors import responses
+from service.routes import get_and_head
 from service.schemas import JobAccepted, JobOut, RebuildIn
 
 router = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=responses(401, 403))
@@ -20,8 +21,7 @@ def rebuild(state: StateDep, body: RebuildIn | None = None) -> JobAccepted:
     return JobAccepted(job_id=state.start_rebuild(body.corpus, body.embeddings))
 
 
-@router.head("/jobs/{job_id}", include_in_schema=False)
-@router.get("/jobs/{job_id}", response_model=JobOut, responses=responses(404, 422))
+@get_and_head(router, "/jobs/{job_id}", response_model=JobOut, responses=responses(404, 422))
 def get_job(
     job_id: Annotated[str, Path(description="The id POST /index/rebuild answered with.")], state: StateDep
 ) -> JobOut:

@@ -11,6 +11,7 @@ from indexer.wordsearch import has_text
 from service.catalog_schemas import CategoryOut, FamilyPage, FamilyTreeOut, FeatureMatchOut, FeatureOut
 from service.deps import SearcherDep
 from service.errors import responses
+from service.routes import get_and_head
 from service.schemas import MAX_NAME_CHARS
 
 router = APIRouter(tags=["features"], responses=responses(503))
@@ -40,9 +41,8 @@ TOTAL_HEADER = {
 }
 
 
-@router.head("/features", include_in_schema=False)
-@router.get(
-    "/features", response_model=list[FeatureMatchOut], responses={200: {"headers": TOTAL_HEADER}, **responses(422)}
+@get_and_head(
+    router, "/features", response_model=list[FeatureMatchOut], responses={200: {"headers": TOTAL_HEADER}, **responses(422)}
 )
 def find_features(
     searcher: SearcherDep,
@@ -75,15 +75,13 @@ def find_features(
     return page
 
 
-@router.head("/features/{feature_id}", include_in_schema=False)
-@router.get("/features/{feature_id}", response_model=FeatureOut, responses=responses(404, 422))
+@get_and_head(router, "/features/{feature_id}", response_model=FeatureOut, responses=responses(404, 422))
 def get_feature(feature_id: Annotated[Id, Path(description="Feature id, from 0.")], searcher: SearcherDep) -> object:
     """One feature: name, description, density, trust, top documents, family, neighbours, co-firing features."""
     return feature_detail(searcher.catalog, feature_id)
 
 
-@router.head("/families", include_in_schema=False)
-@router.get("/families", response_model=FamilyPage, responses=responses(422))
+@get_and_head(router, "/families", response_model=FamilyPage, responses=responses(422))
 def get_families(
     searcher: SearcherDep,
     offset: Annotated[_count(0), Query(description="Skip this many families (paging).")] = 0,
@@ -94,8 +92,7 @@ def get_families(
     return FamilyPage(total=total, offset=offset, limit=limit, families=page)
 
 
-@router.head("/families/{family_id}", include_in_schema=False)
-@router.get("/families/{family_id}", response_model=FamilyTreeOut, responses=responses(404, 422))
+@get_and_head(router, "/families/{family_id}", response_model=FamilyTreeOut, responses=responses(404, 422))
 def get_family(
     family_id: Annotated[Id, Path(description="Family id, from 0 (largest first).")], searcher: SearcherDep
 ) -> FamilyTreeOut:
@@ -105,8 +102,7 @@ def get_family(
     )
 
 
-@router.head("/categories", include_in_schema=False)
-@router.get("/categories", response_model=list[CategoryOut])
+@get_and_head(router, "/categories", response_model=list[CategoryOut])
 def get_categories(searcher: SearcherDep) -> list[CategoryOut]:
     """The corpus's arXiv categories, which POST /search's `categories` filter takes, with their document counts."""
     return [CategoryOut(category=c, documents=n) for c, n in searcher.filters.category_counts()]

@@ -4,16 +4,14 @@ from fastapi import APIRouter, Response, status
 
 from indexer.errors import IndexNotReady
 from service.deps import StateDep
+from service.routes import get_and_head
 from service.schemas import HealthOut, IndexInfo
 
 router = APIRouter(tags=["health"])
 NO_INDEX = {503: {"model": HealthOut, "description": "No index is loaded yet (`status`: no_index)."}}
 
 
-# HEAD too, as load balancers and `curl -I` probe liveness that way; kept out of the schema, where a second
-# operation on the same function would repeat GET's operation id.
-@router.head("/health", include_in_schema=False)
-@router.get("/health", response_model=HealthOut, responses=NO_INDEX)
+@get_and_head(router, "/health", response_model=HealthOut, responses=NO_INDEX)
 def health(state: StateDep, response: Response) -> HealthOut:
     """Liveness and the loaded index's size (503 while no index is loaded; HEAD answers the status alone)."""
     try:
