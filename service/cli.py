@@ -152,6 +152,9 @@ def _rebuild(args: argparse.Namespace) -> int:
             state = {"state": "unknown"}
         if state["state"] in ("succeeded", "failed"):
             break
+        if state["state"] not in ("queued", "running", "unknown"):  # a server that is not sae-search: never done
+            raise SaeSearchError(f"GET {base}/jobs/{job} answered state {state['state']!r}; is --url an sae-search "
+                                 "server?")
         time.sleep(1.0)
     if state["state"] == "failed":
         raise SaeSearchError(f"rebuild {job} failed: {state.get('error')}")
@@ -175,7 +178,12 @@ def file_name(text: str) -> str:
 
 def http_url(text: str) -> str:
     parts = urllib.parse.urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        port_ok = parts.port is None or 0 < parts.port  # reading it raises for a port that is not a number
+    except ValueError:
+        port_ok = False
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host or not port_ok or any(c.isspace() for c in text):
         raise argparse.ArgumentTypeError(f"give the server as http://HOST:PORT, got {text!r}")
     return text
 

@@ -44,6 +44,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys, args, fragment, code):
     [
         (["serve", "--port", "70000"], "from 1 to 65535"), (["build", "--corpus", "c", "--out", "o", "--k", "x"], "invalid int"),
         (["rebuild", "--url", "notaurl"], "http://HOST:PORT"), (["rebuild", "--url", "ftp://127.0.0.1:8000"], "http://HOST:PORT"),
+        (["rebuild", "--url", "http://127.0.0.1:abc"], "http://HOST:PORT"), (["rebuild", "--url", "http://exa mple.com"], "HOST:PORT"),
+        (["rebuild", "--url", "http://:8000"], "http://HOST:PORT"),
         # An empty value (a script's unset variable) would otherwise rebuild from the server's configured file.
         (["rebuild", "--corpus", ""], "must not be blank"), (["rebuild", "--embeddings", " "], "must not be blank"),
     ],
@@ -134,6 +136,9 @@ def test_a_waiting_rebuild_rides_out_a_server_that_stops_answering_for_a_while(m
     answers = iter([{"job_id": "abc123"}, None, None])
     assert main(["rebuild", "--key", "k"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith("Connection refused")
+    answers = iter([{"job_id": "abc123"}, {"state": "running"}, {"state": "pending"}])  # no sae-search state: not forever
+    assert main(["rebuild", "--key", "k"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("answered state 'pending'; is --url an sae-search server?")
 
 
 @pytest.mark.parametrize("answer", [b'{"ok": true}', b'[1, 2]', b'"job"'])
