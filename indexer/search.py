@@ -133,7 +133,7 @@ class Searcher:
         ]
         notes += [  # a concept found only in a feature's name or terms (GET /features: score below 1)
             self._name_only_note(i, r) for i, r in enumerate(resolved)
-            if r.term.concept is not None and r.features and r.matched_term is None
+            if r.term.concept is not None and r.features and r.matched_term is None and method not in WORD_METHODS
             and r.features[0].name.lower() != r.text.lower()
         ]
         if mask is None and len(self.data.corpus) < k:
@@ -267,7 +267,9 @@ class Searcher:
                 vecs = [np.asarray(embed(f"{query} {r.text}"), dtype=np.float32) for r in active]
                 unchanged = [r for r, v in zip(active, vecs) if float(v @ x) > REWRITE_UNCHANGED]
                 q, norm = rewrite_query(x, vecs, [r.term.weight for r in active])
-                parts = [(None, f"rewrite: {query} {r.text}", r.term.weight * (v - x)) for r, v in zip(active, vecs)]
+                parts = [
+                    (None, f"rewrite: the query + {r.text!r}", r.term.weight * (v - x)) for r, v in zip(active, vecs)
+                ]
         rows = self.candidates(q, k, mask)
         emb_c = self.data.embeddings[rows]
         scores, plain = emb_c @ q, emb_c @ x

@@ -103,7 +103,8 @@ class AppState:
                 detect_format(corpus_path)
             except (InvalidArgument, CorpusError) as exc:
                 raise located("corpus", exc) from None
-        emb_path = s.embeddings if corpus is None else None  # configured embeddings belong to the configured corpus
+        # The configured embeddings belong to the configured corpus, also when a request names that very file.
+        emb_path = s.embeddings if corpus is None or corpus_path == s.corpus.resolve() else None
         if embeddings is not None:
             try:
                 emb_path = self._inside_data_dir(embeddings)

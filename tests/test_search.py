@@ -289,6 +289,10 @@ def test_free_text_concept_resolves_to_the_feature_of_its_word(searcher):
     # A word the feature does not hold is named as such, not passed off as matched.
     part = searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="words zzqv")])
     assert part.notes[0].endswith("whose name or distinctive terms hold 'words' but not 'zzqv'")
+    # The mix steers by the words themselves, whatever feature they name.
+    mixed = searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="words")], method="mix", query="q",
+                            embed=fake_embed(searcher))
+    assert not any("no feature fires where" in n for n in mixed.notes)
 
 
 @settings(max_examples=25, deadline=None)

@@ -39,3 +39,19 @@ def test_a_second_rebuild_is_refused_as_busy_before_its_files_are_read(tmp_path,
         app.start_rebuild("no-such.parquet")
     release.set()
     app.jobs.join(10)
+
+
+def test_a_named_corpus_keeps_the_configured_embeddings_only_when_it_is_the_configured_file(tmp_path):
+    import shutil
+
+    for name in ("corpus.parquet", "other.parquet"):
+        shutil.copy(DEMO_CORPUS, tmp_path / name)
+    shutil.copy(DEMO_EMBEDDINGS, tmp_path / "rows.npy")
+    settings = Settings(index_dir=tmp_path / "idx", data_dir=tmp_path, corpus=tmp_path / "corpus.parquet",
+                        embeddings=tmp_path / "rows.npy")
+    app = state.AppState(settings, embedder=None)
+    assert app.rebuild_config(None, None).embeddings == tmp_path / "rows.npy"
+    # The configured file named by the request: its rows are the configured ones, not minutes of embedding.
+    assert app.rebuild_config("corpus.parquet", None).embeddings == tmp_path / "rows.npy"
+    assert app.rebuild_config("other.parquet", None).embeddings is None
+    assert app.rebuild_config("other.parquet", "rows.npy").embeddings == (tmp_path / "rows.npy").resolve()
