@@ -8,6 +8,7 @@ import errno
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -93,6 +94,8 @@ def _check_address(host: str, port: int) -> None:
 WAIT_RETRIES = 30
 """Failed tries in a row, a second apart, after which `rebuild` gives up on a server that stopped answering (one
 restarting). A try that hangs waits up to REQUEST_TIMEOUT first."""
+JOB_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+"""What a job id looks like (sae-search's are 12 hex digits): it goes into the polling URL as it is."""
 REQUEST_TIMEOUT = 30.0
 """Seconds one request waits for the server's answer."""
 
@@ -134,6 +137,8 @@ def _rebuild(args: argparse.Namespace) -> int:
     base = args.url.rstrip("/")
     body = {k: v for k, v in (("corpus", args.corpus), ("embeddings", args.embeddings)) if v is not None}
     job = _request(f"{base}/index/rebuild", key, "POST", body, needs=("job_id",))["job_id"]
+    if not (isinstance(job, str) and JOB_ID.fullmatch(job)):
+        raise SaeSearchError(f"POST {base}/index/rebuild answered job_id {job!r}; is --url an sae-search server?")
     log.info("rebuild started job_id=%s", job)
     if args.no_wait:
         sys.stdout.write(f"{job}\n")  # the one result, for a script to poll GET /jobs/{id} with, whatever the log level
@@ -157,7 +162,7 @@ def _rebuild(args: argparse.Namespace) -> int:
                                  "server?")
         time.sleep(1.0)
     if state["state"] == "failed":
-        raise SaeSearchError(f"rebuild {job} failed: {state.get('error')}")
+        raise SaeSearchError(f"rebuild {job} failed: {state.get('error') or 'the server gave no reason'}")
     log.info("rebuild succeeded job_id=%s", job)
     return 0
 
@@ -183,7 +188,8 @@ def http_url(text: str) -> str:
     except ValueError:
         port_ok = False
     host = parts.hostname or ""
-    if parts.scheme not in ("http", "https") or not host or not port_ok or any(c.isspace() for c in text):
+    plain = text.isascii() and not any(c.isspace() for c in text) and "@" not in parts.netloc
+    if parts.scheme not in ("http", "https") or not host or not port_ok or not plain or parts.query or parts.fragment:
         raise argparse.ArgumentTypeError(f"give the server as http://HOST:PORT, got {text!r}")
     return text
 

@@ -45,7 +45,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys, args, fragment, code):
         (["serve", "--port", "70000"], "from 1 to 65535"), (["build", "--corpus", "c", "--out", "o", "--k", "x"], "invalid int"),
         (["rebuild", "--url", "notaurl"], "http://HOST:PORT"), (["rebuild", "--url", "ftp://127.0.0.1:8000"], "http://HOST:PORT"),
         (["rebuild", "--url", "http://127.0.0.1:abc"], "http://HOST:PORT"), (["rebuild", "--url", "http://exa mple.com"], "HOST:PORT"),
-        (["rebuild", "--url", "http://:8000"], "http://HOST:PORT"),
+        (["rebuild", "--url", "http://:8000"], "http://HOST:PORT"), (["rebuild", "--url", "http://h:99999"], "HOST:PORT"),
+        (["rebuild", "--url", "http://u:pw@h:8000"], "HOST:PORT"), (["rebuild", "--url", "http://h:8000/?x=1"], "HOST:PORT"),
         # An empty value (a script's unset variable) would otherwise rebuild from the server's configured file.
         (["rebuild", "--corpus", ""], "must not be blank"), (["rebuild", "--embeddings", " "], "must not be blank"),
     ],
@@ -141,7 +142,7 @@ def test_a_waiting_rebuild_rides_out_a_server_that_stops_answering_for_a_while(m
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith("answered state 'pending'; is --url an sae-search server?")
 
 
-@pytest.mark.parametrize("answer", [b'{"ok": true}', b'[1, 2]', b'"job"'])
+@pytest.mark.parametrize("answer", [b'{"ok": true}', b'[1, 2]', b'"job"', b'{"job_id": 12}', b'{"job_id": "../x?y"}'])
 def test_rebuild_against_a_server_that_is_not_sae_search_is_a_one_line_error(capsys, answer):
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -159,7 +160,7 @@ def test_rebuild_against_a_server_that_is_not_sae_search_is_a_one_line_error(cap
         url = f"http://127.0.0.1:{other.server_address[1]}"
         assert main(["rebuild", "--url", url, "--key", "k", "--no-wait"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "answered without job_id; is --url an sae-search server?" in err[0]
+    assert len(err) == 1 and "; is --url an sae-search server?" in err[0] and "job_id" in err[0]
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "no-such-host.invalid", "a..b"])
