@@ -17,6 +17,7 @@ from indexer.errors import InvalidArgument, located
 from indexer.evidence import Evidence, ProbeEvidence, query_orthogonal, read_evidence
 from indexer.filters import FilterIndex, Filters, counted
 from indexer.index import code_error, nearest, search_faiss, set_search_threads
+from indexer.notes import REWRITE_UNCHANGED, rewrite_notes, term_notes
 from indexer.results import (
     FeatureActivation, Hit, Scored, SearchOutcome, largest_contributions, rounded_contributions,
 )
@@ -36,14 +37,10 @@ from indexer.steer import (
     resolve_terms,
 )
 from indexer.terms import sorted_unique
-from indexer.wordsearch import words_held
 
 MAX_K = 100
 EXACT_LIMIT = 20_000
 """Filtered sets up to this size are scored exactly; larger ones filter FAISS results."""
-REWRITE_UNCHANGED = 0.99999
-"""Cosine to the query above which a rewritten query is the query itself: words added past the model's 256 word
-pieces are cut (any word it reads moves the vector more)."""
 MAX_STEERED_LISTED = 64
 """Features of the steered code listed per search, strongest first: a family boost edits every member, and
 listing family 0's 383 slivers beside the query's own 32 took 36 of a response's 79 KB."""
@@ -125,17 +122,8 @@ class Searcher:
         delta = code_delta(active, len(z))
         applied = self.filters.apply(filters or Filters(), k)
         mask, matched, notes = applied.mask, applied.matched, list(applied.notes)
-        notes += [
-            f"steer.{i} boosts only features that exclude names, so it can lift only documents where they do not fire"
-            + (f" above {filters.threshold:g} x their p90" if filters and filters.threshold > 0 else "")
-            for i, r in enumerate(resolved)
-            if r.term.weight > 0 and r.features and {f.id for f in r.features} <= applied.excluded
-        ]
-        notes += [  # a concept found only in a feature's name or terms (GET /features: score below 1)
-            self._name_only_note(i, r) for i, r in enumerate(resolved)
-            if r.term.concept is not None and r.features and r.matched_term is None and method not in WORD_METHODS
-            and r.features[0].name.lower() != r.text.lower()
-        ]
+        notes += term_notes(resolved, method, applied.excluded, filters.threshold if filters else 0.0,
+                            self.data.names.terms)
         if mask is None and len(self.data.corpus) < k:
             notes.append(f"the index holds only {counted(len(self.data.corpus), 'document', 'documents')}, so fewer "
                          f"than k={k} results are returned")
@@ -149,12 +137,7 @@ class Searcher:
                 hits, unchanged = self._edited(x, z, k, mask, active, delta, method, query, embed)
             except QueryCancelled as exc:
                 raise located("steer", exc) from None
-            notes += [
-                f"steer.{resolved.index(r)}: the rewritten query embeds as the query itself (the model reads at "
-                "most 256 word pieces, and this query fills them, so the words added at its end are cut); this "
-                "term changes nothing"
-                for r in unchanged
-            ]
+            notes += rewrite_notes(resolved, unchanged)
         if len(hits) < min(k, len(self.data.corpus) if matched is None else matched):
             notes.append(f"the dense index found only {len(hits)} documents near the query (an index type such as IVF "
                          f"searches part of the rows), so fewer than k={k} results are returned")
@@ -281,13 +264,6 @@ class Searcher:
                 contrib = edit_contributions(emb_c[i], float(plain[i]), norm, parts)
             out.append(Scored(int(rows[i]), float(scores[i]), float(plain[i]), contrib))
         return out, unchanged
-
-    def _name_only_note(self, i: int, r: ResolvedSteer) -> str:
-        f = r.features[0]
-        held, missing = (", ".join(map(repr, w)) for w in words_held(r.text, f.name, self.data.names.terms[f.id]))
-        return (f"steer.{i}: no feature fires where the words {r.text!r} are said; it steers feature {f.id} "
-                f"({f.name!r}), whose name or distinctive terms hold {held}"
-                + (f" but not {missing}" if missing else ""))
 
     def _activations(self, z: np.ndarray, limit: int | None = None) -> list[FeatureActivation]:
         """The code's active features (at most `limit`), strongest first."""

@@ -100,6 +100,8 @@ class WordMatch(NamedTuple):
     """Share of the documents the feature fires on that contain the term."""
     recall: float
     """Share of the documents containing the term that the feature fires on."""
+    coverage: float = 1.0
+    """The share of the text the term covers (`text_terms`; 1 for the whole text, its acronym included)."""
 
 
 class _TermHit(NamedTuple):
@@ -170,7 +172,7 @@ def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta:
         values = (t.coverage * t.scores).tolist()
         for f, v, p, rec in zip(t.features.tolist(), values, t.precision.tolist(), t.recall.tolist()):
             if v > (matches[f].score if f in matches else 0.0):
-                matches[f] = WordMatch(v, t.shown, p, rec)
+                matches[f] = WordMatch(v, t.shown, p, rec, t.coverage)
     return matches
 
 

@@ -289,6 +289,11 @@ def test_free_text_concept_resolves_to_the_feature_of_its_word(searcher):
     # A word the feature does not hold is named as such, not passed off as matched.
     part = searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="words zzqv")])
     assert part.notes[0].endswith("whose name or distinctive terms hold 'words' but not 'zzqv'")
+    # A term that covers only part of the words: the steer says what it follows.
+    some = searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="topic6 zzqv")])
+    assert some.resolved[0].features[0].id == 6
+    assert some.notes == [f"steer.0: of the words 'topic6 zzqv', only 'topic6' leads to a feature; it steers feature 6 "
+                          f"({some.resolved[0].features[0].name!r})"]
     # The mix steers by the words themselves, whatever feature they name.
     mixed = searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="words")], method="mix", query="q",
                             embed=fake_embed(searcher))

@@ -1,0 +1,54 @@
+"""What a search tells its user about how it read the steer terms (`SearchOutcome.notes`): where a term does less
+than its words or its weight suggest. Pure functions of resolved terms; indexer/search.py adds them."""
+
+from __future__ import annotations
+
+from indexer.steer import WORD_METHODS, ResolvedSteer
+from indexer.wordsearch import words_held
+
+REWRITE_UNCHANGED = 0.99999
+"""Cosine to the query above which a rewritten query is the query itself: words added past the model's 256 word
+pieces are cut (any word it reads moves the vector more)."""
+
+
+def term_notes(
+    resolved: list[ResolvedSteer], method: str, excluded: set[int], threshold: float, terms: list[list[str]]
+) -> list[str]:
+    """Notes on the steer terms of one search: a boost of only features that `excluded` (the exclude filter's
+    features, firing above `threshold` x p90) shuts out, and free-text concepts that steer by less than their words
+    (`concept_note`; not under the methods that steer by the words themselves). `terms`: each feature's distinctive
+    terms."""
+    notes = [
+        f"steer.{i} boosts only features that exclude names, so it can lift only documents where they do not fire"
+        + (f" above {threshold:g} x their p90" if threshold > 0 else "")
+        for i, r in enumerate(resolved)
+        if r.term.weight > 0 and r.features and {f.id for f in r.features} <= excluded
+    ]
+    if method not in WORD_METHODS:
+        notes += [n for i, r in enumerate(resolved) if r.term.concept is not None and r.features
+                  and (n := concept_note(i, r, terms[r.features[0].id]))]
+    return notes
+
+
+def concept_note(i: int, r: ResolvedSteer, feature_terms: list[str]) -> str:
+    """What free-text concept `steer.i` follows when that is less than its words, or "": a term that covers only part
+    of them, or (GET /features: score below 1) words of its feature's name or distinctive terms `feature_terms`."""
+    f, match = r.features[0], r.matched_term
+    if match is not None:
+        return "" if match.coverage >= 1 - 1e-6 else (
+            f"steer.{i}: of the words {r.text!r}, only {match.term!r} leads to a feature; it steers feature {f.id} "
+            f"({f.name!r})")
+    if f.name.lower() == r.text.lower():
+        return ""
+    held, missing = (", ".join(map(repr, w)) for w in words_held(r.text, f.name, feature_terms))
+    return (f"steer.{i}: no feature fires where the words {r.text!r} are said; it steers feature {f.id} ({f.name!r}), "
+            f"whose name or distinctive terms hold {held}" + (f" but not {missing}" if missing else ""))
+
+
+def rewrite_notes(resolved: list[ResolvedSteer], unchanged: list[ResolvedSteer]) -> list[str]:
+    """Notes for the "rewrite" terms whose rewritten query embeds as the query itself (`REWRITE_UNCHANGED`)."""
+    return [
+        f"steer.{resolved.index(r)}: the rewritten query embeds as the query itself (the model reads at most 256 word "
+        "pieces, and this query fills them, so the words added at its end are cut); this term changes nothing"
+        for r in unchanged
+    ]

@@ -1,0 +1,43 @@
+import pytest
+
+from indexer.catalog import Ref
+from indexer.notes import concept_note, rewrite_notes, term_notes
+from indexer.steer import ResolvedSteer, SteerTerm
+from indexer.wordsearch import WordMatch
+
+NAME = "semi-supervised learning, unlabeled data"
+
+
+def concept(text, match=None, weight=1.0, feature=7, name=NAME):
+    return ResolvedSteer(SteerTerm(weight, concept=text), [Ref(feature, name)], [1.0], None, [0.1], text, match)
+
+
+@pytest.mark.parametrize("text, match, note", [
+    ("unlabeled data", WordMatch(0.4, "unlabeled data", 0.3, 0.5, 1.0), ""),  # the whole text: nothing to say
+    ("galaxy clustring", WordMatch(0.2, "galaxy", 0.3, 0.5, 0.45),
+     f"steer.2: of the words 'galaxy clustring', only 'galaxy' leads to a feature; it steers feature 7 ({NAME!r})"),
+    ("semi-peaucellier", None, f"steer.2: no feature fires where the words 'semi-peaucellier' are said; it steers "
+     f"feature 7 ({NAME!r}), whose name or distinctive terms hold 'semi' but not 'peaucellier'"),
+    (NAME.upper(), None, ""),  # the feature's exact name
+])
+def test_a_concept_note_says_what_the_steer_follows_when_it_is_less_than_the_words(text, match, note):
+    assert concept_note(2, concept(text, match), ["pseudo labels"]) == note
+
+
+def test_term_notes_skip_the_methods_that_steer_by_the_words():
+    partial = concept("galaxy clustring", WordMatch(0.2, "galaxy", 0.3, 0.5, 0.45))
+    terms = [[] for _ in range(8)]
+    assert len(term_notes([partial], "concept", set(), 0.0, terms)) == 1
+    assert term_notes([partial], "mix", set(), 0.0, terms) == []
+    boosted_out = concept("unlabeled data", WordMatch(0.4, "unlabeled data", 0.3, 0.5, 1.0))
+    assert term_notes([boosted_out], "concept", {7}, 0.5, terms) == [
+        "steer.0 boosts only features that exclude names, so it can lift only documents where they do not fire above "
+        "0.5 x their p90"
+    ]
+    assert term_notes([concept("unlabeled data", weight=-1.0, match=boosted_out.matched_term)], "concept", {7}, 0.0,
+                      terms) == []
+
+
+def test_a_rewrite_note_names_the_term_by_its_place_in_the_request():
+    a, b = concept("x"), concept("y")
+    assert rewrite_notes([a, b], [b])[0].startswith("steer.1: the rewritten query embeds as the query itself")
