@@ -52,3 +52,12 @@ def rewrite_notes(resolved: list[ResolvedSteer], unchanged: list[ResolvedSteer])
         "pieces, and this query fills them, so the words added at its end are cut); this term changes nothing"
         for r in unchanged
     ]
+
+
+def turned_notes(along: float) -> list[str]:
+    """A note when a query edit points the query away from itself (its cosine with the query, `along`, below 0):
+    steering away from words much like the query's own, at a weight past where they cancel it."""
+    if along >= 0:
+        return []
+    return [f"steer: the terms turn the query around (the edited query's cosine with it is {along:.2f}), so the results "
+            "are documents unlike the query; a smaller weight keeps it"]

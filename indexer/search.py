@@ -17,7 +17,7 @@ from indexer.errors import InvalidArgument, located
 from indexer.evidence import Evidence, ProbeEvidence, query_orthogonal, read_evidence
 from indexer.filters import FilterIndex, Filters, counted
 from indexer.index import code_error, nearest, search_faiss, set_search_threads
-from indexer.notes import REWRITE_UNCHANGED, rewrite_notes, term_notes
+from indexer.notes import REWRITE_UNCHANGED, rewrite_notes, term_notes, turned_notes
 from indexer.results import (
     FeatureActivation, Hit, Scored, SearchOutcome, largest_contributions, rounded_contributions,
 )
@@ -134,10 +134,10 @@ class Searcher:
             hits = self._concept(x, k, mask, active)
         else:
             try:
-                hits, unchanged = self._edited(x, z, k, mask, active, delta, method, query, embed)
+                hits, unchanged, along = self._edited(x, z, k, mask, active, delta, method, query, embed)
             except QueryCancelled as exc:
                 raise located("steer", exc) from None
-            notes += rewrite_notes(resolved, unchanged)
+            notes += rewrite_notes(resolved, unchanged) + turned_notes(along)
         if len(hits) < min(k, len(self.data.corpus) if matched is None else matched):
             notes.append(f"the dense index found only {len(hits)} documents near the query (an index type such as IVF "
                          f"searches part of the rows), so fewer than k={k} results are returned")
@@ -226,9 +226,9 @@ class Searcher:
     def _edited(
         self, x: np.ndarray, z: np.ndarray, k: int, mask: np.ndarray | None, active: list[ResolvedSteer],
         delta: np.ndarray, method: str, query: str | None, embed: Embed | None,
-    ) -> tuple[list[Scored], list[ResolvedSteer]]:
+    ) -> tuple[list[Scored], list[ResolvedSteer], float]:
         """Methods that move the query vector, then search with it; also the "rewrite" terms whose rewritten
-        query embeds as the query itself (`REWRITE_UNCHANGED`)."""
+        query embeds as the query itself (`REWRITE_UNCHANGED`), and the edited query's cosine with the query."""
         parts: list[tuple[int | None, str, np.ndarray]] | None = None
         unchanged: list[ResolvedSteer] = []
         if method == "residual":
@@ -263,7 +263,7 @@ class Searcher:
             else:
                 contrib = edit_contributions(emb_c[i], float(plain[i]), norm, parts)
             out.append(Scored(int(rows[i]), float(scores[i]), float(plain[i]), contrib))
-        return out, unchanged
+        return out, unchanged, float(q @ x)
 
     def _activations(self, z: np.ndarray, limit: int | None = None) -> list[FeatureActivation]:
         """The code's active features (at most `limit`), strongest first."""

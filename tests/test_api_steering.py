@@ -162,6 +162,14 @@ def test_bad_steering_input_gets_422_with_a_message(client, body, fragment):
     assert fragment in r.json()["detail"]
 
 
+def test_a_mix_past_cancelling_the_query_says_it_turned_it_around(client):
+    body = search(client, method="mix", steer=[{"concept": QUERY, "weight": -1.5}])
+    assert any(n.startswith("steer: the terms turn the query around") for n in body["notes"])
+    assert body["results"][0]["plain_score"] < 0
+    assert not any("turn the query around" in n for n in search(client, method="mix", steer=[{"concept": "dark matter",
+                                                                                              "weight": -1}])["notes"])
+
+
 def test_a_rewrite_cut_off_by_a_long_query_says_it_changed_nothing(client):
     long_query = " ".join(["galaxy formation in the early universe"] * 60)[:2000]  # far past 256 word pieces
     steered = client.post("/search", json={"query": long_query, "method": "rewrite",

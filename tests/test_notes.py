@@ -1,7 +1,7 @@
 import pytest
 
 from indexer.catalog import Ref
-from indexer.notes import concept_note, rewrite_notes, term_notes
+from indexer.notes import concept_note, rewrite_notes, term_notes, turned_notes
 from indexer.steer import ResolvedSteer, SteerTerm
 from indexer.wordsearch import WordMatch
 
@@ -41,3 +41,8 @@ def test_term_notes_skip_the_methods_that_steer_by_the_words():
 def test_a_rewrite_note_names_the_term_by_its_place_in_the_request():
     a, b = concept("x"), concept("y")
     assert rewrite_notes([a, b], [b])[0].startswith("steer.1: the rewritten query embeds as the query itself")
+
+
+def test_a_query_turned_around_by_its_edit_is_said():
+    assert turned_notes(0.3) == [] and turned_notes(0.0) == []
+    assert turned_notes(-0.25)[0].startswith("steer: the terms turn the query around (the edited query's cosine with it is -0.25)")
