@@ -114,9 +114,8 @@ def swap_into_place(tmp: Path, out: Path) -> None:
         return
     old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
     lock = _swap_lock(out)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = _take_note(lock)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         os.write(fd, f"{os.getpid()} {old.name}".encode())
         # The note is removed only once `out` holds a whole index and nothing is left aside: an interrupt anywhere
         # in between (Ctrl-C lands between any two bytecodes) leaves it for `recover_swap`.
@@ -131,6 +130,21 @@ def swap_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
         lock.unlink(missing_ok=True)
     finally:
+        os.close(fd)
+
+
+def _take_note(lock: Path) -> int:
+    """An empty swap note at `lock`, locked by this process (a file descriptor). A swap of another process may hold
+    the note: this waits for it, and then takes a note of its own, since that swap unlinks its note as it ends."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                os.ftruncate(fd, 0)
+                return fd
+        except FileNotFoundError:
+            pass
         os.close(fd)
 
 

@@ -202,3 +202,23 @@ def test_an_index_name_is_refused_only_when_its_build_directory_name_would_not_f
         write_index(tiny_index, tmp_path / ("n" * (room + 1)), {})
     assert list(tmp_path.iterdir()) == []
     assert load_index(write_index(tiny_index, tmp_path / ("n" * room), {})).corpus.ids == tiny_index.corpus.ids
+
+
+def test_a_swap_waits_for_one_under_way_and_then_takes_a_note_of_its_own(tmp_path):
+    import threading
+
+    note = tmp_path / ".idx.swap"
+    note.write_text(f"{os.getpid()} .idx.old-1234abcd")
+    taken = []
+    with locked(note):  # another process's swap, mid-way: its note must not be truncated under it
+        waiter = threading.Thread(target=lambda: taken.append(swap._take_note(note)))
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive() and note.read_text() == f"{os.getpid()} .idx.old-1234abcd"
+        note.unlink()  # that swap ends
+    waiter.join(5)
+    fd = taken[0]
+    try:
+        assert os.path.samestat(os.fstat(fd), os.stat(note)) and note.read_text() == ""
+    finally:
+        os.close(fd)
