@@ -12,7 +12,8 @@ Methods (`method` of a search):
                       + 0.3 min(z_g(d) / p90_g, 2)      the feature's own activation in d (its code)
       evidence_g(d) = reading_g(d) - median reading_g of the candidates with neither g's words nor g firing
       level_i(d)    = max_g (s_g / max s) evidence_g(d)  over the term's features g (shares s_g) that fire on
-                                                         d, if any (a family: any of its sub-topics);
+                                                         d, if any (a family: any of its sub-topics), and for a
+                                                         boost only if the mean below exceeds FAMILY_GATE;
                       else sum_g s_g evidence_g(d) / sum_g s_g    (`_parts`; one feature: its evidence)
       score(d)      = cos(x, e_d) + sum_i weight_i * shape(level_i(d))
   (`Concepts.has_word`, `background_level`). The probe carries synonyms and sub-topics; the words and the code
@@ -73,6 +74,12 @@ STEER_SCALE = 2.0
 BOOST_SCALE, BOOST_FLOOR = 0.2, 0.3
 SUPPRESS_SCALE, SUPPRESS_CAP = 0.35, 0.2
 """Suppress penalty per unit weight: SUPPRESS_SCALE per unit of level, at most SUPPRESS_CAP of cosine."""
+FAMILY_GATE = 0.1
+"""For a boost: share-weighted mean evidence over a term's features above which a document that fires one of them
+carries the term as strongly as that feature (`_parts`). Below it, the document does not read as the family's
+topic: members named for everyday words ("line, lines", "ring, rings" in the astrophysics family) fire on
+image-segmentation papers, and a family boost lifted those. One feature's mean is its own evidence, so a single
+feature is unaffected; a suppression keeps every trace (BENCHMARKS.md, steering item 33)."""
 POOL = 1000
 """Nearest documents rescored by the concept method when a term boosts."""
 SUPPRESS_POOL = 300
@@ -219,17 +226,17 @@ def code_delta(resolved: list[ResolvedSteer], n_features: int) -> np.ndarray:
     return delta
 
 
-def _parts(ev: Evidence, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _parts(ev: Evidence, shares: np.ndarray, gate: float = -np.inf) -> tuple[np.ndarray, np.ndarray]:
     """A term's level (c,) and each feature's part (c, m) of it. A document on which any of the term's features
-    fires carries the term as strongly as the strongest of those (share-scaled evidence), all of it that
-    feature's part; any other document gets the share-weighted mean of the features' evidence. For one feature
-    both are its evidence. Why not the mean everywhere: a family's members are sub-topics, and a document about
+    fires, and whose share-weighted mean evidence exceeds `gate` (a boost's FAMILY_GATE), carries the term as
+    strongly as the strongest of those (share-scaled evidence), all of it that feature's part; any other document
+    gets the share-weighted mean of the features' evidence. For one feature both are its evidence. Why not the mean everywhere: a family's members are sub-topics, and a document about
     one of 383 read 1/383 of a typical carrier, so a family boost changed nothing (BENCHMARKS.md). Why firing and
     not also naming a member's word: among a family's hundreds of members some word is generic ("simulations"
     for hydrodynamical simulations), and a boost of the galaxy family lifted robot papers that said it."""
     parts = ev.value * (shares / max(float(shares.sum()), 1e-12))[None, :]
     level = parts.sum(axis=1)
-    hit = np.flatnonzero(ev.fired.any(axis=1))
+    hit = np.flatnonzero(ev.fired.any(axis=1) & (level > gate))
     if len(hit):
         scaled = np.where(ev.fired[hit], ev.value[hit] * (shares / shares.max())[None, :], -np.inf)
         best = scaled.argmax(axis=1)
@@ -239,12 +246,12 @@ def _parts(ev: Evidence, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return parts, level
 
 
-def term_level(ev: Evidence | ProbeEvidence, shares: np.ndarray) -> np.ndarray:
+def term_level(ev: Evidence | ProbeEvidence, shares: np.ndarray, gate: float = -np.inf) -> np.ndarray:
     """A term's level (c,) float32, as `_parts` defines it, over its m features with shares (m,). From a
     `ProbeEvidence`, the documents on which none of the features fires need only the share-weighted probe and
     words, and the others only their fired features' readings."""
     if isinstance(ev, Evidence):
-        return _parts(ev, shares)[1]
+        return _parts(ev, shares, gate)[1]
     weights = shares / max(float(shares.sum()), 1e-12)
     # The mean of the readings is the reading of the mean probe, plus the mean word evidence (0 where no feature
     # is named or fired).
@@ -253,7 +260,9 @@ def term_level(ev: Evidence | ProbeEvidence, shares: np.ndarray) -> np.ndarray:
     if len(rows):
         value = np.einsum("ij,ij->i", ev.emb[rows], ev.probes[feats]) - ev.offset[feats] + ev.extra[rows, feats]
         first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        level[rows[first]] = np.maximum.reduceat(value * (shares / shares.max())[feats], first)
+        strongest = np.maximum.reduceat(value * (shares / shares.max())[feats], first)
+        carries = level[rows[first]] > gate
+        level[rows[first][carries]] = strongest[carries]
     return level
 
 
@@ -261,7 +270,7 @@ def concept_bonus(ev: Evidence | ProbeEvidence, shares: np.ndarray, weight: floa
     """Bonus (c,) float32 of one steer term for c documents, from their `concept_evidence` for the term's m
     features with shares (m,) (see the module docstring for the two shapes). Row by row: a subset of rows gets
     the same bonuses."""
-    level = term_level(ev, shares)
+    level = term_level(ev, shares, _gate(weight))
     if weight > 0:
         shaped = BOOST_SCALE * np.clip((level - BOOST_FLOOR) / (1.0 - BOOST_FLOOR), 0.0, 1.0)
     else:
@@ -269,11 +278,17 @@ def concept_bonus(ev: Evidence | ProbeEvidence, shares: np.ndarray, weight: floa
     return (weight * shaped).astype(np.float32)
 
 
+def _gate(weight: float) -> float:
+    """The `_parts` gate of a term with this weight: FAMILY_GATE for a boost, none for a suppression."""
+    return FAMILY_GATE if weight > 0 else -np.inf
+
+
 def bonus_split(ev: Evidence, shares: np.ndarray, bonus: np.ndarray) -> np.ndarray:
     """(c, m) float32 split of the `concept_bonus` (c,) of c documents over the term's m features, rows
-    summing to the bonus: in proportion to the parts that agree in sign with the term's level. Row by row,
-    so a search splits only the results it shows (for a 383-feature family, most of the bonus's cost)."""
-    parts, level = _parts(ev, shares)
+    summing to the bonus: in proportion to the parts that agree in sign with the term's level (a boost's bonus is
+    positive where it is not 0, which says which gate `_parts` applies). Row by row, so a search splits only the
+    results it shows (for a 383-feature family, most of the bonus's cost)."""
+    parts, level = _parts(ev, shares, _gate(float(bonus.max(initial=0.0))))
     agree = np.where(np.sign(parts) == np.sign(level)[:, None], np.abs(parts), 0.0)
     total = agree.sum(axis=1, keepdims=True)
     split = np.where(total > 0, agree / np.maximum(total, 1e-12), 1.0 / parts.shape[1])

@@ -60,41 +60,62 @@ def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
     np.testing.assert_array_equal(bonus_split(ev[rows], shares, bonus[rows]), split[rows])
 
 
-def reference_level(value, fired, shares):
+def reference_level(value, fired, shares, gate=-np.inf):
     """One document's level, feature by feature: the strongest share-scaled evidence among the features that
-    fire on it, else the share-weighted mean."""
+    fire on it when the share-weighted mean passes `gate`, else that mean."""
+    mean = float((value * shares).sum() / shares.sum())
     carried = [v * s / shares.max() for v, f, s in zip(value, fired, shares) if f]
-    return max(carried) if carried else float((value * shares).sum() / shares.sum())
+    return max(carried) if carried and mean > gate else mean
 
 
 def test_a_document_carrying_one_member_of_a_large_family_gets_the_whole_steer():
     m = 383
-    value = np.zeros((4, m), dtype=np.float32)
-    fired = np.zeros((4, m), dtype=bool)
+    value = np.zeros((5, m), dtype=np.float32)
+    fired = np.zeros((5, m), dtype=bool)
+    value[:3] = 0.2  # reads as the family's topic on its members' probes
     value[0, 7], fired[0, 7] = 1.0, True  # fires member 7, reads as a typical carrier of it
     value[1, 7] = 1.0  # reads like member 7 on its probe alone: one of 383 readings
     value[2, :2], fired[2, :2] = [0.4, 1.5], True  # carries two members: as much as the stronger
     value[3, 9] = 1.0  # names a word of member 9 without firing it: a generic word among 383 members' words
+    value[4, 7], fired[4, 7] = 1.0, True  # fires member 7 and reads nothing else of the family: a homonym
     shares = np.full(m, 1 / np.sqrt(m), dtype=np.float32)
     direct = fired.copy()
     direct[3, 9] = True
     ev = Evidence(value, direct, fired)
-    np.testing.assert_allclose(concept_bonus(ev, shares, 1.0), [BOOST_SCALE, 0, BOOST_SCALE, 0], atol=1e-6)
-    expected = -np.minimum(SUPPRESS_SCALE * np.array([1, 1 / m, 1.5, 1 / m]), SUPPRESS_CAP)
+    mean = value.mean(axis=1)
+    np.testing.assert_allclose(concept_bonus(ev, shares, 1.0), [BOOST_SCALE, 0, BOOST_SCALE, 0, 0], atol=1e-6)
+    # A suppression spares no trace: the homonym pays as a carrier too.
+    expected = -np.minimum(SUPPRESS_SCALE * np.array([1, mean[1], 1.5, mean[3], 1]), SUPPRESS_CAP)
     np.testing.assert_allclose(concept_bonus(ev, shares, -1.0), expected, atol=1e-6)
     split = bonus_split(ev, shares, concept_bonus(ev, shares, -1.0))
-    assert split[0, 7] == split[0].sum() and split[2, 1] == split[2].sum()
+    assert split[0, 7] == split[0].sum() and split[2, 1] == split[2].sum() and split[4, 7] == split[4].sum()
+    boost = concept_bonus(ev, shares, 1.0)
+    assert bonus_split(ev, shares, boost)[0, 7] == pytest.approx(boost[0])
+
+
+@pytest.mark.parametrize("weight", [1.0, -1.0])
+def test_one_feature_is_its_own_family_mean_so_the_gate_changes_nothing(weight):
+    value = np.array([[0.05], [0.5], [-0.2], [1.2]], dtype=np.float32)
+    fired = np.array([[True], [True], [False], [True]])
+    ev = Evidence(value, fired, fired)
+    level = np.clip(value[:, 0], 0, None)
+    want = BOOST_SCALE * np.clip((level - BOOST_FLOOR) / (1 - BOOST_FLOOR), 0, 1) if weight > 0 else \
+        -np.minimum(SUPPRESS_SCALE * level, SUPPRESS_CAP)
+    np.testing.assert_allclose(concept_bonus(ev, np.ones(1, dtype=np.float32), weight), want, atol=1e-6)
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), c=st.integers(0, 300), m=st.integers(1, 120))
-def test_a_factored_terms_level_equals_the_dense_one(seed, c, m):
+@given(seed=st.integers(0, 10_000), c=st.integers(0, 300), m=st.integers(1, 120), gate=st.sampled_from([-np.inf, 0.1]))
+def test_a_factored_terms_level_equals_the_dense_one(seed, c, m, gate):
     emb, probes, mu, word, firing = random_reading(seed, c, m)
     shares = np.random.default_rng(seed).uniform(0.1, 1, m).astype(np.float32)
     dense = concept_evidence(emb @ probes.T - probes @ mu, word, firing)
-    got = term_level(probe_evidence(emb, probes, mu, word, firing), shares)
-    expected = [reference_level(v, f, shares) for v, f in zip(dense.value, dense.fired)]
-    np.testing.assert_allclose(got, np.array(expected, dtype=np.float32).reshape(c), atol=1e-4)
+    expected = np.array([reference_level(v, f, shares, gate) for v, f in zip(dense.value, dense.fired)], dtype=np.float32)
+    got = term_level(probe_evidence(emb, probes, mu, word, firing), shares, gate)
+    # A mean within rounding of the gate may fall on either side of it in the two readings.
+    near = np.abs(np.array([(v * shares).sum() / shares.sum() for v in dense.value]) - gate) < 1e-4
+    np.testing.assert_allclose(got[~near], expected.reshape(c)[~near], atol=1e-4)
+    np.testing.assert_allclose(term_level(dense, shares, gate)[~near], expected.reshape(c)[~near], atol=1e-4)
 
 
 def test_concept_bonus_levels():
