@@ -108,8 +108,7 @@ def nearest(
     index's probed lists hold fewer rows). The index (holding emb's rows, maybe lossily) proposes a few more than
     k; with its `code_error` bound the answer is exact: a row it did not return scores at most the lowest score it
     did, plus the error, so once the k-th exact score clears that the top k is proven and otherwise the search
-    widens. With error None (HNSW, IVF) the proposals are
-    only rescored."""
+    widens. With error None (HNSW, IVF) the proposals are only rescored."""
     n = index.ntotal
     k = min(k, n)
     want = min(n, k + max(16, k // 16))

@@ -3,6 +3,8 @@ than its words or its weight suggest. Pure functions of resolved terms; indexer/
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 from indexer.steer import WORD_METHODS, ResolvedSteer
 from indexer.wordsearch import words_held
 
@@ -12,7 +14,7 @@ pieces are cut (any word it reads moves the vector more)."""
 
 
 def term_notes(
-    resolved: list[ResolvedSteer], method: str, excluded: set[int], threshold: float, terms: list[list[str]]
+    resolved: list[ResolvedSteer], method: str, excluded: Set[int], threshold: float, terms: list[list[str]]
 ) -> list[str]:
     """Notes on the steer terms of one search: a boost of only features that `excluded` (the exclude filter's
     features, firing above `threshold` x p90) shuts out, and free-text concepts that steer by less than their words
@@ -59,5 +61,5 @@ def turned_notes(along: float) -> list[str]:
     steering away from words much like the query's own, at a weight past where they cancel it."""
     if along >= 0:
         return []
-    return [f"steer: the terms turn the query around (the edited query's cosine with it is {along:.2f}), so the results "
-            "are documents unlike the query; a smaller weight keeps it"]
+    return [f"steer: the terms turn the query around (the edited query's cosine with it is {along:.2f}), so the "
+            "results are documents unlike the query; a smaller weight keeps it"]

@@ -127,7 +127,9 @@ def load_embeddings_file(path: str | Path) -> np.ndarray:
             f"embeddings file {path} is not a single .npy array (an .npz archive?); expected one .npy array"
         )
     if arr.dtype.kind != "f":
-        raise InvalidArgument(f"embeddings file {path} holds {arr.dtype} values; expected floating point (float16, float32 or float64)")
+        raise InvalidArgument(
+            f"embeddings file {path} holds {arr.dtype} values; expected floating point (float16, float32 or float64)"
+        )
     return arr
 
 

@@ -230,10 +230,11 @@ def _parts(ev: Evidence, shares: np.ndarray, gate: float = -np.inf) -> tuple[np.
     """A term's level (c,) and each feature's part (c, m) of it. A document on which any of the term's features
     fires, and whose share-weighted mean evidence exceeds `gate` (a boost's FAMILY_GATE), carries the term as
     strongly as the strongest of those (share-scaled evidence), all of it that feature's part; any other document
-    gets the share-weighted mean of the features' evidence. For one feature both are its evidence. Why not the mean everywhere: a family's members are sub-topics, and a document about
-    one of 383 read 1/383 of a typical carrier, so a family boost changed nothing (BENCHMARKS.md). Why firing and
-    not also naming a member's word: among a family's hundreds of members some word is generic ("simulations"
-    for hydrodynamical simulations), and a boost of the galaxy family lifted robot papers that said it."""
+    gets the share-weighted mean of the features' evidence. For one feature both are its evidence. Why not the mean
+    everywhere: a family's members are sub-topics, and a document about one of 383 read 1/383 of a typical carrier,
+    so a family boost changed nothing (BENCHMARKS.md). Why firing and not also naming a member's word: among a
+    family's hundreds of members some word is generic ("simulations" for hydrodynamical simulations), and a boost
+    of the galaxy family lifted robot papers that said it."""
     parts = ev.value * (shares / max(float(shares.sum()), 1e-12))[None, :]
     level = parts.sum(axis=1)
     hit = np.flatnonzero(ev.fired.any(axis=1) & (level > gate))
