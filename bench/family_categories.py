@@ -8,9 +8,10 @@ there. Queries are documents drawn with a fixed seed, each as its own embedding:
 at most 3 home papers (boost, weight +1) and 12 with at least 6 (suppress, weight -1); a query keeps itself among
 its results. Per query, then averaged: the change of the home share of the top 10 (lift or drop), fidelity (mean
 plain cosine of the steered top 10 over that of the plain top 10), and the share of the top 10 whose score the
-steer moved although it is not a home paper ("off-field"). The categories are the authors' own, read nowhere by the method, so unlike bench/family_steering.py
-this does not score the method with its own evidence. Each run is made with `steer.FAMILY_GATE` as it is and
-without it (every document that fires a member carrying the family, as before the gate).
+steer moved although it is not a home paper ("off-field"). The categories are the authors' own, read nowhere by
+the method, so unlike bench/family_steering.py this does not score the method with its own evidence. Each run is
+made with `steer.FAMILY_GATE` as it is and without it (every document that fires a member carrying the family, as
+before the gate).
 Prints one JSON line per gate and direction, and writes them to bench/out/family_categories.jsonl.
 Usage: python bench/family_categories.py --index DIR
 """
@@ -49,6 +50,8 @@ def field(categories: list[str]) -> str:
 
 
 def home(docs: np.ndarray, fields: np.ndarray, base: collections.Counter, n: int) -> str:
+    """The field of the most `docs` (a family's firing documents) weighted by how over-represented it is among them
+    against its share `base` of all n documents (share x log lift)."""
     counts = collections.Counter(fields[docs])
     return max((f for f in counts if f), key=lambda f: counts[f] / len(docs) * np.log(counts[f] / len(docs) / (base[f] / n)))
 
