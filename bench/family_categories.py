@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 import indexer.steer as steer  # noqa: E402
 from indexer.artifacts import load_index  # noqa: E402
 from indexer.search import Searcher  # noqa: E402
-from indexer.steer import SteerTerm  # noqa: E402
+from indexer.steer_terms import SteerTerm  # noqa: E402
 
 ARCHIVES = ("astro-ph", "physics", "math", "q-bio", "quant-ph", "cond-mat", "stat", "eess", "hep", "gr-qc", "nlin")
 PER_KIND = 12

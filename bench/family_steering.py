@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from indexer.artifacts import load_index  # noqa: E402
 from indexer.filters import Target  # noqa: E402
 from indexer.search import Searcher  # noqa: E402
-from indexer.steer import SteerTerm  # noqa: E402
+from indexer.steer_terms import SteerTerm  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 FAMILIES = list(range(10)) + list(range(20, 200, 20))

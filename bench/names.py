@@ -91,7 +91,7 @@ def tokenizer_race(texts: list[str]) -> dict[str, Any]:
     }
 
 
-def shuffled_trust(texts: list[str], inv: Any, names: FeatureNames, cfg: NamingConfig, tm: Any) -> dict[str, float]:
+def shuffled_trust(inv: Any, names: FeatureNames, cfg: NamingConfig, tm: Any) -> dict[str, float]:
     """Trust of each live feature when given another random live feature's name: an honest score gives ~0.5."""
     rng = np.random.default_rng(1)
     live = np.flatnonzero(np.array(names.status) == "live")
@@ -268,7 +268,7 @@ def main() -> None:
     }
     if args.compare:
         tm = build_term_matrix(texts, ncfg.min_df)
-        result["shuffled_name_trust"] = shuffled_trust(texts, inv, names, ncfg, tm)
+        result["shuffled_name_trust"] = shuffled_trust(inv, names, ncfg, tm)
         tail = name_features(texts, inv, stats, replace(ncfg, trust_positives=0), terms=tm).trust[live]
         result["trust_on_all_other_firing_docs"] = {
             "live_trust_ge_0.8": round(float((tail >= 0.8).mean()), 3),

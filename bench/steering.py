@@ -45,7 +45,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from bench.search_latency import percentile  # noqa: E402
 from indexer.corpus import corpus_from_table  # noqa: E402
 from indexer.embed import Embedder  # noqa: E402
-from indexer.steer import SteerTerm  # noqa: E402
+from indexer.steer_terms import SteerTerm  # noqa: E402
 from indexer.tables import read_parquet  # noqa: E402
 from service.app import create_app  # noqa: E402
 from service.settings import Settings  # noqa: E402

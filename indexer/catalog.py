@@ -64,6 +64,13 @@ class FeatureMatch:
     """The term of the text that the feature stands for, with how the two overlap; None for a name-only match."""
 
 
+def _refuse_shared(same: dict[str, list[int]], ref: str, kind: str, error: type[UnknownFeature]) -> None:
+    """Refuse a name that several of a kind ("features", "families") have: which one is meant is for the caller."""
+    ids = [str(i) for i in same.get(ref.strip().lower(), [])]
+    if len(ids) > 1:
+        raise error(f"{kind} {', '.join(ids)} are all named {ref.strip()!r}; give an id", suggestions=ids)
+
+
 class Catalog:
     """Name tables and concepts of one index."""
 
@@ -82,9 +89,11 @@ class Catalog:
         for i, name in enumerate(names.names):
             self._same_name.setdefault(name.lower(), []).append(i)
         self._by_name = {name: ids[0] for name, ids in self._same_name.items()}
-        self._family_by_name = {}
+        # A family is named after its parent feature, and two features may share a name.
+        self._same_family_name: dict[str, list[int]] = {}
         for i, name in enumerate(data.families.names):
-            self._family_by_name.setdefault(name.lower(), i)
+            self._same_family_name.setdefault(name.lower(), []).append(i)
+        self._family_by_name = {name: ids[0] for name, ids in self._same_family_name.items()}
         self._listed = np.array([s != "dead" for s in names.status])
         self._lexical = lexical_index(names.names, names.terms)
 
@@ -93,10 +102,7 @@ class Catalog:
         """Feature id from an id (int or digit string) or an exact name (case-insensitive) that one feature has."""
         _refuse_blank(ref, "feature")
         if isinstance(ref, str):
-            same = self._same_name.get(ref.strip().lower(), [])
-            if len(same) > 1:
-                ids = [str(i) for i in same]
-                raise UnknownFeature(f"features {', '.join(ids)} are all named {ref.strip()!r}; give an id", suggestions=ids)
+            _refuse_shared(self._same_name, ref, "features", UnknownFeature)
             hit = self._by_name.get(ref.strip().lower())
             if hit is not None:
                 return hit
@@ -115,6 +121,7 @@ class Catalog:
         n = len(self.data.families.names)
         _refuse_blank(ref, "family")
         if isinstance(ref, str):
+            _refuse_shared(self._same_family_name, ref, "families", UnknownFamily)
             hit = self._family_by_name.get(ref.strip().lower())
             if hit is not None:
                 return hit

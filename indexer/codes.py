@@ -147,10 +147,3 @@ def firing_matrix(codes: SparseCodes, dtype: type = np.float32) -> sp.csr_matrix
     # A top-k code never lists a feature twice, but a malformed one would count double: cap at presence.
     a.data[:] = 1
     return a
-
-
-def dense_rows(codes: SparseCodes, rows: np.ndarray) -> np.ndarray:
-    """Dense (len(rows), n_features) float32 codes of a few documents (for tests and explanations)."""
-    out = np.zeros((len(rows), codes.n_features), dtype=np.float32)
-    np.put_along_axis(out, codes.indices[rows].astype(np.int64), codes.values[rows], axis=1)
-    return out

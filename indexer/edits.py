@@ -1,6 +1,6 @@
 """Query-edit steering: the methods that move the query vector instead of rescoring documents ("residual",
 "decode", "mix"; "rewrite" embeds new text), and the contributions an additive edit makes to a result's score.
-Pure numpy; the searcher (indexer/search.py) applies them, indexer/steer.py resolves the terms."""
+Pure numpy; the searcher (indexer/search.py) applies them, indexer/steer_terms.py resolves the terms."""
 
 from __future__ import annotations
 

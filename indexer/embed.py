@@ -19,6 +19,7 @@ import numpy as np
 
 from indexer.errors import InvalidArgument
 from indexer.query_encoder import PRECISIONS, LeanQueryEncoder, Precision
+from indexer.wordsearch import has_text
 
 # Set before huggingface_hub / transformers are first imported: they read these once, at import time.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -185,7 +186,7 @@ class Embedder:
         """(dim,) float32 unit vector of one query, through the lean encoder when there is one, else through the
         model's modules directly: `encode`'s sorting, batching and progress machinery add 1-2 ms to a query."""
         _check_texts([text])
-        if not text.strip():
+        if not has_text(text):  # the service's own blank rule: zero-width characters alone embed as nothing too
             raise InvalidArgument("query text is empty")
         if self.query_cache:
             with self._recent_lock:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Set
 
-from indexer.steer import WORD_METHODS, ResolvedSteer
+from indexer.steer import WORD_METHODS
+from indexer.steer_terms import ResolvedSteer
 from indexer.wordsearch import words_held
 
 REWRITE_UNCHANGED = 0.99999
@@ -48,9 +49,11 @@ def concept_note(i: int, r: ResolvedSteer, feature_terms: list[str]) -> str:
 
 
 def rewrite_notes(resolved: list[ResolvedSteer], unchanged: list[ResolvedSteer]) -> list[str]:
-    """Notes for the "rewrite" terms whose rewritten query embeds as the query itself (`REWRITE_UNCHANGED`)."""
+    """Notes for the "rewrite" terms whose rewritten query embeds as the query itself (`REWRITE_UNCHANGED`), each
+    numbered by its place among `resolved` (the same object, not an equal one)."""
+    place = {id(r): i for i, r in enumerate(resolved)}
     return [
-        f"steer.{resolved.index(r)}: the rewritten query embeds as the query itself (the model reads at most 256 word "
+        f"steer.{place[id(r)]}: the rewritten query embeds as the query itself (the model reads at most 256 word "
         "pieces, and this query fills them, so the words added at its end are cut); this term changes nothing"
         for r in unchanged
     ]

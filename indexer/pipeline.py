@@ -101,6 +101,10 @@ def _embeddings(
     return emb, {"source": str(cfg.embeddings), "checked_rows": cfg.check_rows, "min_cosine": round(min_cos, 5)}
 
 
+BUILD_STAGES = ("inputs", "corpus", "embeddings", "faiss", "sae", "codes", "names", "families", "concepts", "write")
+"""The stages `build_index` reports to `on_stage`, in order."""
+
+
 def build_index(cfg: BuildConfig, embedder: Embedder | None = None, on_stage: StageCallback | None = None) -> IndexData:
     """Run every stage and write the index to `cfg.out` atomically. `on_stage` hears each stage's name."""
     timings: dict[str, float] = {}

@@ -51,7 +51,7 @@ def check_precomputed(
         )
     if not texts:
         raise InvalidArgument("no documents to check the precomputed embeddings against")
-    _check_finite(emb)
+    _check_finite(emb, "precomputed embeddings")
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(texts), size=min(n_check, len(texts)), replace=False))
     fresh = embedder.embed([texts[i] for i in rows], progress=False)
@@ -70,14 +70,12 @@ def check_precomputed(
     return lowest
 
 
-def _check_finite(emb: np.ndarray) -> None:
-    """Refuse NaN/inf rows, scanning in chunks so a memory-mapped file is never copied whole."""
+def _check_finite(emb: np.ndarray, what: str) -> None:
+    """Refuse NaN/inf rows of (n, d) `emb`, scanning in chunks so a memory-mapped file is never copied whole."""
     for start in range(0, emb.shape[0], _CHECK_CHUNK):
-        chunk = np.asarray(emb[start : start + _CHECK_CHUNK])
-        bad = ~np.isfinite(chunk).all(axis=1)
+        bad = ~np.isfinite(np.asarray(emb[start : start + _CHECK_CHUNK])).all(axis=1)
         if bad.any():
-            first = start + int(np.argmax(bad))
-            raise InvalidArgument(f"precomputed embeddings have NaN or inf values (first at row {first})")
+            raise InvalidArgument(f"{what} have NaN or inf values (first bad row: {start + int(np.argmax(bad))})")
 
 
 def validate_embeddings(x: np.ndarray) -> None:
@@ -88,11 +86,7 @@ def validate_embeddings(x: np.ndarray) -> None:
         raise InvalidArgument(f"embeddings need at least 2 rows and 1 column, got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.floating):
         raise InvalidArgument(f"embeddings must be floating point, got dtype {x.dtype}")
-    # Chunked so a float16 memmap is never copied whole just to look for NaNs.
-    for start in range(0, len(x), 65536):
-        bad = ~np.isfinite(np.asarray(x[start : start + 65536])).all(axis=1)
-        if bad.any():
-            raise InvalidArgument(f"embeddings have NaN or inf values (first bad row: {start + int(np.argmax(bad))})")
+    _check_finite(x, "embeddings")
     if not (np.asarray(x[: min(len(x), 65536)]) != np.asarray(x[0])).any():
         # (All rows alike, as for a corpus of identical abstracts: nothing to reconstruct, and the NMSE divides by 0.)
         raise InvalidArgument("embeddings are all the same row: an SAE needs rows that differ")

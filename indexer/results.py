@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from indexer.steer import DEFAULT_METHOD, ResolvedSteer
+from indexer.steer import DEFAULT_METHOD
+from indexer.steer_terms import ResolvedSteer
 
 Part = tuple[int | None, str, float]
 """One part of a result's score difference from its plain cosine: (feature id or None, name, value)."""

@@ -22,20 +22,9 @@ from indexer.results import (
     FeatureActivation, Hit, Scored, SearchOutcome, largest_contributions, rounded_contributions,
 )
 from indexer.steer import (
-    DEFAULT_METHOD,
-    METHODS,
-    POOL,
-    POSTINGS,
-    SUPPRESS_POOL,
-    WORD_METHODS,
-    Embed,
-    ResolvedSteer,
-    SteerTerm,
-    bonus_split,
-    code_delta,
-    concept_scores,
-    resolve_terms,
+    DEFAULT_METHOD, METHODS, POSTINGS, WORD_METHODS, Embed, bonus_split, candidate_pool, concept_scores,
 )
+from indexer.steer_terms import ResolvedSteer, SteerTerm, code_delta, resolve_terms
 from indexer.terms import sorted_unique
 
 MAX_K = 100
@@ -165,8 +154,7 @@ class Searcher:
         """The default method (formulas: steer.py): candidates -> each term's evidence (`_evidence`) -> its level and
         bonus (`steer.concept_scores`) -> cosine + bonuses, ranked -> each result's bonus split over the term's
         features (`steer.bonus_split`; its `_parts` is the reference that `term_level` computes faster)."""
-        pool = POOL if any(r.term.weight > 0 for r in active) else SUPPRESS_POOL
-        rows = self.candidates(x, max(pool, k), mask, exact=False)
+        rows = self.candidates(x, max(candidate_pool(active), k), mask, exact=False)
         extra = []
         for r in active:
             if r.term.weight > 0:
@@ -183,7 +171,7 @@ class Searcher:
         score = plain + bonus
         top = np.argsort(-score, kind="stable")[:k]
         splits = [
-            bonus_split(ev[top], np.asarray(r.shares, dtype=np.float32), b[top])
+            bonus_split(ev[top], np.asarray(r.shares, dtype=np.float32), b[top], r.term.weight)
             for ev, b, r in zip(evidence, bonuses, active)
         ]
         out = []

@@ -1,5 +1,6 @@
-"""Steering: steer terms resolved to features, and what each steering method does to a search. Pure numpy over
-arrays the searcher passes in; the searcher (indexer/search.py) retrieves candidates and assembles results.
+"""Steering: what each steering method does to a search, given steer terms resolved to features
+(indexer/steer_terms.py). Pure numpy over arrays the searcher passes in; the searcher (indexer/search.py)
+retrieves candidates and assembles results.
 
 Methods (`method` of a search):
 - "concept" (default): the query vector is left alone and each candidate document's score gets a bonus from
@@ -31,11 +32,11 @@ Methods (`method` of a search):
   neighbourhood, an uncapped penalty emptied the results). Why these two shapes, and the cap: BENCHMARKS.md,
   steering items 6 and 16.
   Both are linear in the weight, so 0 changes nothing and +-2 doubles the effect. Candidates are the query's
-  `POOL` nearest documents plus, for a boost, the `POSTINGS` strongest documents of each boosted term;
-  `SUPPRESS_POOL` nearest when every term suppresses.
+  nearest documents (`candidate_pool`: `POOL`, `FAMILY_POOL` when a family boosts, `SUPPRESS_POOL` when every
+  term suppresses) plus, for a boost, the `POSTINGS` strongest documents of each boosted term.
 The four query-edit methods (indexer/edits.py):
-- "residual": the code edit z'_f = z_f + weight * STEER_SCALE * p90_f * share carried back to the dense vector,
-  x' = normalise(x + sum_f (z'_f - z_f) W_dec[f]) (keeps what the SAE cannot reconstruct).
+- "residual": the code edit z'_f = z_f + weight * STEER_SCALE * p90_f * share (steer_terms.py) carried back to
+  the dense vector, x' = normalise(x + sum_f (z'_f - z_f) W_dec[f]) (keeps what the SAE cannot reconstruct).
 - "decode": the paper's decode-only edit, x' = normalise(z' W_dec + b_dec). It drops what the SAE cannot
   reconstruct, so any weight but 0 moves the query at once by that error, and the weight adds to it.
 - "mix": Weaviate-style moveTo / moveAwayFrom, x' = normalise(x + sum_i weight_i * MIX_BETA * embed(text_i)).
@@ -53,24 +54,17 @@ first (`results.largest_contributions`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.catalog import Catalog, FeatureMatch, Ref
-from indexer.errors import InvalidArgument, UnknownFeature, located
 from indexer.evidence import Evidence, ProbeEvidence
-from indexer.wordsearch import WordMatch, has_text
+from indexer.steer_terms import ResolvedSteer
 
 METHODS = ("concept", "residual", "decode", "mix", "rewrite")
 WORD_METHODS = ("mix", "rewrite")
 """Methods that steer by a term's words alone, so a free-text concept that no feature matches still steers."""
 DEFAULT_METHOD = "concept"
-MAX_WEIGHT = 2.0
-STEER_SCALE = 2.0
-"""Code edit per unit weight, in multiples of the feature's p90 activation (residual, decode, reported codes)."""
 BOOST_SCALE, BOOST_FLOOR = 0.2, 0.3
 SUPPRESS_SCALE, SUPPRESS_CAP = 0.35, 0.2
 """Suppress penalty per unit weight: SUPPRESS_SCALE per unit of level, at most SUPPRESS_CAP of cosine."""
@@ -80,8 +74,13 @@ carries the term as strongly as that feature (`_parts`). Below it, the document 
 topic: members named for everyday words ("line, lines", "ring, rings" in the astrophysics family) fire on
 image-segmentation papers, and a family boost lifted those. One feature's mean is its own evidence, so a single
 feature is unaffected; a suppression keeps every trace (BENCHMARKS.md, steering item 33)."""
-POOL = 1000
-"""Nearest documents rescored by the concept method when a term boosts."""
+POOL = 500
+"""Nearest documents rescored by the concept method when a feature or concept boosts. Against 1,000, all seven
+steering sets lifted as much or more at weight 1 (all cases 0.742 @ 0.878 against 0.735 @ 0.877) and at weight 2,
+and a boost added 0.4 ms less (BENCHMARKS.md, steering item 34)."""
+FAMILY_POOL = 1000
+"""Nearest documents rescored when a family boosts: a family is a field, and its papers lie further from the query
+than one feature's (with 500, the family categories benchmark's home-field lift fell from 0.056 to 0.039)."""
 SUPPRESS_POOL = 300
 """Nearest documents rescored when every term suppresses: a suppression only lowers scores, so its results lie
 among the query's nearest few hundred (300 and 1,000 gave the same results on the benchmark, even at weight -2)."""
@@ -93,137 +92,12 @@ a family boost rescores about 1,200 documents, not 77,000)."""
 Embed = Callable[[str], np.ndarray]
 
 
-@dataclass(frozen=True)
-class SteerTerm:
-    """One steering instruction: exactly one of `feature` / `family` / `concept`, and a weight in [-2, 2]."""
-
-    weight: float
-    feature: int | str | None = None
-    family: int | str | None = None
-    concept: str | None = None
-
-
-@dataclass(frozen=True)
-class ResolvedSteer:
-    """A steer term after resolution: the features it moves, their shares, and their code edits."""
-
-    term: SteerTerm
-    features: list[Ref]
-    shares: list[float]
-    """Per feature, >= 0, sum of squares 1: a family or concept moves the query about as far as one feature."""
-    family: Ref | None
-    deltas: list[float]
-    """Per feature code edit weight * STEER_SCALE * p90 * share (activation units)."""
-    text: str
-    """Words the mix and rewrite methods embed."""
-    matched_term: WordMatch | None = None
-    """For a free-text concept, the term of its text that its feature stands for (`wordsearch.WordMatch`)."""
-
-
-def _target_count(term: SteerTerm) -> int:
-    return sum(v is not None for v in (term.feature, term.family, term.concept))
-
-
-def resolve_terms(catalog: Catalog, terms: list[SteerTerm], words_only: bool = False) -> list[ResolvedSteer]:
-    """Validate steer terms and resolve names, families and free-text concepts to features. With `words_only`
-    (the methods in WORD_METHODS), a concept that no feature matches resolves to its words and no features. An
-    error names the term it is about ("steer.1: ...")."""
-    out: list[ResolvedSteer] = []
-    first: dict[tuple, int] = {}
-    for i, term in enumerate(terms):
-        try:
-            r = _resolve(catalog, term, words_only)
-            # The same target twice would steer past the documented +-2 (eight copies of a +2 term added 3.2).
-            key = ("family", r.family.id) if r.family else tuple(f.id for f in r.features) or ("text", r.text.lower())
-            if key in first:
-                raise InvalidArgument(
-                    f"steers what steer.{first[key]} steers; give each target once, its weights summed (at most "
-                    f"{MAX_WEIGHT:g} either way)"
-                )
-            first[key] = i
-            _check_overlap(r, out)
-            out.append(r)
-        except (InvalidArgument, UnknownFeature) as exc:
-            raise located(f"steer.{i}", exc) from None
-    return out
-
-
-def _check_overlap(r: ResolvedSteer, earlier: list[ResolvedSteer]) -> None:
-    """Refuse two terms steered the same way that share a feature (a family and one of its members, or two
-    families one inside the other): its edits would add up past what +-2 allows. The other way round is a
-    refinement ("more of this family, less of this member") and stays."""
-    for j, other in enumerate(earlier):
-        if r.term.weight * other.term.weight <= 0:
-            continue
-        shared = {f.id for f in r.features} & {f.id for f in other.features}
-        if shared:
-            raise InvalidArgument(
-                f"steers feature {min(shared)} the same way as steer.{j} does (a family holds it); steer one of "
-                "the two, or the other the other way"
-            )
-
-
-def _resolve(catalog: Catalog, term: SteerTerm, words_only: bool) -> ResolvedSteer:
-    data = catalog.data
-    p90 = data.stats.p90
-    if _target_count(term) != 1:
-        raise InvalidArgument("each steer term names exactly one of 'feature', 'family' or 'concept'")
-    if term.concept is not None and not has_text(term.concept):
-        raise InvalidArgument("a steer concept must not be blank")
-    if not -MAX_WEIGHT <= term.weight <= MAX_WEIGHT:
-        raise InvalidArgument(f"steer weight must lie in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {term.weight}")
-    family, matched = None, None
-    if term.family is not None:
-        fam = _by_name(catalog.family_id, term.family)
-        family = catalog.family_ref(fam)
-        members = [int(f) for f in catalog.family_members(fam) if p90[f] > 0]
-        shares = [1.0 / np.sqrt(max(len(members), 1))] * len(members)
-        text = family.name
-    elif term.concept is not None:
-        hit = concept_hit(catalog, term.concept, required=not words_only)
-        members, shares = ([hit.id], [1.0]) if hit else ([], [])
-        matched = hit.matched_term if hit else None
-        text = term.concept.strip()
-    else:
-        f = _by_name(catalog.feature_id, term.feature)
-        if p90[f] <= 0 and term.weight != 0:  # weight 0 changes nothing, for any feature
-            raise UnknownFeature(f"feature {f} ({data.names.names[f]!r}) never fires, so it cannot steer")
-        members, shares = [f], [1.0]
-        text = catalog.concepts.concept_term(f) or data.names.names[f]
-    deltas = [float(term.weight * STEER_SCALE * p90[f] * s) for f, s in zip(members, shares)]
-    return ResolvedSteer(term, [catalog.ref(f) for f in members], shares, family, deltas, text, matched)
-
-
-def _by_name(lookup: Callable[[int | str], int], ref: int | str) -> int:
-    """`lookup(ref)`; a name that nothing has is pointed to the concept form, which reads words as `/features` does."""
-    try:
-        return lookup(ref)
-    except UnknownFeature as exc:
-        if exc.unknown_name is None:
-            raise
-        hint = f'; to steer by these words, give {{"concept": {json.dumps(exc.unknown_name)}}}'
-        raise type(exc)(f"{exc}{hint}", suggestions=exc.suggestions) from None
-
-
-def concept_hit(catalog: Catalog, text: str, required: bool = True) -> FeatureMatch | None:
-    """The feature a free-text concept stands for: the first hit of the feature search. One feature, because its
-    probe is made from its word's documents and already spans the concept's sub-topics; averaging in the
-    probes of runners-up (other words) blurred it (BENCHMARKS.md). None when nothing matches and not `required`."""
-    hits = [h for h in catalog.search(text, limit=5) if catalog.data.stats.p90[h.id] > 0]
-    if not hits:
-        if not required:
-            return None
-        raise UnknownFeature(f"no feature matches the concept {text!r}; try other words or GET /features?q=...")
-    return hits[0]
-
-
-def code_delta(resolved: list[ResolvedSteer], n_features: int) -> np.ndarray:
-    """(n_features,) float32 summed code edit of all terms."""
-    delta = np.zeros(n_features, dtype=np.float32)
-    for r in resolved:
-        for ref, d in zip(r.features, r.deltas):
-            delta[ref.id] += d
-    return delta
+def candidate_pool(active: list[ResolvedSteer]) -> int:
+    """How many of the query's nearest documents the concept method rescores for these (non-zero) terms."""
+    boosts = [r for r in active if r.term.weight > 0]
+    if not boosts:
+        return SUPPRESS_POOL
+    return FAMILY_POOL if any(r.family is not None for r in boosts) else POOL
 
 
 def _parts(ev: Evidence, shares: np.ndarray, gate: float = -np.inf) -> tuple[np.ndarray, np.ndarray]:
@@ -284,12 +158,12 @@ def _gate(weight: float) -> float:
     return FAMILY_GATE if weight > 0 else -np.inf
 
 
-def bonus_split(ev: Evidence, shares: np.ndarray, bonus: np.ndarray) -> np.ndarray:
-    """(c, m) float32 split of the `concept_bonus` (c,) of c documents over the term's m features, rows
-    summing to the bonus: in proportion to the parts that agree in sign with the term's level (a boost's bonus is
-    positive where it is not 0, which says which gate `_parts` applies). Row by row, so a search splits only the
-    results it shows (for a 383-feature family, most of the bonus's cost)."""
-    parts, level = _parts(ev, shares, _gate(float(bonus.max(initial=0.0))))
+def bonus_split(ev: Evidence, shares: np.ndarray, bonus: np.ndarray, weight: float) -> np.ndarray:
+    """(c, m) float32 split of the `concept_bonus` (c,) that a term of this weight gives c documents, over the
+    term's m features, rows summing to the bonus: in proportion to the parts that agree in sign with the term's
+    level. Row by row, so a search splits only the results it shows (for a 383-feature family, most of the bonus's
+    cost)."""
+    parts, level = _parts(ev, shares, _gate(weight))
     agree = np.where(np.sign(parts) == np.sign(level)[:, None], np.abs(parts), 0.0)
     total = agree.sum(axis=1, keepdims=True)
     split = np.where(total > 0, agree / np.maximum(total, 1e-12), 1.0 / parts.shape[1])

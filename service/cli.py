@@ -32,7 +32,8 @@ def _serve(args: argparse.Namespace) -> int:
     from service.app import create_app
     from service.settings import Settings
 
-    overrides = {"index_dir": args.index} if args.index else {}
+    # The flag reaches the settings: create_app sets the level from them, which would undo main's.
+    overrides = {"log_level": args.log_level, **({"index_dir": args.index} if args.index else {})}
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -58,7 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("SAE_SEARCH_DATA_DIR %s is not a directory: a rebuild naming a corpus file will be refused", settings.data_dir)
     _check_address(args.host, args.port)
     app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False)
     return 0
 
 

@@ -102,6 +102,8 @@ def install(app: FastAPI) -> None:
             # Looking up a feature or family that is not there is a missing resource; naming one in a
             # request body is invalid input.
             code = 404 if request.method in ("GET", "HEAD") else code
+        if code == 500:  # a domain error no status stands for is the server's fault: keep its trace
+            log.error("unmapped %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
         if code == 422:  # the request field at fault (`located`), as validation names it, or the request as a whole
             body["errors"] = [{"loc": exc.where, "msg": exc.reason} if exc.where else {"loc": "request", "msg": str(exc)}]
         return JSONResponse(body, status_code=code)

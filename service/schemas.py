@@ -8,18 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Strin
 
 from indexer.edits import MIX_BETA
 from indexer.evidence import FIRE_EVIDENCE, WORD_EVIDENCE
+from indexer.pipeline import BUILD_STAGES
 from indexer.results import MAX_CONTRIBUTIONS
 from indexer.search import MAX_K, MAX_STEERED_LISTED
-from indexer.steer import (
-    BOOST_FLOOR,
-    BOOST_SCALE,
-    DEFAULT_METHOD,
-    MAX_WEIGHT,
-    METHODS,
-    STEER_SCALE,
-    SUPPRESS_CAP,
-    SUPPRESS_SCALE,
-)
+from indexer.steer import BOOST_FLOOR, BOOST_SCALE, DEFAULT_METHOD, METHODS, SUPPRESS_CAP, SUPPRESS_SCALE
+from indexer.steer_terms import MAX_WEIGHT, STEER_SCALE
 from indexer.wordsearch import has_text
 
 MAX_QUERY_CHARS = 2000
@@ -271,7 +264,10 @@ class JobAccepted(BaseModel):
 class JobOut(BaseModel):
     job_id: str
     state: Literal["queued", "running", "succeeded", "failed"]
-    stage: str | None = Field(description="The build stage running or last reached (corpus, embeddings, faiss, sae, codes, names, families, concepts, write, swap).")
+    stage: str | None = Field(
+        description=f"The build stage running or last reached ({', '.join(BUILD_STAGES)}, then swap: the new index "
+        "replaces the served one)."
+    )
     error: str | None = Field(description="Why a failed job failed.")
     created_at: str = Field(description="When the job was accepted (ISO 8601, UTC).")
     finished_at: str | None = Field(description="When it succeeded or failed (ISO 8601, UTC).")

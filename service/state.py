@@ -103,8 +103,10 @@ class AppState:
                 detect_format(corpus_path)
             except (InvalidArgument, CorpusError) as exc:
                 raise located("corpus", exc) from None
-        # The configured embeddings belong to the configured corpus, also when a request names that very file.
-        emb_path = s.embeddings if corpus is None or corpus_path == s.corpus.resolve() else None
+        # The configured embeddings and the index's document limit belong to the configured corpus, also when a
+        # request names that very file; another corpus is indexed whole.
+        configured = corpus is None or corpus_path == s.corpus.resolve()
+        emb_path = s.embeddings if configured else None
         if embeddings is not None:
             try:
                 emb_path = self._inside_data_dir(embeddings)
@@ -115,7 +117,7 @@ class AppState:
             raise InvalidArgument(f"the configured embeddings {emb_path} (SAE_SEARCH_EMBEDDINGS) is not a file; "
                                   "name one, or set it blank for the model to embed the corpus")
         carried = previous_options(s.index_dir, _CARRIED)
-        if corpus is not None:  # a named corpus is indexed whole; only a rebuild of the configured one keeps a --limit
+        if not configured:
             carried.pop("limit", None)
         return BuildConfig(
             corpus=corpus_path, out=s.index_dir, embeddings=emb_path, model=s.model, device=s.device,

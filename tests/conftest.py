@@ -155,6 +155,14 @@ def dead_pid() -> int:
     return proc.pid
 
 
+def dense_rows(codes, rows: np.ndarray) -> np.ndarray:
+    """Dense (len(rows), n_features) float32 codes of some documents: the brute-force reference for the sparse
+    readers."""
+    out = np.zeros((len(rows), codes.n_features), dtype=np.float32)
+    np.put_along_axis(out, codes.indices[rows].astype(np.int64), codes.values[rows], axis=1)
+    return out
+
+
 def fires(data, row, feature, threshold=0.0):
     """Whether `feature` fires on document `row` above threshold x its p90, read from the row's top-k code."""
     acts = data.codes.values[row][data.codes.indices[row] == feature]

@@ -285,14 +285,20 @@ def test_a_rebuild_from_misconfigured_files_is_refused_before_any_job(tmp_path, 
         assert r.status_code == 422 and "SAE_SEARCH_EMBEDDINGS" in r.json()["detail"]
 
 
-def test_a_rebuild_keeps_the_index_options_and_a_named_corpus_is_read_whole(demo_index):
+def test_a_rebuild_keeps_the_index_options_and_another_corpus_is_read_whole(demo_index, tmp_path):
+    import shutil
+
     from service.state import AppState
 
-    state = AppState(Settings(index_dir=demo_index, data_dir=ROOT / "data", corpus=DEMO_CORPUS), embedder=None)
+    shutil.copy(DEMO_CORPUS, tmp_path / "configured.parquet")
+    shutil.copy(DEMO_CORPUS, tmp_path / "other.parquet")
+    state = AppState(Settings(index_dir=demo_index, data_dir=tmp_path, corpus=tmp_path / "configured.parquet"), embedder=None)
     same = state.rebuild_config(None, None)
     assert (same.k, same.latents, same.limit) == (16, 256, 300)  # demo_index's own build options
-    named = state.rebuild_config(DEMO_CORPUS.name, None)
-    assert (named.k, named.latents, named.limit) == (16, 256, None)
+    named = state.rebuild_config("configured.parquet", None)  # the configured corpus by name is the same rebuild
+    assert (named.k, named.latents, named.limit) == (16, 256, 300)
+    other = state.rebuild_config("other.parquet", None)
+    assert (other.k, other.latents, other.limit) == (16, 256, None)
 
 
 def test_admin_disabled_without_a_key(demo_index, embedder):

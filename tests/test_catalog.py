@@ -28,7 +28,7 @@ def test_only_ascii_digits_are_an_id(catalog, ref):
         catalog.family_id(ref)
 
 
-def test_a_name_two_features_share_asks_for_an_id(tiny_index):
+def test_a_name_two_features_or_families_share_asks_for_an_id(tiny_index):
     import dataclasses
 
     names = list(tiny_index.names.names)
@@ -37,6 +37,13 @@ def test_a_name_two_features_share_asks_for_an_id(tiny_index):
     with pytest.raises(UnknownFeature, match="features 7, 9 are all named") as info:
         Catalog(data).feature_id(names[7].upper())
     assert info.value.suggestions == ["7", "9"]
+    # A family is named after its parent, so two families can share a name too.
+    fams = list(tiny_index.families.names)
+    fams[1] = fams[0]
+    data = dataclasses.replace(tiny_index, families=dataclasses.replace(tiny_index.families, names=fams))
+    with pytest.raises(UnknownFamily, match="families 0, 1 are all named") as info:
+        Catalog(data).family_id(f" {fams[0]}")
+    assert info.value.suggestions == ["0", "1"]
 
 
 def test_suggestions_lead_with_names_that_begin_with_the_unknown_one(tiny_index):

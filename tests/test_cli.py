@@ -1,3 +1,4 @@
+import logging
 """The command line: expected failures print one line and exit non-zero, never a traceback."""
 
 import socket
@@ -95,6 +96,21 @@ def test_serve_warns_of_missing_files_that_only_a_rebuild_reads(tmp_path, monkey
         assert main(["serve", "--index", str(tmp_path / "i")]) == 0
     warned = [r.getMessage().split(" ")[0] for r in caplog.records if r.levelname == "WARNING"]
     assert served and warned == ["SAE_SEARCH_CORPUS", "SAE_SEARCH_EMBEDDINGS"]
+
+
+def test_serve_keeps_the_log_level_it_was_given(tmp_path, monkeypatch):
+    import uvicorn
+
+    import service.cli as cli
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(kw))
+    monkeypatch.setattr(cli, "_check_address", lambda host, port: None)
+    monkeypatch.delenv("SAE_SEARCH_LOG_LEVEL", raising=False)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", root.level)  # restored after the test
+    assert main(["--log-level", "debug", "serve", "--index", str(tmp_path / "i")]) == 0
+    assert root.level == logging.DEBUG and served[0]["log_level"] == "debug"
 
 
 def test_rebuild_without_waiting_prints_the_job_id(monkeypatch, capsys):

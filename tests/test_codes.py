@@ -2,7 +2,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.codes import SparseCodes, dense_rows, feature_stats, invert, postings_at
+from indexer.codes import SparseCodes, feature_stats, invert, postings_at
+from tests.conftest import dense_rows
 
 
 def random_codes(rng: np.random.Generator, n_docs: int, n_features: int, k: int) -> SparseCodes:

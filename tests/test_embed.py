@@ -118,8 +118,9 @@ def test_embed_query_matches_embed(embedder):
 
 
 def test_embed_refuses_bad_input(embedder):
-    with pytest.raises(InvalidArgument, match="empty"):
-        embedder.embed_query("   ")
+    for blank in ("   ", "\u200b\u200b"):  # zero-width spaces alone embed as nothing, like spaces
+        with pytest.raises(InvalidArgument, match="empty"):
+            embedder.embed_query(blank)
     with pytest.raises(InvalidArgument, match="strings"):
         embedder.embed(["ok", 3], progress=False)  # type: ignore[list-item]
     with pytest.raises(InvalidArgument, match="batch size"):

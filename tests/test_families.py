@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.codes import SparseCodes, dense_rows, feature_stats, invert
+from indexer.codes import SparseCodes, feature_stats, invert
 from indexer.errors import InvalidArgument
 from indexer.families import (
     FamilyConfig,
@@ -18,6 +18,7 @@ from indexer.families import (
     top_per_row,
 )
 from indexer.names import FeatureNames
+from tests.conftest import dense_rows
 
 N_DOCS = 2000
 

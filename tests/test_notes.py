@@ -2,7 +2,7 @@ import pytest
 
 from indexer.catalog import Ref
 from indexer.notes import concept_note, rewrite_notes, term_notes, turned_notes
-from indexer.steer import ResolvedSteer, SteerTerm
+from indexer.steer_terms import ResolvedSteer, SteerTerm
 from indexer.wordsearch import WordMatch
 
 NAME = "semi-supervised learning, unlabeled data"

@@ -64,7 +64,7 @@ def test_check_precomputed_refuses_nan_rows(embedder, shared_rows):
     texts, emb, _ = shared_rows
     bad = emb.copy()
     bad[7, 3] = np.nan
-    with pytest.raises(InvalidArgument, match="row 7"):
+    with pytest.raises(InvalidArgument, match=r"NaN or inf values \(first bad row: 7\)"):
         check_precomputed(embedder, texts, bad)
 
 

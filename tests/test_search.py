@@ -7,8 +7,10 @@ from indexer.errors import InvalidArgument, UnknownFamily, UnknownFeature
 from indexer.evidence import FIRE_CAP, FIRE_EVIDENCE, MIN_BACKGROUND, WORD_EVIDENCE
 from indexer.filters import Filters, Target
 from indexer.index import build_faiss
+from indexer.sae import encode_array
 from indexer.search import Searcher
-from indexer.steer import METHODS, STEER_SCALE, SteerTerm
+from indexer.steer import METHODS
+from indexer.steer_terms import STEER_SCALE, SteerTerm
 from tests.conftest import fires, make_tiny_index
 
 
@@ -262,6 +264,17 @@ def test_query_features_strongest_first(searcher):
     pre = np.maximum((x - searcher.b_dec) @ searcher.W_enc + searcher.b_enc, 0)  # the SAE's k largest, by hand
     top = np.argsort(-pre)[: searcher.k]
     assert acts == pytest.approx(sorted(pre[top][pre[top] > 0], reverse=True), abs=1e-5)
+
+
+def test_the_query_code_is_the_sae_encoders_own(searcher):
+    # Searcher.encode is a numpy copy of the SAE's TopK encoder (no torch per query); the two must agree.
+    x = searcher.data.embeddings[:40]
+    idx, val = encode_array(searcher.data.sae, x)
+    for row, (i, v) in enumerate(zip(idx, val)):
+        z = searcher.encode(x[row])
+        expected = np.zeros_like(z)
+        expected[i] = v
+        np.testing.assert_allclose(z, expected, atol=1e-5)
 
 
 def test_family_steer_spreads_over_members(searcher):

@@ -5,20 +5,21 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from indexer.catalog import Catalog
-from indexer.errors import InvalidArgument, UnknownFeature
 from indexer.evidence import Evidence, concept_evidence, probe_evidence
 from indexer.steer import (
     BOOST_FLOOR,
     BOOST_SCALE,
+    FAMILY_POOL,
+    POOL,
     SUPPRESS_CAP,
+    SUPPRESS_POOL,
     SUPPRESS_SCALE,
-    SteerTerm,
-    code_delta,
     bonus_split,
+    candidate_pool,
     concept_bonus,
-    resolve_terms,
     term_level,
 )
+from indexer.steer_terms import SteerTerm, resolve_terms
 from tests.conftest import random_reading
 
 
@@ -42,7 +43,7 @@ def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
     direct = data.draw(arrays(bool, strength.shape))
     ev = Evidence(strength, direct, direct & data.draw(arrays(bool, strength.shape)))
     bonus = concept_bonus(ev, shares, weight)
-    split = bonus_split(ev, shares, bonus)
+    split = bonus_split(ev, shares, bonus, weight)
     level = np.array([reference_level(v, f, shares) for v, f in zip(ev.value, ev.fired)])
     if weight > 0:
         assert np.all((bonus >= 0) & (bonus <= weight * BOOST_SCALE + 1e-6))
@@ -57,7 +58,7 @@ def test_concept_bonus_is_bounded_and_its_split_adds_up(strength, weight, data):
     # Row by row: any subset of the rows gets the same bonuses and splits.
     rows = data.draw(st.lists(st.integers(0, len(strength) - 1), max_size=len(strength)))
     np.testing.assert_array_equal(concept_bonus(ev[rows], shares, weight), bonus[rows])
-    np.testing.assert_array_equal(bonus_split(ev[rows], shares, bonus[rows]), split[rows])
+    np.testing.assert_array_equal(bonus_split(ev[rows], shares, bonus[rows], weight), split[rows])
 
 
 def reference_level(value, fired, shares, gate=-np.inf):
@@ -87,10 +88,10 @@ def test_a_document_carrying_one_member_of_a_large_family_gets_the_whole_steer()
     # A suppression spares no trace: the homonym pays as a carrier too.
     expected = -np.minimum(SUPPRESS_SCALE * np.array([1, mean[1], 1.5, mean[3], 1]), SUPPRESS_CAP)
     np.testing.assert_allclose(concept_bonus(ev, shares, -1.0), expected, atol=1e-6)
-    split = bonus_split(ev, shares, concept_bonus(ev, shares, -1.0))
+    split = bonus_split(ev, shares, concept_bonus(ev, shares, -1.0), -1.0)
     assert split[0, 7] == split[0].sum() and split[2, 1] == split[2].sum() and split[4, 7] == split[4].sum()
     boost = concept_bonus(ev, shares, 1.0)
-    assert bonus_split(ev, shares, boost)[0, 7] == pytest.approx(boost[0])
+    assert bonus_split(ev, shares, boost, 1.0)[0, 7] == pytest.approx(boost[0])
 
 
 @pytest.mark.parametrize("weight", [1.0, -1.0])
@@ -133,7 +134,7 @@ def test_concept_bonus_levels():
     np.testing.assert_allclose(suppress, -2 * np.minimum(linear, SUPPRESS_CAP), atol=1e-6)
     assert suppress[2] > -2 * SUPPRESS_CAP and suppress[4] == suppress[5] == np.float32(-2 * SUPPRESS_CAP)
     zero = concept_bonus(strength, shares, 0.0)
-    assert not zero.any() and not bonus_split(strength, shares, zero).any()
+    assert not zero.any() and not bonus_split(strength, shares, zero, 0.0).any()
 
 
 def test_split_follows_the_parts_that_agree_with_the_strength():
@@ -143,7 +144,7 @@ def test_split_follows_the_parts_that_agree_with_the_strength():
     )
     shares = np.array([1.0, 1.0], dtype=np.float32)
     bonus = concept_bonus(strength, shares, -1.0)
-    split = bonus_split(strength, shares, bonus)
+    split = bonus_split(strength, shares, bonus, -1.0)
     np.testing.assert_allclose(split[0], [bonus[0], 0.0], atol=1e-6)
     np.testing.assert_allclose(split[1], [bonus[1] / 2, bonus[1] / 2], atol=1e-6)
     np.testing.assert_allclose(split[2], [0.0, bonus[2]], atol=1e-6)
@@ -151,38 +152,12 @@ def test_split_follows_the_parts_that_agree_with_the_strength():
     assert bonus[3] == 0 and not split[3].any()
 
 
-def test_resolution_and_code_delta(catalog):
-    p90 = catalog.data.stats.p90
-    r = resolve_terms(catalog, [SteerTerm(1.0, feature=3), SteerTerm(-0.5, family=0), SteerTerm(1.0, concept="topic9")])
-    assert [f.id for f in r[0].features] == [3] and r[0].text == "topic3"
-    assert r[1].family.name == "family zero" and sum(s * s for s in r[1].shares) == pytest.approx(1.0)
-    assert r[2].features[0].id == 9 and r[2].term.concept == "topic9"
-    delta = code_delta(r, catalog.n_features)
-    assert delta[3] == pytest.approx(1.0 * 2 * p90[3] - 0.5 * 2 * p90[3] / 2, rel=1e-5)
-    with pytest.raises(InvalidArgument, match="exactly one"):
-        resolve_terms(catalog, [SteerTerm(1.0)])
-    with pytest.raises(InvalidArgument, match="steer.0: a steer concept must not be blank"):
-        resolve_terms(catalog, [SteerTerm(1.0, concept="\u200b")])
-    # One target named twice, by id and by name or through a concept, would steer past +-2: refused.
-    name = catalog.data.names.names[9]
-    for again in (SteerTerm(2.0, feature=name), SteerTerm(2.0, concept="topic9"), SteerTerm(-1.0, feature=9)):
-        with pytest.raises(InvalidArgument, match="steer.1: steers what steer.0 steers"):
-            resolve_terms(catalog, [SteerTerm(2.0, feature=9), again])
-    with pytest.raises(InvalidArgument, match="steer.2: steers what steer.1 steers"):
-        resolve_terms(catalog, [SteerTerm(-1.0, feature=3), SteerTerm(1.0, family=0), SteerTerm(1.0, family="family zero")])
-    assert len(resolve_terms(catalog, [SteerTerm(1.0, feature=9), SteerTerm(1.0, family=0)])) == 2
-    # A member of a steered family steered the same way again would also pass +-2; the other way is a refinement.
-    for terms in ([SteerTerm(2.0, feature=3), SteerTerm(2.0, family=0)], [SteerTerm(-1.0, family=0), SteerTerm(-2.0, concept="topic3")]):
-        with pytest.raises(InvalidArgument, match="steer.1: steers feature 3 the same way as steer.0"):
-            resolve_terms(catalog, terms)
-    with pytest.raises(InvalidArgument, match="weight"):
-        resolve_terms(catalog, [SteerTerm(-2.1, feature=3)])
+def test_a_family_boost_rescores_the_widest_pool_and_a_suppression_the_narrowest(catalog):
+    def pool(*terms):
+        return candidate_pool(resolve_terms(catalog, list(terms)))
 
-
-def test_a_name_no_feature_or_family_has_points_to_the_concept_form(catalog):
-    for term in (SteerTerm(1.0, feature=" dark matter "), SteerTerm(1.0, family="dark matter")):
-        with pytest.raises(UnknownFeature, match=r'^steer\.0: no (feature|family) named .*give \{"concept": "dark matter"\}$'):
-            resolve_terms(catalog, [term])
-    with pytest.raises(UnknownFeature, match=r"ids run from") as info:  # an id out of range is not a name
-        resolve_terms(catalog, [SteerTerm(1.0, feature="99999")])
-    assert "concept" not in str(info.value)
+    assert SUPPRESS_POOL < POOL < FAMILY_POOL
+    assert pool(SteerTerm(-1.0, feature=9), SteerTerm(-1.0, family=0)) == SUPPRESS_POOL
+    assert pool(SteerTerm(1.0, feature=3), SteerTerm(-1.0, family=0)) == POOL
+    assert pool(SteerTerm(1.0, concept="topic9")) == POOL
+    assert pool(SteerTerm(-1.0, feature=3), SteerTerm(1.0, family=0)) == FAMILY_POOL

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from indexer.filters import Filters, Target
 from indexer.search import MAX_STEERED_LISTED
-from indexer.steer import ResolvedSteer, SteerTerm
+from indexer.steer_terms import ResolvedSteer, SteerTerm
 from service.deps import SearcherDep, StateDep
 from service.errors import responses
 from service.schemas import ResolvedSteerOut, SearchIn, SearchOut
