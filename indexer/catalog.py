@@ -62,6 +62,9 @@ class FeatureMatch:
     score: float
     matched_term: WordMatch | None = None
     """The term of the text that the feature stands for, with how the two overlap; None for a name-only match."""
+    concept_term: str | None = None
+    """The word a steer of this feature follows (`Concepts.concept_term`): another than the one searched for when
+    the feature stands for several ("ligo" finds a feature whose concept term is "street")."""
 
 
 def _refuse_shared(same: dict[str, list[int]], ref: str, kind: str, error: type[UnknownFeature]) -> None:
@@ -181,7 +184,8 @@ class Catalog:
         keys = {"relevance": (density, trust, rel), "trust": (rel, trust), "density": (rel, density)}[sort]
         top = ids[np.lexsort(tuple(-k for k in keys))[offset : offset + limit]]
         return len(ids), [FeatureMatch(int(i), names.names[i], float(stats.density[i]), float(names.trust[i]),
-                                       names.status[i], round(float(score[i]), 4), by_word.get(int(i))) for i in top]
+                                       names.status[i], round(float(score[i]), 4), by_word.get(int(i)),
+                                       self.concepts.concept_term(int(i))) for i in top]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,11 @@ class FeatureMatchOut(AttrsOut):
         "and how its abstracts and the feature's overlap. A name can say less than the feature covers: read recall. "
         "Null for a name-only match."
     )
+    concept_term: str | None = Field(
+        description="The word a steer of this feature follows: its steering probe is made from that word's abstracts. "
+        "When it is not the word searched for, the feature stands for that word too, but a steer reads abstracts by "
+        "this one (and by where the feature fires). Null when the probe is made from the feature's own abstracts."
+    )
 
 
 class DocActivationOut(AttrsOut):

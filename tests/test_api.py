@@ -200,6 +200,8 @@ def test_feature_browsing(client):
         assert (m is None) == (h["score"] < 1)
         assert m is None or inflection_key(m["term"]) == inflection_key(word.strip(",").lower())
         assert m is None or (0 < m["recall"] <= 1 and 0 < m["precision"] <= 1)
+        assert h["concept_term"] == detail["concept_term"]  # what a steer of the hit would follow
+    assert any(h["concept_term"] for h in hits)
     assert client.get("/features/99999").status_code == 404
     # An id or a count is written in digits: int's own parsing read "1_0" as 10 and "1.0" or "+1" as 1.
     for bad in ("/features/1_0", "/features/1.0", "/features/+1", "/families/1_0", "/families?offset=1.0"):
