@@ -66,6 +66,24 @@ def word_scores(
     return (fb * np.minimum(f1 / np.maximum(best_f1, 1e-12), 1.0) * enough).astype(np.float32)
 
 
+def undominated(
+    scores: np.ndarray, precision: np.ndarray, recall: np.ndarray, keep: np.ndarray | None = None
+) -> np.ndarray:
+    """`word_scores` (m,) of a term's m features with each capped just below those of the features that beat it on
+    both precision and recall (at least as high on both, higher on one): such a feature is the better handle for the
+    word whatever `own` says. `own` favours a feature that no other word stands for well, and for "tabpfn" that
+    ranked an exoplanet feature (recall 0.07, precision 0.04) above the tabular-data one (0.91, 0.05). Where `keep`
+    (m,) bool is true the score stays as it is. (m,) float32 out."""
+    out = np.asarray(scores, dtype=np.float64).copy()
+    kept = np.zeros(len(out), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    # A feature's betters have a higher precision + recall, so in that order each is final before it caps another.
+    for i in np.argsort(-(precision + recall), kind="stable"):
+        beats = (precision >= precision[i]) & (recall >= recall[i]) & ((precision > precision[i]) | (recall > recall[i]))
+        if beats.any() and not kept[i]:
+            out[i] = min(out[i], float(out[beats].min()) * (1.0 - 1e-6))
+    return out.astype(np.float32)
+
+
 def first_hit_terms(features: np.ndarray, scores: np.ndarray, n_features: int) -> np.ndarray:
     """(n_features,) int32 row of the term each feature is the best handle for (the term's highest `scores`
     entry, and the highest among such terms), -1 when it is no term's first hit."""

@@ -29,7 +29,9 @@ from indexer.index import load_faiss, save_faiss
 from indexer.manifest import FORMAT_VERSION, MANIFEST, read_manifest, sha256_file, verify_index
 from indexer.names import FeatureNames
 from indexer.sae import TopKSae, load_sae, save_sae
-from indexer.swap import build_dir, check_name_room, recover_swap, remove_dead_builds, swap_into_place
+from indexer.swap import (
+    build_dir, check_can_create, check_name_room, recover_swap, remove_dead_builds, swap_into_place,
+)
 from indexer.tables import read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
@@ -150,6 +152,8 @@ def check_out(out: str | Path) -> None:
     if (out.exists() or out.is_symlink()) and not out.is_dir():
         kind = "a file" if out.is_file() else "not a directory"
         raise InvalidArgument(f"{out} is {kind}; give a directory for the index (new, empty, or an earlier index)")
+    # The build writes beside `out`, so it is its parent that must take a new directory.
+    check_can_create(out.parent, f"the index {out}")
     if out.is_dir() and not (out / MANIFEST).is_file() and any(out.iterdir()):
         raise InvalidArgument(
             f"{out} holds other files and is not an index (no {MANIFEST}); a build replaces its output directory "

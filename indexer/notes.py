@@ -37,14 +37,15 @@ def concept_note(i: int, r: ResolvedSteer, feature_terms: list[str]) -> str:
     """What free-text concept `steer.i` follows when that is less than its words, or "": a term that covers only part
     of them, or (GET /features: score below 1) words of its feature's name or distinctive terms `feature_terms`."""
     f, match = r.features[0], r.matched_term
-    if match is not None:
-        return "" if match.coverage >= 1 - 1e-6 else (
-            f"steer.{i}: of the words {r.text!r}, only {match.term!r} leads to a feature; it steers feature {f.id} "
-            f"({f.name!r})")
-    if f.name.lower() == r.text.lower():
+    if f.name.lower() == r.text.lower():  # the feature's own name: the words say which feature, in full
         return ""
+    if match is not None:
+        # Other parts may lead to features of their own; the term steers by the one that leads best, alone.
+        return "" if match.coverage >= 1 - 1e-6 else (
+            f"steer.{i}: the words {r.text!r} are read by their part {match.term!r}, which leads to feature {f.id} "
+            f"({f.name!r}); the other words do not steer")
     held, missing = (", ".join(map(repr, w)) for w in words_held(r.text, f.name, feature_terms))
-    return (f"steer.{i}: no feature fires where the words {r.text!r} are said; it steers feature {f.id} ({f.name!r}), "
+    return (f"steer.{i}: the words {r.text!r} predict where no feature fires; it steers feature {f.id} ({f.name!r}), "
             f"whose name or distinctive terms hold {held}" + (f" but not {missing}" if missing else ""))
 
 

@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,12 +38,31 @@ _BUILD_SUFFIX_BYTES = len(_build_dir_name("", 4_194_304, "0" * 8))
 """Bytes `build_dir` adds to `out`'s name, with the longest process id Linux gives (pid_max 2**22)."""
 
 
+def nearest_existing(path: Path) -> Path:
+    """`path` itself or its nearest ancestor that exists (a file, too, or a dangling link)."""
+    while not (path.exists() or path.is_symlink()) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_can_create(out: Path, what: str) -> None:
+    """Refuse a directory `out` that cannot be created (or written into), before minutes of work: it, or else its
+    nearest existing ancestor, must be a directory in which a directory can be made, which is tried (and undone)
+    rather than read from permission bits (root passes every permission check, yet cannot make one in /proc).
+    `what` names what would be written there in the message ("--out DIR")."""
+    base = nearest_existing(out)
+    if not base.is_dir():
+        raise InvalidArgument(f"cannot write {what}: {base} is not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".sae-search-probe-", dir=base))
+    except OSError as exc:
+        raise InvalidArgument(f"cannot write {what}: no directory can be made in {base} ({exc.strerror or exc})") from None
+
+
 def check_name_room(out: Path) -> None:
     """Refuse an `out` whose build directory's name would pass the file system's limit on a name (255 bytes on
     most): the build would run every stage and fail only when it writes."""
-    parent = out.parent
-    while not parent.is_dir() and parent != parent.parent:
-        parent = parent.parent
+    parent = nearest_existing(out.parent)
     try:
         limit = os.pathconf(parent, "PC_NAME_MAX")
     except (OSError, ValueError):

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 from pathlib import Path
 
 from indexer.errors import BudgetTooShort, InvalidArgument, TrainingDiverged, UsageError
+from indexer.swap import check_can_create
 from indexer.train_config import DEVICES, TrainConfig, check_time_budget
 
 log = logging.getLogger(__name__)
@@ -47,15 +47,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def check_sae_out(out: Path) -> None:
     """Refuse an output directory that cannot be written before any training: the save comes minutes later."""
-    if (out.exists() or out.is_symlink()) and not out.is_dir():
-        raise InvalidArgument(f"--out {out} exists and is not a directory")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InvalidArgument(f"--out {out}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InvalidArgument(f"--out {out}: {parent} is not writable")
+    check_can_create(out, f"--out {out}")
 
 
 def run_train(args: argparse.Namespace) -> int:

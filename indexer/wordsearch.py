@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from indexer.agreement import word_scores
+from indexer.agreement import undominated, word_scores
 from indexer.concepts import Concepts
 from indexer.terms import is_term_word, tokenize
 
@@ -119,13 +119,18 @@ class _TermHit(NamedTuple):
 def _term_hit(
     c: Concepts, row: Callable[[str], int], term: str, coverage: float, best_f1: np.ndarray, beta: float
 ) -> _TermHit | None:
-    """`term`'s features with their `word_scores`, or None when the index does not know the term."""
+    """`term`'s features with their `word_scores`, or None when the index does not know the term. A feature that
+    another beats on both precision and recall for the term ranks below it (`agreement.undominated`), unless the
+    term is its concept term: it then steers by the term's own documents, however few of them it fires on (the
+    quadruped feature fires on 9% of "quadruped" abstracts, the broader legged-locomotion one on 68%). So a first
+    hit's concept term stays that term, as the index's concept terms were chosen."""
     r = row(term)
     if r < 0:
         return None
     valid = c.features[r] >= 0
     feats, precision, recall = c.features[r][valid], c.precision[r][valid], c.recall[r][valid]
-    s = word_scores(precision, recall, best_f1[feats], c.df[r], beta)
+    s = undominated(word_scores(precision, recall, best_f1[feats], c.df[r], beta), precision, recall,
+                    keep=c.probe_term[feats] == r)
     return _TermHit(term, c.terms[r], coverage, feats, s, precision, recall)
 
 

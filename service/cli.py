@@ -183,7 +183,10 @@ def file_name(text: str) -> str:
 
 
 def http_url(text: str) -> str:
-    parts = urllib.parse.urlsplit(text)
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError:  # an unclosed IPv6 bracket: "http://[::1"
+        raise argparse.ArgumentTypeError(f"give the server as http://HOST:PORT, got {text!r}") from None
     try:
         port_ok = parts.port is None or 0 < parts.port  # reading it raises for a port that is not a number
     except ValueError:
@@ -210,7 +213,7 @@ def parser() -> argparse.ArgumentParser:
     from indexer.train_cli import add_train_parser
 
     p = _Parser(prog="sae-search", description=__doc__)
-    p.add_argument("--log-level", default=os.environ.get("SAE_SEARCH_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: SAE_SEARCH_LOG_LEVEL or INFO)")
     sub = p.add_subparsers(dest="command", required=True)
     add_build_parser(sub)
     add_train_parser(sub)
@@ -233,8 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         p = parser()
         args = p.parse_args(argv)
-        if args.log_level.upper() not in LEVELS:
-            p.error(f"--log-level (or SAE_SEARCH_LOG_LEVEL) must be one of {', '.join(LEVELS)}, got {args.log_level!r}")
+        if args.log_level is None:  # a bad setting is a setting's error (exit 1), a bad flag a usage error (2)
+            args.log_level = os.environ.get("SAE_SEARCH_LOG_LEVEL", "").strip() or "INFO"
+            if args.log_level.upper() not in LEVELS:
+                raise InvalidArgument(f"invalid setting: SAE_SEARCH_LOG_LEVEL must be one of {', '.join(LEVELS)}, "
+                                      f"got {args.log_level!r}")
+        elif args.log_level.upper() not in LEVELS:
+            p.error(f"--log-level must be one of {', '.join(LEVELS)}, got {args.log_level!r}")
         configure_logging(args.log_level)
         return int(args.handler(args) or 0)
     except SaeSearchError as exc:

@@ -4,7 +4,9 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.agreement import MIN_SHARED, first_hit_terms, term_feature_table, trusted_terms, word_scores
+from indexer.agreement import (
+    MIN_SHARED, first_hit_terms, term_feature_table, trusted_terms, undominated, word_scores,
+)
 from indexer.concepts import ConceptConfig
 
 
@@ -65,3 +67,30 @@ def test_a_concept_term_must_be_tied_to_its_feature_by_support_overlap_and_lift(
     # 0: a clear word; 1: 2 shared documents, chance; 2: 3 to 4% each way, a loose tie; 3: a common word no more frequent
     # among the feature's documents (lift 0.6) and no clear first hit; 4: the same but its clear first hit.
     assert chosen.tolist() == [0, -1, -1, -1, 4]
+
+
+@settings(max_examples=80, deadline=None)
+@given(m=st.integers(1, 12), seed=st.integers(0, 10_000))
+def test_no_feature_outranks_one_that_beats_it_on_precision_and_recall(m, seed):
+    rng = np.random.default_rng(seed)
+    # Coarse values, so that ties on one of the two are common.
+    precision, recall = rng.integers(0, 4, (2, m)).astype(np.float32) / 4
+    scores = rng.random(m).astype(np.float32)
+    keep = rng.random(m) < 0.3
+    out = undominated(scores, precision, recall, keep)
+    assert np.all(out <= scores) and np.array_equal(out[keep], scores[keep])
+    for i in np.flatnonzero(~keep):
+        for j in range(m):
+            if precision[j] >= precision[i] and recall[j] >= recall[i] and (precision[j], recall[j]) != (precision[i], recall[i]):
+                assert out[i] < out[j] or out[j] == 0
+
+
+def test_the_tabular_feature_leads_tabpfn_not_the_exoplanet_one():
+    # The full corpus's figures for "tabpfn": the exoplanet feature has the higher word score (its `own` is high,
+    # no other word stands for it well) but the lower precision and recall.
+    scores = np.array([0.028, 0.0106], dtype=np.float32)
+    out = undominated(scores, np.array([0.042, 0.053], np.float32), np.array([0.068, 0.909], np.float32))
+    assert out.argmax() == 1
+    kept = undominated(scores, np.array([0.042, 0.053], np.float32), np.array([0.068, 0.909], np.float32),
+                       keep=np.array([True, False]))
+    assert kept.argmax() == 0  # unless "tabpfn" is the first feature's own concept term

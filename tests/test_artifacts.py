@@ -2,14 +2,18 @@ import fcntl
 import json
 import os
 import stat
+import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import indexer.artifacts as artifacts
 import indexer.swap as swap
-from indexer.artifacts import CONCEPT_ARRAYS, MANIFEST, concepts_from_table, concepts_table, load_index, write_index
+from indexer.artifacts import (
+    CONCEPT_ARRAYS, MANIFEST, check_out, concepts_from_table, concepts_table, load_index, write_index,
+)
 from indexer.concepts import build_concepts
 from indexer.errors import CorruptIndex, IndexNotReady, InvalidArgument
 from tests.conftest import dead_pid
@@ -194,6 +198,19 @@ def test_a_build_clears_what_a_killed_build_left_and_spares_one_still_writing(tm
     with locked(running):
         write_index(tiny_index, tmp_path / "idx", {})
     assert leftovers(tmp_path) == [running.name]
+
+
+def test_an_index_directory_that_cannot_be_made_is_refused_before_the_build(tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(InvalidArgument, match="afile is not a directory"):
+        check_out(tmp_path / "afile" / "sub" / "idx")
+    check_out(tmp_path / "new" / "deeper" / "idx")  # to be made: fine, and the check leaves nothing behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    try:  # root passes every permission check, but nothing can make a directory in /proc
+        os.rmdir(tempfile.mkdtemp(dir="/proc"))
+    except OSError:
+        with pytest.raises(InvalidArgument, match="no directory can be made in /proc"):
+            check_out(Path("/proc/sae-search-idx"))
 
 
 def test_an_index_name_is_refused_only_when_its_build_directory_name_would_not_fit(tmp_path, tiny_index):

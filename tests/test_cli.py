@@ -48,6 +48,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, args, fragment, code):
         (["rebuild", "--url", "http://127.0.0.1:abc"], "http://HOST:PORT"), (["rebuild", "--url", "http://exa mple.com"], "HOST:PORT"),
         (["rebuild", "--url", "http://:8000"], "http://HOST:PORT"), (["rebuild", "--url", "http://h:99999"], "HOST:PORT"),
         (["rebuild", "--url", "http://u:pw@h:8000"], "HOST:PORT"), (["rebuild", "--url", "http://h:8000/?x=1"], "HOST:PORT"),
+        (["rebuild", "--url", "http://[::1"], "HOST:PORT"),
         # An empty value (a script's unset variable) would otherwise rebuild from the server's configured file.
         (["rebuild", "--corpus", ""], "must not be blank"), (["rebuild", "--embeddings", " "], "must not be blank"),
     ],
@@ -59,12 +60,16 @@ def test_a_malformed_argument_is_a_one_line_usage_error(capsys, args, fragment):
     assert info.value.code == 2 and len(err) == 1 and err[0].startswith("sae-search ") and fragment in err[0]
 
 
-def test_an_unknown_log_level_is_a_usage_error(capsys, monkeypatch):
-    monkeypatch.setenv("SAE_SEARCH_LOG_LEVEL", "LOUD")
+def test_an_unknown_log_level_is_a_usage_error_as_a_flag_and_a_settings_error_as_a_variable(capsys, monkeypatch):
     with pytest.raises(SystemExit) as info:
-        main(["rebuild", "--key", "k"])
+        main(["--log-level", "LOUD", "rebuild", "--key", "k"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert info.value.code == 2 and len(err) == 1 and "must be one of DEBUG" in err[0]
+    assert info.value.code == 2 and len(err) == 1 and "--log-level must be one of DEBUG" in err[0]
+    monkeypatch.setenv("SAE_SEARCH_LOG_LEVEL", "LOUD")  # exit 1, as for every other bad setting
+    assert main(["rebuild", "--key", "k"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["sae-search: error: invalid setting: SAE_SEARCH_LOG_LEVEL must be one of DEBUG, INFO, WARNING, "
+                   "ERROR, CRITICAL, got 'LOUD'"]
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,12 @@ def concept(text, match=None, weight=1.0, feature=7, name=NAME):
 @pytest.mark.parametrize("text, match, note", [
     ("unlabeled data", WordMatch(0.4, "unlabeled data", 0.3, 0.5, 1.0), ""),  # the whole text: nothing to say
     ("galaxy clustring", WordMatch(0.2, "galaxy", 0.3, 0.5, 0.45),
-     f"steer.2: of the words 'galaxy clustring', only 'galaxy' leads to a feature; it steers feature 7 ({NAME!r})"),
-    ("semi-peaucellier", None, f"steer.2: no feature fires where the words 'semi-peaucellier' are said; it steers "
+     f"steer.2: the words 'galaxy clustring' are read by their part 'galaxy', which leads to feature 7 ({NAME!r}); "
+     "the other words do not steer"),
+    ("semi-peaucellier", None, f"steer.2: the words 'semi-peaucellier' predict where no feature fires; it steers "
      f"feature 7 ({NAME!r}), whose name or distinctive terms hold 'semi' but not 'peaucellier'"),
     (NAME.upper(), None, ""),  # the feature's exact name
+    (NAME, WordMatch(0.2, "pseudo", 0.3, 0.5, 0.5), ""),  # its exact name, though one part of it leads there too
 ])
 def test_a_concept_note_says_what_the_steer_follows_when_it_is_less_than_the_words(text, match, note):
     assert concept_note(2, concept(text, match), ["pseudo labels"]) == note

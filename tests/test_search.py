@@ -292,12 +292,12 @@ def test_free_text_concept_resolves_to_the_feature_of_its_word(searcher):
     assert r.features[0].id == 6 and r.text == "topic6"
     with pytest.raises(UnknownFeature, match="no feature matches"):
         searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="zzzz qqqq")])
-    assert not any("no feature fires where" in n for n in out.notes)
+    assert not any("predict where no feature fires" in n for n in out.notes)
     # "words" is in every name but predicts no feature's firing: the steer goes ahead and says on what.
     weak = searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="words")])
     f = weak.resolved[0].features[0]
     assert weak.resolved[0].matched_term is None
-    assert weak.notes == [f"steer.0: no feature fires where the words 'words' are said; it steers feature {f.id} "
+    assert weak.notes == [f"steer.0: the words 'words' predict where no feature fires; it steers feature {f.id} "
                           f"({f.name!r}), whose name or distinctive terms hold 'words'"]
     # A word the feature does not hold is named as such, not passed off as matched.
     part = searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="words zzqv")])
@@ -305,12 +305,12 @@ def test_free_text_concept_resolves_to_the_feature_of_its_word(searcher):
     # A term that covers only part of the words: the steer says what it follows.
     some = searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="topic6 zzqv")])
     assert some.resolved[0].features[0].id == 6
-    assert some.notes == [f"steer.0: of the words 'topic6 zzqv', only 'topic6' leads to a feature; it steers feature 6 "
-                          f"({some.resolved[0].features[0].name!r})"]
+    assert some.notes == [f"steer.0: the words 'topic6 zzqv' are read by their part 'topic6', which leads to feature 6 "
+                          f"({some.resolved[0].features[0].name!r}); the other words do not steer"]
     # The mix steers by the words themselves, whatever feature they name.
     mixed = searcher.search(query_vec(searcher, 1), 5, [SteerTerm(1.0, concept="words")], method="mix", query="q",
                             embed=fake_embed(searcher))
-    assert not any("no feature fires where" in n for n in mixed.notes)
+    assert not any("predict where no feature fires" in n for n in mixed.notes)
 
 
 @settings(max_examples=25, deadline=None)
