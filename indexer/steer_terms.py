@@ -75,9 +75,9 @@ def resolve_terms(catalog: Catalog, terms: list[SteerTerm], words_only: bool = F
 
 
 def _check_overlap(r: ResolvedSteer, earlier: list[ResolvedSteer]) -> None:
-    """Refuse two terms steered the same way that share a feature (a family and one of its members, or two
-    families one inside the other): its edits would add up past what +-2 allows. The other way round is a
-    refinement ("more of this family, less of this member") and stays."""
+    """Refuse two terms steered the same way that share a feature (a family and one of its members, or a family
+    and the family of one of its children, whose parent it holds): its edits would add up past what +-2 allows.
+    The other way round is a refinement ("more of this family, less of this member") and stays."""
     for j, other in enumerate(earlier):
         if r.term.weight * other.term.weight <= 0:
             continue

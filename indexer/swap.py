@@ -56,7 +56,8 @@ def check_can_create(out: Path, what: str) -> None:
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".sae-search-probe-", dir=base))
     except OSError as exc:
-        raise InvalidArgument(f"cannot write {what}: no directory can be made in {base} ({exc.strerror or exc})") from None
+        reason = exc.strerror or exc
+        raise InvalidArgument(f"cannot write {what}: no directory can be made in {base} ({reason})") from None
 
 
 def check_name_room(out: Path) -> None:

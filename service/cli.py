@@ -213,7 +213,8 @@ def parser() -> argparse.ArgumentParser:
     from indexer.train_cli import add_train_parser
 
     p = _Parser(prog="sae-search", description=__doc__)
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: SAE_SEARCH_LOG_LEVEL or INFO)")
+    p.add_argument("--log-level",
+                   help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: SAE_SEARCH_LOG_LEVEL, else INFO)")
     sub = p.add_subparsers(dest="command", required=True)
     add_build_parser(sub)
     add_train_parser(sub)

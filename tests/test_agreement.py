@@ -81,7 +81,8 @@ def test_no_feature_outranks_one_that_beats_it_on_precision_and_recall(m, seed):
     assert np.all(out <= scores) and np.array_equal(out[keep], scores[keep])
     for i in np.flatnonzero(~keep):
         for j in range(m):
-            if precision[j] >= precision[i] and recall[j] >= recall[i] and (precision[j], recall[j]) != (precision[i], recall[i]):
+            better = (precision[j], recall[j]) != (precision[i], recall[i])
+            if precision[j] >= precision[i] and recall[j] >= recall[i] and better:
                 assert out[i] < out[j] or out[j] == 0
 
 

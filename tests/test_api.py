@@ -294,7 +294,8 @@ def test_a_rebuild_keeps_the_index_options_and_another_corpus_is_read_whole(demo
 
     shutil.copy(DEMO_CORPUS, tmp_path / "configured.parquet")
     shutil.copy(DEMO_CORPUS, tmp_path / "other.parquet")
-    state = AppState(Settings(index_dir=demo_index, data_dir=tmp_path, corpus=tmp_path / "configured.parquet"), embedder=None)
+    settings = Settings(index_dir=demo_index, data_dir=tmp_path, corpus=tmp_path / "configured.parquet")
+    state = AppState(settings, embedder=None)
     same = state.rebuild_config(None, None)
     assert (same.k, same.latents, same.limit) == (16, 256, 300)  # demo_index's own build options
     named = state.rebuild_config("configured.parquet", None)  # the configured corpus by name is the same rebuild
