@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 from torch.nn import functional as F
 
@@ -87,7 +87,9 @@ def save_sae(sae: TopKSae, out_dir: str | Path, metrics: dict[str, Any] | None =
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {name: p.detach().cpu().float().contiguous() for name, p in sae.named_parameters()}
-    save_file(tensors, str(out / WEIGHTS_FILE))
+    # Written as bytes, not by `save_file`, which makes the file readable by its owner alone (mode 0600): an index
+    # built by one user could not be served by another.
+    (out / WEIGHTS_FILE).write_bytes(save(tensors))
     info = {"k": sae.k, "d": sae.d, "n": sae.n, "metrics": metrics or {}}
     (out / CONFIG_FILE).write_text(json.dumps(info, indent=2))
     return out

@@ -192,7 +192,9 @@ def http_url(text: str) -> str:
     except ValueError:
         port_ok = False
     host = parts.hostname or ""
-    plain = text.isascii() and not any(c.isspace() for c in text) and "@" not in parts.netloc
+    # The address must be the host and port alone: "[::1]x" parses with host ::1 and no port.
+    address = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if port_ok and parts.port else "")
+    plain = text.isascii() and not any(c.isspace() for c in text) and parts.netloc.lower() == address
     if parts.scheme not in ("http", "https") or not host or not port_ok or not plain or parts.query or parts.fragment:
         raise argparse.ArgumentTypeError(f"give the server as http://HOST:PORT, got {text!r}")
     return text

@@ -48,7 +48,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, args, fragment, code):
         (["rebuild", "--url", "http://127.0.0.1:abc"], "http://HOST:PORT"), (["rebuild", "--url", "http://exa mple.com"], "HOST:PORT"),
         (["rebuild", "--url", "http://:8000"], "http://HOST:PORT"), (["rebuild", "--url", "http://h:99999"], "HOST:PORT"),
         (["rebuild", "--url", "http://u:pw@h:8000"], "HOST:PORT"), (["rebuild", "--url", "http://h:8000/?x=1"], "HOST:PORT"),
-        (["rebuild", "--url", "http://[::1"], "HOST:PORT"),
+        (["rebuild", "--url", "http://[::1"], "HOST:PORT"), (["rebuild", "--url", "http://[::1]x"], "HOST:PORT"),
         # An empty value (a script's unset variable) would otherwise rebuild from the server's configured file.
         (["rebuild", "--corpus", ""], "must not be blank"), (["rebuild", "--embeddings", " "], "must not be blank"),
     ],

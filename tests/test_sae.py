@@ -89,7 +89,8 @@ def test_artifact_round_trips_exactly(tmp_path) -> None:
     sae = _random_sae(seed=2)
     metrics = {"val_nmse": 0.2, "history": [{"epoch": 1, "val_nmse": 0.3}]}
     save_sae(sae, tmp_path, metrics)
-    assert (tmp_path / WEIGHTS_FILE).is_file()
+    # The weights are as readable as the config beside them: a server run by another user must load them.
+    assert (tmp_path / WEIGHTS_FILE).stat().st_mode == (tmp_path / CONFIG_FILE).stat().st_mode
     info = json.loads((tmp_path / CONFIG_FILE).read_text())
     assert (info["k"], info["d"], info["n"]) == (sae.k, sae.d, sae.n) and info["metrics"] == metrics
     loaded, info2 = load_sae(tmp_path)
