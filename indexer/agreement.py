@@ -78,9 +78,11 @@ def undominated(
     kept = np.zeros(len(out), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
     # A feature's betters have a higher precision + recall, so in that order each is final before it caps another.
     for i in np.argsort(-(precision + recall), kind="stable"):
+        if kept[i]:
+            continue
         at_least = (precision >= precision[i]) & (recall >= recall[i])
         beats = at_least & ((precision > precision[i]) | (recall > recall[i]))
-        if beats.any() and not kept[i]:
+        if beats.any():
             out[i] = min(out[i], float(out[beats].min()) * (1.0 - 1e-6))
     return out.astype(np.float32)
 

@@ -45,11 +45,6 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_train)
 
 
-def check_sae_out(out: Path) -> None:
-    """Refuse an output directory that cannot be written before any training: the save comes minutes later."""
-    check_can_create(out, f"--out {out}")
-
-
 def run_train(args: argparse.Namespace) -> int:
     """Handler of `train-sae`: validate, load, train, save. Returns the exit code (0)."""
     # torch loads here, not when the command line is parsed: `sae-search --help` or `rebuild` need none of it.
@@ -68,7 +63,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
     except InvalidArgument as exc:
         raise UsageError(str(exc)) from None
-    check_sae_out(args.out)
+    check_can_create(args.out, f"--out {args.out}")  # before any training: the save comes minutes later
     x = load_embeddings_file(args.embeddings)
     validate_embeddings(x)
     loading = time.perf_counter() - start
