@@ -52,14 +52,17 @@ def best_f1(features: np.ndarray, f1: np.ndarray, n_features: int) -> np.ndarray
     return out
 
 
-def word_scores(
-    precision: np.ndarray, recall: np.ndarray, best_f1: np.ndarray, df: np.ndarray, beta: float = 0.5
-) -> np.ndarray:
-    """How well a word stands for each feature, in [0, 1]: F_beta(P, R) x own, own = F1 / the feature's best F1
+BETA = 0.5
+"""The F-score's beta in `word_scores`: below 1 it weighs precision more, since a feature that fires on a large,
+mixed set of documents is a poor handle for one word. One value for the build (concept terms) and the feature
+search, so that a feature's concept term is the word whose search finds it first."""
+
+
+def word_scores(precision: np.ndarray, recall: np.ndarray, best_f1: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """How well a word stands for each feature, in [0, 1]: F_BETA(P, R) x own, own = F1 / the feature's best F1
     (1 when this is its best word), and 0 when the feature fires on fewer than MIN_SHARED of the word's df
-    documents. beta < 1 weighs precision more: a feature that fires on a large, mixed set of documents is a poor
-    handle for one word. Arrays of one shape (df broadcastable) in, same shape out."""
-    b2 = beta * beta
+    documents. Arrays of one shape (df broadcastable) in, same shape out."""
+    b2 = BETA * BETA
     fb = (1 + b2) * precision * recall / np.maximum(b2 * precision + recall, 1e-12)
     f1 = f1_score(precision, recall)
     enough = np.rint(recall * df) >= MIN_SHARED

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 
-from indexer.config import BuildConfig
+from indexer.config import BuildConfig, check_llm
 from indexer.errors import InvalidArgument, UsageError
 from indexer.train_config import DEVICES
 
@@ -34,23 +34,35 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_build)
 
 
-def config_from_args(args: argparse.Namespace) -> BuildConfig:
+def llm_from_env() -> dict[str, str | None]:
+    """Optional LLM naming, configured like the service's, from `SAE_SEARCH_LLM_*`: checked here, so that a bad
+    setting is one (exit 1), not a bad command line (exit 2)."""
+    llm = {
+        "llm_base_url": os.environ.get("SAE_SEARCH_LLM_BASE_URL") or None,
+        "llm_model": os.environ.get("SAE_SEARCH_LLM_MODEL") or None,
+        "llm_api_key": os.environ.get("SAE_SEARCH_LLM_API_KEY", ""),
+    }
+    try:
+        check_llm(llm["llm_base_url"], llm["llm_model"])
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"invalid setting: SAE_SEARCH_LLM_BASE_URL: {exc}") from None
+    return llm
+
+
+def config_from_args(args: argparse.Namespace, llm: dict[str, str | None]) -> BuildConfig:
     return BuildConfig(
         corpus=args.corpus, out=args.out, embeddings=args.embeddings, model=args.model, k=args.k,
         latents=args.latents, epochs=args.epochs, time_budget=args.time_budget, faiss_factory=args.faiss,
-        limit=args.limit, seed=args.seed, device=args.device,
-        # Optional LLM naming is configured like the service, from the environment.
-        llm_base_url=os.environ.get("SAE_SEARCH_LLM_BASE_URL") or None,
-        llm_model=os.environ.get("SAE_SEARCH_LLM_MODEL") or None,
-        llm_api_key=os.environ.get("SAE_SEARCH_LLM_API_KEY", ""),
+        limit=args.limit, seed=args.seed, device=args.device, **llm,
     )
 
 
 def run_build(args: argparse.Namespace) -> int:
     from indexer.pipeline import build_index, is_current  # torch and the model's libraries: not for `--help`
 
+    llm = llm_from_env()
     try:
-        cfg = config_from_args(args)
+        cfg = config_from_args(args, llm)
     except InvalidArgument as exc:  # a value given to the command, refused before any work
         raise UsageError(str(exc)) from None
     if args.if_stale and is_current(cfg):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,30 @@ def _refuse_shared(same: dict[str, list[int]], ref: str, kind: str, error: type[
         raise error(f"{kind} {', '.join(ids)} are all named {ref.strip()!r}; give an id", suggestions=ids)
 
 
+def _resolve_ref(
+    ref: int | str, same: dict[str, list[int]], by_name: dict[str, int], n: int, kind: tuple[str, str],
+    error: type[UnknownFeature], suggest: Callable[[str], list[str]],
+) -> int:
+    """The id that `ref` names: an id (int or ASCII digit string) in [0, n), or an exact name (lower-cased keys of
+    `same` and `by_name`) that one item has. `kind` is the item's word, singular and plural; `suggest` gives close
+    names for an unknown one."""
+    one, many = kind
+    _refuse_blank(ref, one)
+    if isinstance(ref, str):
+        _refuse_shared(same, ref, many, error)
+        hit = by_name.get(ref.strip().lower())
+        if hit is not None:
+            return hit
+        if not _is_id(ref.strip()):
+            close = suggest(ref)
+            hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+            raise error(f"no {one} named {ref!r}{hint}", suggestions=close, unknown_name=ref.strip())
+        ref = int(ref.strip())
+    if not 0 <= ref < n:
+        raise error(f"no {one} with id {ref}; " + (f"ids run from 0 to {n - 1}" if n else f"this index has no {many}"))
+    return int(ref)
+
+
 class Catalog:
     """Name tables and concepts of one index."""
 
@@ -103,39 +128,17 @@ class Catalog:
     # -- resolving references -------------------------------------------------------------
     def feature_id(self, ref: int | str) -> int:
         """Feature id from an id (int or digit string) or an exact name (case-insensitive) that one feature has."""
-        _refuse_blank(ref, "feature")
-        if isinstance(ref, str):
-            _refuse_shared(self._same_name, ref, "features", UnknownFeature)
-            hit = self._by_name.get(ref.strip().lower())
-            if hit is not None:
-                return hit
-            if _is_id(ref.strip()):
-                ref = int(ref.strip())
-            else:
-                close = _close_names(ref, self._by_name) or [m.name for m in self.search(ref, limit=5)]
-                hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
-                raise UnknownFeature(f"no feature named {ref!r}{hint}", suggestions=close, unknown_name=ref.strip())
-        if not 0 <= ref < self.n_features:
-            raise UnknownFeature(f"no feature with id {ref}; ids run from 0 to {self.n_features - 1}")
-        return int(ref)
+        def suggest(name: str) -> list[str]:
+            return _close_names(name, self._by_name) or [m.name for m in self.search(name, limit=5)]
+
+        return _resolve_ref(ref, self._same_name, self._by_name, self.n_features, ("feature", "features"),
+                            UnknownFeature, suggest)
 
     def family_id(self, ref: int | str) -> int:
         """Family id from an id or an exact family name (case-insensitive)."""
-        n = len(self.data.families.names)
-        _refuse_blank(ref, "family")
-        if isinstance(ref, str):
-            _refuse_shared(self._same_family_name, ref, "families", UnknownFamily)
-            hit = self._family_by_name.get(ref.strip().lower())
-            if hit is not None:
-                return hit
-            if not _is_id(ref.strip()):
-                close = _close_names(ref, self._family_by_name)
-                hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
-                raise UnknownFamily(f"no family named {ref!r}{hint}", suggestions=close, unknown_name=ref.strip())
-            ref = int(ref.strip())
-        if not 0 <= ref < n:
-            raise UnknownFamily(f"no family with id {ref}; " + (f"ids run from 0 to {n - 1}" if n else "this index has no families"))
-        return int(ref)
+        return _resolve_ref(ref, self._same_family_name, self._family_by_name, len(self.data.families.names),
+                            ("family", "families"), UnknownFamily,
+                            lambda name: _close_names(name, self._family_by_name))
 
     def family_members(self, fam: int) -> np.ndarray:
         """(m,) int32 parent first, then children."""

@@ -118,9 +118,10 @@ class Concepts:
     word_indptr: np.ndarray
     """(n_features + 1,) int64 offsets into `word_docs`."""
     word_docs: np.ndarray
-    """(nnz,) int32 documents containing any of each feature's words (its concept term and the terms it is the
-    clear first hit of, `ConceptConfig.word_min`, each with its other forms, `wordforms.stem_keys`), ascending
-    within a feature: the lexical evidence steering adds to the probe."""
+    """(nnz,) int32 documents containing any of each feature's words, ascending within a feature: the lexical
+    evidence steering adds to the probe. A feature's words are its concept term and the terms where its
+    `word_scores` value is the highest of all features and at least `ConceptConfig.word_min` (not capped by
+    `agreement.undominated`, which only the feature search applies), each in all its forms (`wordforms.stem_keys`)."""
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -211,7 +212,7 @@ def build_concepts(
         cfg.min_overlap, cfg.min_lift, cfg.word_min,
     )
     has_term = probe_term >= 0
-    # Each feature's words: its concept term, and the terms it is the first hit of with a clear score.
+    # Each feature's words (`Concepts.word_docs`): its concept term, and the terms it tops with a clear word score.
     top = scores.argmax(axis=1)
     rows = np.arange(len(top))
     clear = np.flatnonzero((scores[rows, top] >= cfg.word_min) & (scores[rows, top] > 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,11 +79,15 @@ class BuildConfig:
         return max(size, 2 * self.k)
 
 
+_LLM_URL = re.compile(r"^https?://[^\s/]+")
+
+
 def check_llm(base_url: str | None, model: str | None) -> None:
-    """Refuse an LLM endpoint that a build could not ask, before the build's minutes of work reach naming."""
+    """Refuse an LLM endpoint that a build could not ask, before the build's minutes of work reach naming. No
+    endpoint (None or "") is fine: names then come from TF-IDF alone. The one check of `llm_names.LlmConfig` too."""
     if not base_url:
         return
-    if not base_url.startswith(("http://", "https://")):
-        raise InvalidArgument(f"the LLM endpoint must be an http:// or https:// address, got {base_url!r}")
-    if not model:
+    if not _LLM_URL.match(base_url):
+        raise InvalidArgument(f"the LLM endpoint must be an http:// or https:// address with a host, got {base_url!r}")
+    if not (model or "").strip():
         raise InvalidArgument("an LLM endpoint needs a model name (SAE_SEARCH_LLM_MODEL)")

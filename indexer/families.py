@@ -26,8 +26,9 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from indexer.codes import FeatureStats, SparseCodes, firing_matrix
+from indexer.embed import unit_rows
 from indexer.errors import InvalidArgument
-from indexer.names import FeatureNames
+from indexer.names import DENSE_SHARE, FeatureNames
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class FamilyConfig:
     merge_jaccard: float = 0.6
     """A child whose firing documents overlap its parent's this much (Jaccard) is a near duplicate: its children
     join the parent's family."""
-    dense_threshold: float = 0.2
+    dense_threshold: float = DENSE_SHARE
     """Features firing on more than this share of documents are left out of families."""
     method: str = "cooccurrence"
     """Link weight: "cooccurrence" (normalised co-occurrence) or "decoder" (decoder cosine, clipped at 0)."""
@@ -140,9 +141,7 @@ def top_per_row(mat: sp.csr_matrix, m: int, exclude_diagonal: bool = True) -> tu
 def decoder_neighbors(w_dec: np.ndarray, m: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Nearest features by cosine of decoder rows, itself excluded: ids (n, m) int32 (-1 padding) and cosines
     (n, m) float32, most similar first. w_dec is (n, d) float; computed in row chunks, never n x n at once."""
-    w = np.asarray(w_dec, dtype=np.float32)
-    norms = np.linalg.norm(w, axis=1, keepdims=True)
-    w = w / np.maximum(norms, 1e-12)
+    w = unit_rows(np.asarray(w_dec, dtype=np.float32))
     n = len(w)
     k = min(m, n - 1)
     ids = np.full((n, m), -1, dtype=np.int32)
@@ -178,8 +177,7 @@ def link_graph(
         w = v / np.minimum(counts[r], counts[c])
     else:
         # Cosine only between features that ever co-fire, so the graph stays as sparse as the co-occurrence one.
-        wn = np.asarray(w_dec, dtype=np.float32)
-        wn = wn / np.maximum(np.linalg.norm(wn, axis=1, keepdims=True), 1e-12)
+        wn = unit_rows(np.asarray(w_dec, dtype=np.float32))
         w = np.empty(len(r), dtype=np.float64)
         # In slices: gathering both ends of ~10M pairs at once would take (pairs x d) floats, ~15 GB.
         for lo in range(0, len(r), 65536):

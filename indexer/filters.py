@@ -13,6 +13,10 @@ from indexer.errors import InvalidArgument, UnknownFeature, located
 from indexer.wordsearch import has_text
 
 
+MAX_THRESHOLD = 10.0
+"""Largest `Filters.threshold` (a multiple of a feature's 90th-percentile activation), the API's bound too."""
+
+
 @dataclass(frozen=True)
 class Target:
     """A feature or a family (any member counts) named in `require` / `exclude`."""
@@ -38,8 +42,10 @@ class Filters:
     def __post_init__(self) -> None:
         if not all(map(has_text, self.categories)):
             raise InvalidArgument("a category must not be blank")
-        if not 0.0 <= self.threshold <= 10.0:
-            raise InvalidArgument(f"threshold must lie in [0, 10] (a multiple of p90), got {self.threshold}")
+        if not 0.0 <= self.threshold <= MAX_THRESHOLD:
+            raise InvalidArgument(
+                f"threshold must lie in [0, {MAX_THRESHOLD:g}] (a multiple of p90), got {self.threshold}"
+            )
 
     @property
     def active(self) -> bool:

@@ -2,11 +2,12 @@
 JSON cache keyed by a hash of the request, so a rebuild asks only about features whose examples changed.
 
 The model sees the titles (truncated) of a feature's strongest-firing documents and of random documents where it
-does not fire, and answers with a 2-5 word name. Any failure (network, HTTP status, malformed reply) keeps the
-TF-IDF name for that feature with a logged warning; after `max_failures` failures in a row the endpoint is not
-asked again in this run. Trust of an LLM name is recomputed with the same held-out AUROC as TF-IDF names, from
-the name's own words and word pairs that occur in the corpus vocabulary (unit weights), so it stays comparable:
-a name whose words never occur in the abstracts gets 0.5. Uses urllib only (no client library)."""
+does not fire, and is asked for a 2-5 word name (the reply's first 5 words are kept; a one-word reply is kept too).
+Any failure (network, HTTP status, malformed reply) keeps the TF-IDF name for that feature with a logged warning;
+after `max_failures` failures in a row the endpoint is not asked again in this run. Trust of an LLM name is
+recomputed with the same held-out AUROC as TF-IDF names, from the name's own words and word pairs that occur in the
+corpus vocabulary (unit weights), so it stays comparable: a name whose words never occur in the abstracts gets 0.5.
+Uses urllib only (no client library)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from indexer.codes import InvertedLists
+from indexer.config import check_llm
 from indexer.errors import InvalidArgument
 from indexer.names import MAX_NAME_WORDS, FeatureNames, NamingConfig, feature_trust
 from indexer.terms import TermMatrix, build_term_matrix
@@ -69,10 +71,9 @@ class LlmConfig:
     """Seed of the counter-example sampling (fixed so the prompts, and so the cache keys, are stable)."""
 
     def __post_init__(self) -> None:
-        if not re.match(r"^https?://[^\s/]+", self.base_url or ""):
-            raise InvalidArgument(f"LLM base URL must start with http:// or https://, got {self.base_url!r}")
-        if not self.model.strip():
-            raise InvalidArgument("LLM model name is empty")
+        if not self.base_url:
+            raise InvalidArgument("the LLM endpoint is empty")
+        check_llm(self.base_url, self.model)
         if self.top_examples < 1 or self.contrast_examples < 0:
             raise InvalidArgument("need top_examples >= 1 and contrast_examples >= 0")
         if self.title_chars < 10 or self.max_tokens < 1 or self.max_failures < 1:

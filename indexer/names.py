@@ -37,6 +37,11 @@ MAX_NAME_WORDS = 5
 _NAME_WINDOW = 10
 
 
+DENSE_SHARE = 0.2
+"""Default share of documents above which a feature is "dense": too common to name a topic, so it is left out of
+families too (`FamilyConfig.dense_threshold`)."""
+
+
 @dataclass
 class NamingConfig:
     """How feature names, descriptions and trust scores are made."""
@@ -47,7 +52,7 @@ class NamingConfig:
     """Most terms (unigrams or bigrams) in a name; the name has 2-5 words in total."""
     description_terms: int = 10
     """Terms listed in the description and in `FeatureNames.terms`."""
-    dense_threshold: float = 0.2
+    dense_threshold: float = DENSE_SHARE
     """A feature firing on more than this share of documents has status "dense"."""
     trust_negatives: int = 2000
     """Non-firing documents sampled per feature for the trust AUROC (also the cap on held-out positives)."""
@@ -90,7 +95,8 @@ class FeatureNames:
     """Name, description, distinctive terms, trust and status of every feature."""
 
     names: list[str]
-    """(n_features,) 2-5 word names, e.g. "dark matter, halos"; "dead feature 17" for dead features."""
+    """(n_features,) 2-5 word names, e.g. "dark matter, halos" (an LLM's name may have one word, `llm_names`);
+    "dead feature 17" for dead features."""
     descriptions: list[str]
     """(n_features,) one-line descriptions listing the top terms and the firing rate."""
     terms: list[list[str]]

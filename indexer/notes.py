@@ -10,8 +10,8 @@ from indexer.steer_terms import ResolvedSteer
 from indexer.wordsearch import words_held
 
 REWRITE_UNCHANGED = 0.99999
-"""Cosine to the query above which a rewritten query is the query itself: words added past the model's 256 word
-pieces are cut (any word it reads moves the vector more)."""
+"""Cosine to the query above which a rewritten query is the query itself: words added past the model's word-piece
+limit (256 for the default model) are cut (any word it reads moves the vector more)."""
 
 
 def term_notes(
@@ -54,8 +54,9 @@ def rewrite_notes(resolved: list[ResolvedSteer], unchanged: list[ResolvedSteer])
     numbered by its place among `resolved` (the same object, not an equal one)."""
     place = {id(r): i for i, r in enumerate(resolved)}
     return [
-        f"steer.{place[id(r)]}: the rewritten query embeds as the query itself (the model reads at most 256 word "
-        "pieces, and this query fills them, so the words added at its end are cut); this term changes nothing"
+        f"steer.{place[id(r)]}: the rewritten query embeds as the query itself (the model reads a text only up to its "
+        "word-piece limit, 256 for the default model, and this query reaches it, so the words added at its end are "
+        "cut); this term changes nothing"
         for r in unchanged
     ]
 
@@ -67,3 +68,12 @@ def turned_notes(along: float) -> list[str]:
         return []
     return [f"steer: the terms turn the query around (the edited query's cosine with it is {along:.2f}), so the "
             "results are documents unlike the query; a smaller weight keeps it"]
+
+
+def listed_notes(resolved: list[ResolvedSteer], listed: int) -> list[str]:
+    """Notes for the steer terms whose `features` a response cuts to the first `listed`."""
+    return [
+        f"steer.{i} lists the first {listed} of the {len(r.features)} features it resolved to (the family's parent, "
+        "then its children strongest first); GET /families/{id} lists them all"
+        for i, r in enumerate(resolved) if len(r.features) > listed
+    ]

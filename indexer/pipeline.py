@@ -16,7 +16,7 @@ from indexer.codes import SparseCodes, feature_stats, invert
 from indexer.concepts import ConceptConfig, build_concepts
 from indexer.config import BuildConfig
 from indexer.corpus import Corpus, CorpusReport, load_corpus
-from indexer.embed import Embedder
+from indexer.embed import Embedder, unit_rows
 from indexer.errors import IndexNotReady, InvalidArgument, TrainingDiverged
 from indexer.families import FamilyConfig, build_families
 from indexer.index import build_faiss, check_factory
@@ -96,9 +96,8 @@ def _embeddings(
         )
     emb = np.asarray(raw[source_rows], dtype=np.float32)
     min_cos = check_precomputed(embedder, texts, emb, n_check=cfg.check_rows, seed=cfg.seed, ids=corpus.ids)
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    emb /= np.maximum(norms, 1e-12)
-    return emb, {"source": str(cfg.embeddings), "checked_rows": cfg.check_rows, "min_cosine": round(min_cos, 5)}
+    checked = {"source": str(cfg.embeddings), "checked_rows": cfg.check_rows, "min_cosine": round(min_cos, 5)}
+    return unit_rows(emb), checked
 
 
 BUILD_STAGES = ("inputs", "corpus", "embeddings", "faiss", "sae", "codes", "names", "families", "concepts", "write")

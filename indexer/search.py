@@ -17,7 +17,7 @@ from indexer.errors import InvalidArgument, located
 from indexer.evidence import Evidence, ProbeEvidence, query_orthogonal, read_evidence
 from indexer.filters import FilterIndex, Filters, counted
 from indexer.index import code_error, nearest, search_faiss, set_search_threads
-from indexer.notes import REWRITE_UNCHANGED, rewrite_notes, term_notes, turned_notes
+from indexer.notes import REWRITE_UNCHANGED, listed_notes, rewrite_notes, term_notes, turned_notes
 from indexer.results import (
     FeatureActivation, Hit, Scored, SearchOutcome, largest_contributions, rounded_contributions,
 )
@@ -135,6 +135,7 @@ class Searcher:
         if n_steered > MAX_STEERED_LISTED:
             notes.append(f"steered_features lists the {MAX_STEERED_LISTED} strongest of the {n_steered} features "
                          "of the steered code")
+        notes += listed_notes(resolved, MAX_STEERED_LISTED)
         return SearchOutcome(
             hits=[self._hit(h, z_steered) for h in hits],
             query_features=self._activations(z), steered_features=self._activations(z_steered, MAX_STEERED_LISTED),
@@ -198,8 +199,9 @@ class Searcher:
     def _firing(self, rows: np.ndarray, feats: list[int]) -> np.ndarray:
         """(c, m) float32 activation of each of feats in each of rows (0 where it does not fire), by whichever
         read touches fewer entries: the features' postings (`codes.postings_at`; one feature: 0.04 ms for 1,200
-        candidates), or the candidates' top-k codes through a column map (0.47 ms, but independent of how many
-        features and how dense they are; a large family's postings hold millions)."""
+        candidates, measured when a boost rescored that many), or the candidates' top-k codes through a column map
+        (0.47 ms, but independent of how many features and how dense they are; a large family's postings hold
+        millions)."""
         codes, inv = self.data.codes, self.data.inv
         if int(inv.counts()[feats].sum()) < len(rows) * codes.indices.shape[1]:
             return postings_at(inv.indptr, inv.doc_ids, feats, rows, inv.values)

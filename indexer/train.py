@@ -54,7 +54,8 @@ def lr_factor(progress: float, warmup: float) -> float:
 
 
 def _split(m: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Training and validation row numbers; validation is 5% up to cfg.val_rows, none under 64 rows."""
+    """Training and validation row numbers; validation is 5% up to cfg.val_rows, none when that would be under 64
+    rows (under 1,280 rows)."""
     n_val = min(cfg.val_rows, m // 20)
     n_val = n_val if n_val >= 64 else 0
     perm = np.random.default_rng(cfg.seed + 1).permutation(m)

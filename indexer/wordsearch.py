@@ -117,7 +117,7 @@ class _TermHit(NamedTuple):
 
 
 def _term_hit(
-    c: Concepts, row: Callable[[str], int], term: str, coverage: float, best_f1: np.ndarray, beta: float
+    c: Concepts, row: Callable[[str], int], term: str, coverage: float, best_f1: np.ndarray
 ) -> _TermHit | None:
     """`term`'s features with their `word_scores`, or None when the index does not know the term. A feature that
     another beats on both precision and recall for the term ranks below it (`agreement.undominated`), unless the
@@ -129,7 +129,7 @@ def _term_hit(
         return None
     valid = c.features[r] >= 0
     feats, precision, recall = c.features[r][valid], c.precision[r][valid], c.recall[r][valid]
-    s = undominated(word_scores(precision, recall, best_f1[feats], c.df[r], beta), precision, recall,
+    s = undominated(word_scores(precision, recall, best_f1[feats], c.df[r]), precision, recall,
                     keep=c.probe_term[feats] == r)
     return _TermHit(term, c.terms[r], coverage, feats, s, precision, recall)
 
@@ -146,7 +146,7 @@ def _said_in(acronym: _TermHit, pairs: list[_TermHit]) -> bool:
     return any(t.precision[t.features == best].max(initial=0.0) >= ACRONYM_PRECISION for t in pairs)
 
 
-def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta: float = 0.5) -> dict[int, WordMatch]:
+def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int) -> dict[int, WordMatch]:
     """Features the words of `text` stand for, each with its best `WordMatch`: the max over the text's terms of
     the share of the text the term covers times `word_scores`. A text that is itself a term (two words, or its
     words hyphenated), with a feature that fires on at least PHRASE_RECALL of its documents, is read as that term
@@ -158,7 +158,7 @@ def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta:
     row = cache(c.row)  # each word is looked up for its IDF and again as a term
     found: list[_TermHit] = []
     for term, coverage in text_terms(text, lambda w: int(c.df[r]) if (r := row(w)) >= 0 else 0, n_docs):
-        hit = _term_hit(c, row, term, coverage, best_f1, beta)
+        hit = _term_hit(c, row, term, coverage, best_f1)
         if hit is not None:
             found.append(hit)
     # A pair (or hyphenated form) that covers the whole text is the text itself: a phrase the index knows.
@@ -168,7 +168,7 @@ def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int, beta:
     else:
         pairs = [t for t in found if " " in t.term]
         for acronym in initials(text):
-            hit = _term_hit(c, row, acronym, 1.0, best_f1, beta)
+            hit = _term_hit(c, row, acronym, 1.0, best_f1)
             if hit is not None and _passes_phrase_rule(hit) and _said_in(hit, pairs):
                 found = [hit]
                 break

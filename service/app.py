@@ -26,8 +26,15 @@ concept rescoring or the residual, decode-only, embedding-mix and text-rewrite b
 Admin endpoints need `Authorization: Bearer <SAE_SEARCH_ADMIN_KEY>`."""
 
 
+def load_embedder(settings: Settings) -> Embedder:
+    """The query embedder the settings ask for (`SAE_SEARCH_MODEL`, `_DEVICE`, `_QUERY_CACHE`, `_QUERY_PRECISION`)."""
+    return Embedder(settings.model, device=settings.device, query_cache=settings.query_cache,
+                    query_precision=settings.query_precision)
+
+
 def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
-    """Build the app. Heavy objects (the model and the index) load in the lifespan, not here."""
+    """Build the app. Heavy objects (the model, unless `embedder` is given, and the index) load in the lifespan,
+    not here."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
 
@@ -39,10 +46,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         # with neither, 27 ms with the FAISS setting alone, 21 to 26 ms with both (BENCHMARKS.md).
         blas = threadpool_limits(settings.search_threads, user_api="blas")
         try:
-            loaded = embedder or Embedder(
-                settings.model, device=settings.device, query_cache=settings.query_cache,
-                query_precision=settings.query_precision,
-            )
+            loaded = embedder or load_embedder(settings)
             state = AppState(settings, loaded)
             state.load()
             app.state.sae = state

@@ -29,7 +29,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from indexer.config import check_llm
     from indexer.embed import resolve_device, resolve_model
-    from service.app import create_app
+    from service.app import create_app, load_embedder
     from service.settings import Settings
 
     # The flag reaches the settings: create_app sets the level from them, which would undo main's.
@@ -58,7 +58,11 @@ def _serve(args: argparse.Namespace) -> int:
     if not settings.data_dir.is_dir():
         log.warning("SAE_SEARCH_DATA_DIR %s is not a directory: a rebuild naming a corpus file will be refused", settings.data_dir)
     _check_address(args.host, args.port)
-    app = create_app(settings)
+    try:  # loaded here, not in the lifespan: a model that fails to load is then one line, not uvicorn's traceback
+        embedder = load_embedder(settings)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"invalid setting: SAE_SEARCH_MODEL: {exc}") from None
+    app = create_app(settings, embedder)
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False)
     return 0
 

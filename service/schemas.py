@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Strin
 
 from indexer.edits import MIX_BETA
 from indexer.evidence import FIRE_EVIDENCE, WORD_EVIDENCE
+from indexer.filters import MAX_THRESHOLD
 from indexer.pipeline import BUILD_STAGES
 from indexer.results import MAX_CONTRIBUTIONS
 from indexer.search import MAX_K, MAX_STEERED_LISTED
@@ -117,7 +118,7 @@ class SearchIn(BaseModel):
         "'astro-ph.GA'. GET /categories lists those of the corpus.",
     )
     threshold: StrictFloat = Field(
-        0.0, ge=0.0, le=10.0, allow_inf_nan=False,
+        0.0, ge=0.0, le=MAX_THRESHOLD, allow_inf_nan=False,
         description="For require/exclude, a feature fires on a document when its activation exceeds threshold x "
         "its 90th-percentile activation (0: fires at all).",
     )

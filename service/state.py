@@ -49,12 +49,13 @@ class AppState:
         what a build killed while writing left beside it (a rebuild would, but none may come for a long time)."""
         try:
             remove_dead_builds(self.settings.index_dir.resolve())
-            data = load_index(self.settings.index_dir, verify=self.settings.verify_checksums)
+            self.swap(load_index(self.settings.index_dir, verify=self.settings.verify_checksums))
         except (IndexNotReady, OSError) as exc:  # OSError: a path the file system refuses, a file it cannot read
             self.load_error = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
             log.warning("index not loaded: %s", self.load_error)
-            return
-        self.swap(data)
+        except Exception as exc:  # noqa: BLE001 - e.g. a damaged file read without checksums: serve none, say why
+            self.load_error = f"{self.settings.index_dir} could not be loaded ({type(exc).__name__}: {exc})"
+            log.exception("index not loaded: %s", self.load_error)
 
     def swap(self, data: IndexData) -> None:
         """Serve `data` from now on; requests already running finish on the index they started with."""
@@ -119,11 +120,17 @@ class AppState:
         carried = previous_options(s.index_dir, _CARRIED)
         if not configured:
             carried.pop("limit", None)
-        return BuildConfig(
+        given = dict(
             corpus=corpus_path, out=s.index_dir, embeddings=emb_path, model=s.model, device=s.device,
             llm_base_url=s.llm_base_url, llm_model=s.llm_model,
-            llm_api_key=s.llm_api_key.get_secret_value() if s.llm_api_key else "", **carried,
+            llm_api_key=s.llm_api_key.get_secret_value() if s.llm_api_key else "",
         )
+        try:
+            return BuildConfig(**given, **carried)
+        except (InvalidArgument, TypeError) as exc:
+            # A hand-edited manifest ("k": null): a rebuild is how such an index gets replaced, so it must not fail.
+            log.warning("the replaced index's build options are not usable (%s); rebuilding with the defaults", exc)
+            return BuildConfig(**given)
 
     def start_rebuild(self, corpus: str | None = None, embeddings: str | None = None) -> str:
         self.jobs.check_idle()  # 409 before the files are read: a second request must not touch the index's folder

@@ -3,7 +3,10 @@ real model and a small index built from real abstracts of data/."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +156,22 @@ def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", ""])
     proc.wait()
     return proc.pid
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the lock a writer holds on its build directory or swap note while it works."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def leftovers(parent: Path) -> list[str]:
+    """The hidden entries beside an index: build directories, indexes set aside, swap notes."""
+    return [p.name for p in parent.iterdir() if p.name.startswith(".")]
 
 
 def dense_rows(codes, rows: np.ndarray) -> np.ndarray:

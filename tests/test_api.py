@@ -81,7 +81,8 @@ def test_suppressing_the_strongest_feature_changes_the_results(client):
 def test_weight_zero_is_a_no_op(client):
     plain = search(client, k=10)
     zero = search(client, k=10, steer=[{"feature": plain["query_features"][0]["id"], "weight": 0}])
-    assert [r["id"] for r in zero["results"]] == [r["id"] for r in plain["results"]]
+    assert [(r["id"], r["score"]) for r in zero["results"]] == [(r["id"], r["score"]) for r in plain["results"]]
+    assert all(r["score"] == r["plain_score"] for r in zero["results"])
 
 
 @pytest.mark.parametrize(
@@ -400,6 +401,30 @@ def test_rebuild_swaps_in_a_new_index_while_serving(client):
     assert state["state"] == "succeeded", state
     assert client.get("/health").json()["index"]["built_at"] != before
     assert client.get("/jobs/nope", headers=AUTH).status_code == 404
+
+
+def test_searches_running_across_index_swaps_all_answer(client):
+    import threading
+
+    state, failures, answered, stop = client.app.state.sae, [], [], threading.Event()
+    steer = [{"feature": search(client)["query_features"][0]["id"], "weight": -1}]
+
+    def keep_searching():
+        while not stop.is_set():
+            r = client.post("/search", json={"query": "galaxy formation in the early universe", "steer": steer})
+            (answered if r.status_code == 200 else failures).append(r.text)
+
+    searchers = [threading.Thread(target=keep_searching) for _ in range(2)]
+    for t in searchers:
+        t.start()
+    try:
+        for _ in range(2):
+            state.swap(state.searcher.data)
+    finally:
+        stop.set()
+        for t in searchers:
+            t.join(30)
+    assert failures == [] and answered
 
 
 def test_openapi_describes_the_error_body_each_route_can_give(client):

@@ -119,7 +119,8 @@ def test_categories_are_listed_and_matched_in_any_case(client):
 
 
 def test_a_large_family_steer_lists_its_strongest_members_and_counts_them_all(client, monkeypatch):
-    monkeypatch.setattr("service.routes.search.MAX_STEERED_LISTED", 2)
+    monkeypatch.setattr("service.routes.search.MAX_STEERED_LISTED", 2)  # the lists
+    monkeypatch.setattr("indexer.search.MAX_STEERED_LISTED", 2)  # the note
     fam = client.get("/families", params={"limit": 1}).json()["families"][0]
     assert fam["size"] > 2
     body = search(client, steer=[{"family": fam["id"], "weight": 1}])
@@ -127,6 +128,7 @@ def test_a_large_family_steer_lists_its_strongest_members_and_counts_them_all(cl
     assert term["n_features"] == fam["size"] and len(term["features"]) == len(term["shares"]) == 2
     assert term["features"][0]["id"] == fam["parent"]["id"]
     assert any(f"first 2 of the {fam['size']} features" in n for n in body["notes"])
+
 
 def test_two_families_sharing_a_feature_steer_it_once_either_way(client):
     page = client.get("/families", params={"limit": 500}).json()["families"]

@@ -87,6 +87,33 @@ def test_serve_refuses_a_bad_setting_in_one_line(tmp_path, capsys, monkeypatch, 
     assert len(err) == 1 and err[0].startswith(f"sae-search: error: invalid setting: SAE_SEARCH_{name}")
 
 
+@pytest.mark.parametrize("url", ["http://", "http:// x", "ftp://host/v1"])
+def test_build_and_serve_refuse_an_llm_endpoint_without_a_host_as_a_setting(tmp_path, capsys, monkeypatch, url):
+    # It once passed these checks and failed the build at its naming stage, after the embeddings and the SAE.
+    monkeypatch.setenv("SAE_SEARCH_LLM_BASE_URL", url)
+    monkeypatch.setenv("SAE_SEARCH_LLM_MODEL", "m")
+    for argv in (["build", "--corpus", str(DEMO_CORPUS), "--out", str(tmp_path / "i")], ["serve", "--index", "i"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"sae-search: error: invalid setting: SAE_SEARCH_LLM_BASE_URL: the LLM endpoint must be an "
+                       f"http:// or https:// address with a host, got {url!r}"]
+    assert not (tmp_path / "i").exists()
+
+
+def test_serve_refuses_a_model_that_fails_to_load_in_one_line(tmp_path, capsys, monkeypatch):
+    import service.cli as cli
+
+    broken = tmp_path / "model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")  # passes the directory check, fails the load
+    monkeypatch.setattr(cli, "_check_address", lambda host, port: None)
+    monkeypatch.setenv("SAE_SEARCH_MODEL", str(broken))
+    assert main(["serve", "--index", str(tmp_path / "i")]) == 1
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("ts=")]  # no logs
+    assert len(err) == 1 and err[0].startswith(f"sae-search: error: invalid setting: SAE_SEARCH_MODEL: cannot load "
+                                               f"model from {broken}")
+
+
 def test_serve_warns_of_missing_files_that_only_a_rebuild_reads(tmp_path, monkeypatch, caplog):
     import uvicorn
 

@@ -147,9 +147,19 @@ def test_recent_queries_are_remembered_exactly_and_the_oldest_forgotten(embedder
     assert list(embedder._recent) == ["tidal disruption events", "exoplanet transits"]
 
 
-def test_query_threads_are_restored(embedder):
+def test_a_query_runs_on_its_own_thread_count_and_restores_the_callers(embedder, monkeypatch):
     import torch
 
+    seen = []
+    lean = embedder._lean
+    if lean is None:
+        pytest.skip("the thread count applies to the CPU's lean encoder")
+    monkeypatch.setattr(embedder, "_lean", lambda ids: (seen.append(torch.get_num_threads()), lean(ids))[1])
     before = torch.get_num_threads()
-    embedder.embed_query("threads")
-    assert torch.get_num_threads() == before
+    try:
+        torch.set_num_threads(2 if embedder.query_threads != 2 else 3)
+        caller = torch.get_num_threads()
+        embedder.embed_query("threads of a query, counted")
+        assert seen == [embedder.query_threads] and torch.get_num_threads() == caller
+    finally:
+        torch.set_num_threads(before)

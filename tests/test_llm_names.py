@@ -139,11 +139,16 @@ def test_malformed_replies_fall_back(fake_chat, corpus, tmp_path, caplog) -> Non
     assert any("malformed" in r.getMessage() for r in caplog.records)
 
 
-def test_unreachable_endpoint_falls_back(corpus, tmp_path) -> None:
+def test_unreachable_endpoint_falls_back_and_stops_asking(corpus, tmp_path, caplog) -> None:
     texts, inv, _, base = corpus
     # Port 9 (discard) on loopback: nothing listens, so the connection is refused at once.
-    out = llm_name_features(texts, inv, base, config("http://127.0.0.1:9/v1", tmp_path, timeout_s=2), NAMING)
-    assert out.names == base.names
+    cfg = config("http://127.0.0.1:9/v1", tmp_path, timeout_s=2, max_failures=2)
+    with caplog.at_level("WARNING", logger="indexer.llm_names"):
+        out = llm_name_features(texts, inv, base, cfg, NAMING)
+    assert out.names == base.names and sum(n != "dead" for n in base.status) > 2  # features left unasked
+    warned = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("LLM naming failed for feature") for m in warned) == 2  # then no more requests
+    assert "2 LLM failures in a row: keeping TF-IDF names for the rest" in warned
 
 
 def test_names_the_corpus_never_uses_get_chance_trust(fake_chat, corpus, tmp_path) -> None:

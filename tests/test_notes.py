@@ -1,7 +1,7 @@
 import pytest
 
 from indexer.catalog import Ref
-from indexer.notes import concept_note, rewrite_notes, term_notes, turned_notes
+from indexer.notes import concept_note, listed_notes, rewrite_notes, term_notes, turned_notes
 from indexer.steer_terms import ResolvedSteer, SteerTerm
 from indexer.wordsearch import WordMatch
 
@@ -48,3 +48,14 @@ def test_a_rewrite_note_names_the_term_by_its_place_in_the_request():
 def test_a_query_turned_around_by_its_edit_is_said():
     assert turned_notes(0.3) == [] and turned_notes(0.0) == []
     assert turned_notes(-0.25)[0].startswith("steer: the terms turn the query around (the edited query's cosine with it is -0.25)")
+
+
+def test_a_note_says_which_steer_terms_list_only_their_first_features():
+    family = ResolvedSteer(SteerTerm(1.0, family=3), [Ref(f, "f") for f in range(5)], [0.2] * 5, Ref(3, "fam"),
+                           [0.1] * 5, "fam")
+    one = concept("unlabeled data")
+    assert listed_notes([one, family], listed=5) == []
+    assert listed_notes([one, family], listed=4) == [
+        "steer.1 lists the first 4 of the 5 features it resolved to (the family's parent, then its children strongest "
+        "first); GET /families/{id} lists them all"
+    ]

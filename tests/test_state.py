@@ -31,6 +31,21 @@ def test_an_index_written_but_not_loaded_is_said_so(tmp_path, monkeypatch):
                                  "(MemoryError: out of memory); the old one is served until the server restarts")
 
 
+def test_an_index_that_loads_but_cannot_be_served_leaves_the_service_up_and_says_why(tmp_path, monkeypatch):
+    from indexer.errors import IndexNotReady
+
+    app = make_state(tmp_path)
+    monkeypatch.setattr(state, "load_index", lambda path, verify: "damaged")  # read without checksums, say
+
+    def searcher(data, threads):
+        raise ValueError("shapes (4,) and (3,) not aligned")
+
+    monkeypatch.setattr(state, "Searcher", searcher)
+    app.load()  # no exception reaches the lifespan, where uvicorn would print it and exit
+    with pytest.raises(IndexNotReady, match=r"could not be loaded \(ValueError: shapes"):
+        app.searcher
+
+
 def test_a_second_rebuild_is_refused_as_busy_before_its_files_are_read(tmp_path, monkeypatch):
     app, release = make_state(tmp_path), threading.Event()
     app.jobs.submit(lambda on_stage: release.wait(10))
@@ -55,3 +70,11 @@ def test_a_named_corpus_keeps_the_configured_embeddings_only_when_it_is_the_conf
     assert app.rebuild_config("corpus.parquet", None).embeddings == tmp_path / "rows.npy"
     assert app.rebuild_config("other.parquet", None).embeddings is None
     assert app.rebuild_config("other.parquet", "rows.npy").embeddings == (tmp_path / "rows.npy").resolve()
+
+
+@pytest.mark.parametrize("recorded", [{"k": None}, {"k": "32"}, {"latents": [1]}, {"k": 0}])
+def test_a_rebuild_ignores_build_options_the_old_manifest_records_wrongly(tmp_path, monkeypatch, recorded):
+    app = make_state(tmp_path)
+    monkeypatch.setattr(state, "previous_options", lambda out, names: dict(recorded))
+    cfg = app.rebuild_config(None, None)  # was a TypeError, so a 500
+    assert (cfg.k, cfg.latents) == (32, None)

@@ -9,6 +9,7 @@ from indexer.evidence import Evidence, concept_evidence, probe_evidence
 from indexer.steer import (
     BOOST_FLOOR,
     BOOST_SCALE,
+    FAMILY_GATE,
     FAMILY_POOL,
     POOL,
     SUPPRESS_CAP,
@@ -103,6 +104,11 @@ def test_one_feature_is_its_own_family_mean_so_the_gate_changes_nothing(weight):
     want = BOOST_SCALE * np.clip((level - BOOST_FLOOR) / (1 - BOOST_FLOOR), 0, 1) if weight > 0 else \
         -np.minimum(SUPPRESS_SCALE * level, SUPPRESS_CAP)
     np.testing.assert_allclose(concept_bonus(ev, np.ones(1, dtype=np.float32), weight), want, atol=1e-6)
+    # Level by level too: a boost's bonus is 0 at any level below BOOST_FLOOR, so the bonus alone would not show
+    # a gate that moved the fired document at 0.05 (below FAMILY_GATE).
+    one = np.ones(1, dtype=np.float32)
+    np.testing.assert_array_equal(term_level(ev, one, FAMILY_GATE), term_level(ev, one))
+    np.testing.assert_allclose(term_level(ev, one, FAMILY_GATE), value[:, 0])
 
 
 @settings(max_examples=40, deadline=None)

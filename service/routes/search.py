@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from indexer.filters import Filters, Target
 from indexer.search import MAX_STEERED_LISTED
-from indexer.steer_terms import ResolvedSteer, SteerTerm
+from indexer.steer_terms import SteerTerm
 from service.deps import SearcherDep, StateDep
 from service.errors import responses
 from service.schemas import ResolvedSteerOut, SearchIn, SearchOut
@@ -41,18 +41,10 @@ def search(body: SearchIn, state: StateDep, searcher: SearcherDep) -> Response:
             )
             for r in out.resolved
         ],
-        method=out.method, matched=out.matched, notes=out.notes + _cut_steer_lists(out.resolved),
+        method=out.method, matched=out.matched, notes=out.notes,
         took_ms=round((time.perf_counter() - start) * 1000, 3),
     )
     # Built and so validated here: handing FastAPI the JSON skips its second validation of the response, which
     # for a sync route is one more hop through the thread pool (about half a millisecond a search, BENCHMARKS.md).
     return Response(response.model_dump_json(), media_type="application/json")
 
-
-def _cut_steer_lists(resolved: list[ResolvedSteer]) -> list[str]:
-    """Notes for the steer terms whose `features` the response cuts to MAX_STEERED_LISTED."""
-    return [
-        f"steer[{i}] lists the first {MAX_STEERED_LISTED} of the {len(r.features)} features it resolved to (the "
-        "family's parent, then its children strongest first); GET /families/{id} lists them all"
-        for i, r in enumerate(resolved) if len(r.features) > MAX_STEERED_LISTED
-    ]
