@@ -90,6 +90,18 @@ def undominated(
     return out.astype(np.float32)
 
 
+def profile_overlap(features_a: np.ndarray, recall_a: np.ndarray, features_b: np.ndarray, recall_b: np.ndarray) -> float:
+    """How alike two terms are as the features read them: the weighted Jaccard index, sum of min over sum of max,
+    of their recall over the features either lists ((m,) int ids, -1 padding, and (m,) recall each; a feature one
+    term does not list counts 0 for it). Near 1 for another form or a part of one topic ("diffusion models" and
+    "diffusion": 0.75), near 0 for words that only a polysemantic feature ties ("ligo" and "street": 0.02)."""
+    a = {int(f): float(r) for f, r in zip(features_a, recall_a) if f >= 0}
+    b = {int(f): float(r) for f, r in zip(features_b, recall_b) if f >= 0}
+    keys = a.keys() | b.keys()
+    most = sum(max(a.get(f, 0.0), b.get(f, 0.0)) for f in keys)
+    return sum(min(a.get(f, 0.0), b.get(f, 0.0)) for f in keys) / most if most > 0 else 0.0
+
+
 def first_hit_terms(features: np.ndarray, scores: np.ndarray, n_features: int) -> np.ndarray:
     """(n_features,) int32 row of the term each feature is the best handle for (the term's highest `scores`
     entry, and the highest among such terms), -1 when it is no term's first hit."""

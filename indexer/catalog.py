@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,11 +26,17 @@ def _is_id(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def name_key(name: str) -> str:
+    """How an exact name is matched: case, surrounding space and Unicode form aside (NFKC: a name typed with
+    decomposed accents or full-width letters is the same name)."""
+    return unicodedata.normalize("NFKC", name).strip().lower()
+
+
 def _close_names(ref: str, names: dict[str, int], n: int = 5) -> list[str]:
     """Names (lower case) to suggest for an unknown one: those that begin with it as their first phrase ("dark
     matter" for "dark matter, particles, scattering"), then those that hold it as a word, earliest first
     ("tactile" for "vision-based tactile sensors, tactile sensing"), then the closest spellings."""
-    low = ref.strip().lower()
+    low = name_key(ref)
     led = [name for name in names if name.split(",")[0].strip() == low]
     word = re.compile(rf"(?<!\w){re.escape(low)}(?!\w)")
     held = sorted((m.start(), name) for name in names if low and (m := word.search(name)))
@@ -70,7 +77,7 @@ class FeatureMatch:
 
 def _refuse_shared(same: dict[str, list[int]], ref: str, kind: str, error: type[UnknownFeature]) -> None:
     """Refuse a name that several of a kind ("features", "families") have: which one is meant is for the caller."""
-    ids = [str(i) for i in same.get(ref.strip().lower(), [])]
+    ids = [str(i) for i in same.get(name_key(ref), [])]
     if len(ids) > 1:
         raise error(f"{kind} {', '.join(ids)} are all named {ref.strip()!r}; give an id", suggestions=ids)
 
@@ -79,17 +86,18 @@ def _resolve_ref(
     ref: int | str, same: dict[str, list[int]], by_name: dict[str, int], n: int, kind: tuple[str, str],
     error: type[UnknownFeature], suggest: Callable[[str], list[str]],
 ) -> int:
-    """The id that `ref` names: an id (int or ASCII digit string) in [0, n), or an exact name (lower-cased keys of
-    `same` and `by_name`) that one item has. `kind` is the item's word, singular and plural; `suggest` gives close
-    names for an unknown one."""
+    """The id that `ref` names: an id (int or ASCII digit string) in [0, n), or an exact name (`name_key` keys of
+    `same` and `by_name`) that one item has; "-1" is read as the id it looks like, out of range. `kind` is the
+    item's word, singular and plural; `suggest` gives close names for an unknown one."""
     one, many = kind
     _refuse_blank(ref, one)
     if isinstance(ref, str):
         _refuse_shared(same, ref, many, error)
-        hit = by_name.get(ref.strip().lower())
+        hit = by_name.get(name_key(ref))
         if hit is not None:
             return hit
-        if not _is_id(ref.strip()):
+        digits = ref.strip().removeprefix("-")
+        if not _is_id(digits):
             close = suggest(ref)
             hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
             raise error(f"no {one} named {ref!r}{hint}", suggestions=close, unknown_name=ref.strip())
@@ -115,12 +123,12 @@ class Catalog:
         self.n_features = len(names.names)
         self._same_name: dict[str, list[int]] = {}
         for i, name in enumerate(names.names):
-            self._same_name.setdefault(name.lower(), []).append(i)
+            self._same_name.setdefault(name_key(name), []).append(i)
         self._by_name = {name: ids[0] for name, ids in self._same_name.items()}
         # A family is named after its parent feature, and two features may share a name.
         self._same_family_name: dict[str, list[int]] = {}
         for i, name in enumerate(data.families.names):
-            self._same_family_name.setdefault(name.lower(), []).append(i)
+            self._same_family_name.setdefault(name_key(name), []).append(i)
         self._family_by_name = {name: ids[0] for name, ids in self._same_family_name.items()}
         self._listed = np.array([s != "dead" for s in names.status])
         self._lexical = lexical_index(names.names, names.terms)
@@ -179,7 +187,7 @@ class Catalog:
             by_word = rank_by_word(self.concepts, text, self._best_f1, len(self.data.corpus))
             for f, m in by_word.items():
                 score[f] = 1.0 + m.score
-            score[self._same_name.get((text or "").strip().lower(), [])] = 3.0
+            score[self._same_name.get(name_key(text or ""), [])] = 3.0
             keep &= score > 0
         ids = np.flatnonzero(keep)
         rel, trust, density = score[ids], names.trust[ids].astype(np.float64), stats.density[ids].astype(np.float64)

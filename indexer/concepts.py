@@ -34,14 +34,22 @@ import numpy as np
 import scipy.sparse as sp
 
 from indexer.agreement import (
-    best_f1, best_terms, f1_score, first_hit_terms, term_feature_table, trusted_terms, word_scores,
+    best_f1, best_terms, f1_score, first_hit_terms, profile_overlap, term_feature_table, trusted_terms, word_scores,
 )
 from indexer.codes import SparseCodes, firing_matrix, postings_at
 from indexer.errors import InvalidArgument
 from indexer.terms import TermMatrix, build_term_matrix, in_postings
-from indexer.wordforms import inflection_key, merge_inflections, stem_groups
+from indexer.wordforms import fold, inflection_key, merge_inflections, stem_groups
 
 log = logging.getLogger(__name__)
+
+
+RELATED = 0.1
+"""`agreement.profile_overlap` below which the features read two words differently (`Concepts.other_word`). On the
+full shared corpus: "ligo" and "street" 0.02, "naive bayes" and "indonesian" 0.06, "education" and "tutoring" 0.05,
+"malware" and "malicious" 0.08, against 0.2 to 0.8 for "sun" and "solar", "clients" and "server", "medical" and
+"clinical", "diffusion models" and "diffusion". Of the 267 concepts of the steering benchmarks' cases and QA, 11
+resolve to a feature whose concept term is such another word for their matched term."""
 
 
 @dataclass
@@ -130,17 +138,31 @@ class Concepts:
         return f1_score(self.precision, self.recall).astype(np.float32)
 
     def row(self, term: str) -> int:
-        """Row of `term` (lower case) or of its singular or plural (`inflection_key`), or -1."""
+        """Row of `term` (lower case) or of its singular or plural (`inflection_key`), accents and compatibility
+        forms aside (`wordforms.fold`), or -1."""
         if not self._index:
             # Built whole, then published in one C-level update: a search in another thread sees the map empty
-            # (and builds its own) or complete, never half-filled (which answered -1 for known terms).
-            self._index.update({inflection_key(t): i for i, t in enumerate(self.terms)})
-        return self._index.get(inflection_key(term), -1)
+            # (and builds its own) or complete, never half-filled (which answered -1 for known terms). Two terms of
+            # one key ("schrödinger", "schrodinger") leave it to the more common: rows in ascending df, last wins.
+            order = np.argsort(self.df, kind="stable").tolist()
+            self._index.update({inflection_key(fold(self.terms[i])): i for i in order})
+        return self._index.get(inflection_key(fold(term)), -1)
 
     def concept_term(self, feature: int) -> str | None:
         """The word feature `feature` stands for, or None when its probe is made from its firing documents."""
         r = int(self.probe_term[feature])
         return self.terms[r] if r >= 0 else None
+
+    def other_word(self, feature: int, term: str) -> str | None:
+        """`feature`'s concept term when the features read it differently from `term` (a word of the table): their
+        recall profiles overlap less than RELATED (`agreement.profile_overlap`). None when the feature has no concept
+        term, when it is `term` in any form, or when the two words are read alike."""
+        own = int(self.probe_term[feature])
+        r = self.row(term)
+        if own < 0 or r < 0 or own == r:
+            return None
+        overlap = profile_overlap(self.features[r], self.recall[r], self.features[own], self.recall[own])
+        return self.terms[own] if overlap < RELATED else None
 
     def has_word(self, feature: int, docs: np.ndarray) -> np.ndarray:
         """(len(docs),) bool: whether each of `docs` contains one of the words of `feature` (binary search)."""

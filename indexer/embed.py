@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -184,8 +185,11 @@ class Embedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """(dim,) float32 unit vector of one query, through the lean encoder when there is one, else through the
-        model's modules directly: `encode`'s sorting, batching and progress machinery add 1-2 ms to a query."""
+        model's modules directly: `encode`'s sorting, batching and progress machinery add 1-2 ms to a query. The
+        text is read in its NFKC form: the model's tokenizer knows no full-width letters ("ＧＡＬＡＸＹ" was two
+        unknown tokens) and splits ligatures such as "ﬁ" from their word."""
         _check_texts([text])
+        text = unicodedata.normalize("NFKC", text)
         if not has_text(text):  # the service's own blank rule: zero-width characters alone embed as nothing too
             raise InvalidArgument("query text is empty")
         if self.query_cache:

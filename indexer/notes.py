@@ -1,11 +1,12 @@
 """What a search tells its user about how it read the steer terms (`SearchOutcome.notes`): where a term does less
-than its words or its weight suggest. Pure functions of resolved terms; indexer/search.py adds them."""
+than its words or its weight suggest, or follows another word. Pure functions of resolved terms; indexer/search.py adds them."""
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Callable, Set
 
-from indexer.steer import WORD_METHODS
+from indexer.catalog import name_key
+from indexer.steer import DEFAULT_METHOD, WORD_METHODS
 from indexer.steer_terms import ResolvedSteer
 from indexer.wordsearch import words_held
 
@@ -15,12 +16,14 @@ limit (256 for the default model) are cut (any word it reads moves the vector mo
 
 
 def term_notes(
-    resolved: list[ResolvedSteer], method: str, excluded: Set[int], threshold: float, terms: list[list[str]]
+    resolved: list[ResolvedSteer], method: str, excluded: Set[int], threshold: float, terms: list[list[str]],
+    other_word: Callable[[int, str], str | None],
 ) -> list[str]:
     """Notes on the steer terms of one search: a boost of only features that `excluded` (the exclude filter's
     features, firing above `threshold` x p90) shuts out, and free-text concepts that steer by less than their words
-    (`concept_note`; not under the methods that steer by the words themselves). `terms`: each feature's distinctive
-    terms."""
+    or by another word (`concept_note`; not under the methods that steer by the words themselves). `terms`: each
+    feature's distinctive terms; `other_word`: a feature's concept term, which the default method steers by, when the
+    features read it differently from a term (`Concepts.other_word`)."""
     notes = [
         f"steer.{i} boosts only features that exclude names, so it can lift only documents where they do not fire"
         + (f" above {threshold:g} x their p90" if threshold > 0 else "")
@@ -29,21 +32,32 @@ def term_notes(
     ]
     if method not in WORD_METHODS:
         notes += [n for i, r in enumerate(resolved) if r.term.concept is not None and r.features
-                  and (n := concept_note(i, r, terms[r.features[0].id]))]
+                  and (n := concept_note(i, r, terms[r.features[0].id], other_word if method == DEFAULT_METHOD else None))]
     return notes
 
 
-def concept_note(i: int, r: ResolvedSteer, feature_terms: list[str]) -> str:
-    """What free-text concept `steer.i` follows when that is less than its words, or "": a term that covers only part
-    of them, or (GET /features: score below 1) words of its feature's name or distinctive terms `feature_terms`."""
+def concept_note(
+    i: int, r: ResolvedSteer, feature_terms: list[str], other_word: Callable[[int, str], str | None] | None = None
+) -> str:
+    """What free-text concept `steer.i` follows when that is less than its words or another word, or "": a term that
+    covers only part of them; a feature whose concept term the features read differently from that term
+    (`other_word`, given when the method steers by the concept term): "LIGO" leads to a feature that fires on LIGO
+    and street-view papers alike and stands for "street"; or (GET /features: score below 1) words of its feature's
+    name or distinctive terms `feature_terms`."""
     f, match = r.features[0], r.matched_term
-    if f.name.lower() == r.text.lower():  # the feature's own name: the words say which feature, in full
+    if name_key(f.name) == name_key(r.text):  # the feature's own name: the words say which feature, in full
         return ""
     if match is not None:
-        # Other parts may lead to features of their own; the term steers by the one that leads best, alone.
-        return "" if match.coverage >= 1 - 1e-6 else (
-            f"steer.{i}: the words {r.text!r} are read by their part {match.term!r}, which leads to feature {f.id} "
-            f"({f.name!r}); the other words do not steer")
+        said = []
+        if match.coverage < 1 - 1e-6:
+            # Other parts may lead to features of their own; the term steers by the one that leads best, alone.
+            said.append(f"the words {r.text!r} are read by their part {match.term!r}, which leads to feature {f.id} "
+                        f"({f.name!r}); the other words do not steer")
+        if other_word is not None and (own := other_word(f.id, match.term)) is not None:
+            said.append(f"feature {f.id} ({f.name!r}) fires on {match.recall:.0%} of the abstracts that say "
+                        f"{match.term!r}, and steers by those that say its own word, {own!r}, which the features read "
+                        "differently (GET /features?q= lists the other features for the words)")
+        return f"steer.{i}: " + "; ".join(said) if said else ""
     held, missing = (", ".join(map(repr, w)) for w in words_held(r.text, f.name, feature_terms))
     return (f"steer.{i}: the words {r.text!r} predict where no feature fires; it steers feature {f.id} ({f.name!r}), "
             f"whose name or distinctive terms hold {held}" + (f" but not {missing}" if missing else ""))

@@ -112,7 +112,7 @@ class Searcher:
         applied = self.filters.apply(filters or Filters(), k)
         mask, matched, notes = applied.mask, applied.matched, list(applied.notes)
         notes += term_notes(resolved, method, applied.excluded, filters.threshold if filters else 0.0,
-                            self.data.names.terms)
+                            self.data.names.terms, self.catalog.concepts.other_word)
         if mask is None and len(self.data.corpus) < k:
             notes.append(f"the index holds only {counted(len(self.data.corpus), 'document', 'documents')}, so fewer "
                          f"than k={k} results are returned")

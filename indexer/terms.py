@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from indexer.errors import InvalidArgument
+from indexer.wordforms import fold
 
 # Words that carry no topic in scientific abstracts: they are frequent everywhere, and a feature that happens
 # to fire on methods papers would otherwise be named "propose method approach".
@@ -49,6 +50,9 @@ STOP_WORDS: frozenset[str] = (frozenset(ENGLISH_STOP_WORDS) - _TOPICAL) | ACADEM
 # Math spans go first and whole: their content ("n_e", "simeq", "mathcal") is notation, not topic words.
 # They become a comma so that no bigram spans them.
 _MATH = re.compile(r"\$\$.*?\$\$|\$[^$]*\$|\\\(.*?\\\)|\\\[.*?\\\]", re.DOTALL)
+# A LaTeX accent on a letter is the letter, so that Schr\"odinger, Schr\"{o}dinger and {\"o} read "schrodinger", as
+# the Unicode "Schrödinger" does once its accent is folded (`wordforms.fold`), not "schr odinger".
+_ACCENT = re.compile(r"\\[\"'`^~=.]\s*\{?([A-Za-z])\}?|\\[uvHckbdrt]\{([A-Za-z])\}")
 _COMMAND = re.compile(r"\\[A-Za-z]+\*?|\\.")
 _TOKEN = re.compile(r"[^\W_]+(?:['-][^\W_]+)*|[.,;:!?()\[\]{}]")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
@@ -56,10 +60,12 @@ _DOC_END = "\x00"
 
 
 def clean_text(text: str) -> str:
-    """Lower-cased text with LaTeX math spans and commands removed (commands' braced arguments are kept)."""
+    """Lower-cased text with LaTeX math spans and commands removed (commands' braced arguments are kept), LaTeX
+    accents and Unicode ones dropped from their letters and compatibility forms made plain (`wordforms.fold`)."""
     text = _MATH.sub(" , ", text)
+    text = _ACCENT.sub(lambda m: m.group(1) or m.group(2), text)
     text = _COMMAND.sub(" ", text)
-    return text.replace("{", " ").replace("}", " ").replace("^", " ").replace("_", " ").lower()
+    return fold(text.replace("{", " ").replace("}", " ").replace("^", " ").replace("_", " ")).lower()
 
 
 def tokenize(text: str) -> list[str]:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from indexer.errors import BudgetTooShort, InvalidArgument, TrainingDiverged, UsageError
+from indexer.manifest import MANIFEST
 from indexer.swap import check_can_create
 from indexer.train_config import DEVICES, TrainConfig, check_time_budget
 
@@ -45,6 +46,24 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_train)
 
 
+def check_sae_out(out: Path) -> None:
+    """Refuse an --out the SAE's two files should not be written to: one that cannot be made, one inside an index
+    (`manifest.json` in it or a folder above: a served index whose SAE changed would fail its checksums), or a
+    folder holding files other than an earlier `train-sae`'s."""
+    from indexer.sae import CONFIG_FILE, WEIGHTS_FILE  # torch: loaded by the time a command runs, not at --help
+
+    check_can_create(out, f"--out {out}")
+    here = out.resolve()
+    for folder in (here, *here.parents):
+        if (folder / MANIFEST).is_file():
+            raise InvalidArgument(f"--out {out} lies inside the index {folder}; `sae-search build` writes an index's "
+                                  "SAE, so give a folder of its own")
+    if here.is_dir() and (others := sorted(p.name for p in here.iterdir() if p.name not in (CONFIG_FILE, WEIGHTS_FILE))):
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise InvalidArgument(f"--out {out} holds other files ({shown}); give a new or empty folder, or one that "
+                              "holds only an earlier train-sae's sae.json and sae.safetensors")
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Handler of `train-sae`: validate, load, train, save. Returns the exit code (0)."""
     # torch loads here, not when the command line is parsed: `sae-search --help` or `rebuild` need none of it.
@@ -63,7 +82,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
     except InvalidArgument as exc:
         raise UsageError(str(exc)) from None
-    check_can_create(args.out, f"--out {args.out}")  # before any training: the save comes minutes later
+    check_sae_out(args.out)  # before any training: the save comes minutes later
     x = load_embeddings_file(args.embeddings)
     validate_embeddings(x)
     loading = time.perf_counter() - start

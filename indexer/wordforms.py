@@ -5,10 +5,19 @@ too. Pure functions over term lists; indexer/concepts.py uses them to merge term
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import numpy as np
 import scipy.sparse as sp
 import snowballstemmer
+
+
+def fold(text: str) -> str:
+    """`text` as words are matched at query time: compatibility forms made plain (NFKC: full-width "ＧＡＬＡＸＹ"
+    is "GALAXY", the ligature "ﬁ" is "fi") and accents dropped, so "schrodinger" and "Schrödinger", in either
+    Unicode form, are one word."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
 def _singular(word: str) -> str:

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.agreement import (
-    MIN_SHARED, first_hit_terms, term_feature_table, trusted_terms, undominated, word_scores,
+    MIN_SHARED, first_hit_terms, profile_overlap, term_feature_table, trusted_terms, undominated, word_scores,
 )
 from indexer.concepts import ConceptConfig
 
@@ -95,3 +95,13 @@ def test_the_tabular_feature_leads_tabpfn_not_the_exoplanet_one():
     kept = undominated(scores, np.array([0.042, 0.053], np.float32), np.array([0.068, 0.909], np.float32),
                        keep=np.array([True, False]))
     assert kept.argmax() == 0  # unless "tabpfn" is the first feature's own concept term
+
+
+def test_profile_overlap_is_the_weighted_jaccard_of_two_recall_profiles():
+    a_feats, a_rec = np.array([3, 5, -1]), np.array([0.8, 0.2, 0.0])
+    b_feats, b_rec = np.array([5, 3, 9]), np.array([0.4, 0.4, 0.2])
+    # over features 3, 5 and 9: min 0.4 + 0.2 + 0, max 0.8 + 0.4 + 0.2
+    assert profile_overlap(a_feats, a_rec, b_feats, b_rec) == pytest.approx(0.6 / 1.4)
+    assert profile_overlap(a_feats, a_rec, a_feats, a_rec) == pytest.approx(1.0)
+    assert profile_overlap(a_feats, a_rec, np.array([7]), np.array([0.9])) == 0.0
+    assert profile_overlap(np.array([-1]), np.array([0.0]), np.array([-1]), np.array([0.0])) == 0.0

@@ -20,6 +20,12 @@ def test_feature_references(catalog):
         catalog.feature_id("topic7 wordz")
 
 
+@pytest.mark.parametrize("ref", [-1, "-1", " -1 "])
+def test_a_negative_id_is_an_id_out_of_range_however_it_is_written(catalog, ref):
+    with pytest.raises(UnknownFeature, match=r"^no feature with id -1; ids run from 0 to"):
+        catalog.feature_id(ref)
+
+
 @pytest.mark.parametrize("ref", ["\u00b2", "\u0663", "\uff13"])  # superscript two, Arabic-Indic and full-width three
 def test_only_ascii_digits_are_an_id(catalog, ref):
     with pytest.raises(UnknownFeature, match="no feature named"):
@@ -60,6 +66,19 @@ def test_suggestions_lead_with_names_that_begin_with_the_unknown_one(tiny_index)
     with pytest.raises(UnknownFeature) as info:
         catalog.feature_id("tactile")
     assert info.value.suggestions[0] == "vision-based tactile sensors, tactile sensing"
+
+
+def test_a_name_is_found_in_any_unicode_form_and_its_words_without_accents(tiny_index):
+    import dataclasses
+    import unicodedata
+
+    names = list(tiny_index.names.names)
+    names[4] = "rényi divergence, bound, mirror descent"
+    catalog = Catalog(dataclasses.replace(tiny_index, names=dataclasses.replace(tiny_index.names, names=names)))
+    decomposed = unicodedata.normalize("NFD", names[4])  # as some keyboards and browsers send it
+    assert decomposed != names[4] and catalog.feature_id(decomposed.upper()) == 4
+    assert catalog.search(decomposed, limit=1)[0].score == 3.0  # the exact name
+    assert catalog.search("renyi divergence", limit=1)[0].id == 4  # its words, typed without the accent
 
 
 @pytest.mark.parametrize("blank", ["", "  ", "\u200b", "\u3164"])

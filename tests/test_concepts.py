@@ -36,6 +36,29 @@ def test_built_concepts_find_each_planted_word(concepts, tiny_index):
     assert level[has].mean() == pytest.approx(1.0, abs=0.05) and abs(level[~has].mean()) < 0.2
 
 
+def test_a_word_is_looked_up_in_any_form(concepts):
+    import unicodedata
+
+    r = concepts.row("topic1")
+    assert r >= 0 and concepts.row("topic1s") == r  # its plural
+    assert concepts.row("\uff54\uff4f\uff50\uff49\uff43\uff11") == r  # "ｔｏｐｉｃ１", full width
+    assert concepts.row(unicodedata.normalize("NFD", "tópic1")) == r  # an accent, decomposed
+
+
+def test_other_word_names_a_concept_term_that_the_features_read_differently(rng):
+    # Feature 0 fires on the 20 street-and-road documents and on 3 of the 30 that say "ligo", which feature 1 reads.
+    words = ["street road"] * 20 + ["ligo"] * 3 + ["ligo"] * 27 + ["gamma"] * 40
+    fires = np.array([0] * 23 + [1] * 27 + [2] * 40)
+    texts = [f"document {i} about {w} things" for i, w in enumerate(words)]
+    codes = SparseCodes(indices=fires[:, None].astype(np.int32), values=np.ones((90, 1), np.float32), n_features=3)
+    c = build_concepts(texts, codes, rng.normal(size=(90, 8)).astype(np.float32))
+    own = c.concept_term(0)
+    assert own in ("street", "road")
+    assert c.other_word(0, "ligo") == own  # "ligo" leads to feature 0 only by its 3 documents
+    assert c.other_word(0, "road") is None and c.other_word(0, "street") is None  # one topic, read alike
+    assert c.other_word(0, "no-such-word") is None and c.other_word(1, "ligo") is None
+
+
 def _alpha_corpus(rng, other: str, word: str = "alpha"):
     """Feature 0 fires on 20 documents: 15 say `word`, 5 say only `other`; feature 1 fires on the "beta" ones."""
     words = [word] * 15 + [other] * 5 + ["beta"] * 20 + ["gamma"] * 40

@@ -163,3 +163,9 @@ def test_a_query_runs_on_its_own_thread_count_and_restores_the_callers(embedder,
         assert seen == [embedder.query_threads] and torch.get_num_threads() == caller
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_query_in_full_width_letters_embeds_as_its_plain_form(embedder):
+    # The tokenizer reads full-width letters as unknown tokens; the query is read in its NFKC form.
+    np.testing.assert_allclose(embedder.embed_query("ＧＡＬＡＸＹ　formation"), embedder.embed_query("GALAXY formation"),
+                               atol=1e-6)

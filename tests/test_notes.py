@@ -8,6 +8,10 @@ from indexer.wordsearch import WordMatch
 NAME = "semi-supervised learning, unlabeled data"
 
 
+def OWN(feature, term):  # noqa: N802 - stands for Concepts.other_word: every word is read alike
+    return None
+
+
 def concept(text, match=None, weight=1.0, feature=7, name=NAME):
     return ResolvedSteer(SteerTerm(weight, concept=text), [Ref(feature, name)], [1.0], None, [0.1], text, match)
 
@@ -29,15 +33,15 @@ def test_a_concept_note_says_what_the_steer_follows_when_it_is_less_than_the_wor
 def test_term_notes_skip_the_methods_that_steer_by_the_words():
     partial = concept("galaxy clustring", WordMatch(0.2, "galaxy", 0.3, 0.5, 0.45))
     terms = [[] for _ in range(8)]
-    assert len(term_notes([partial], "concept", set(), 0.0, terms)) == 1
-    assert term_notes([partial], "mix", set(), 0.0, terms) == []
+    assert len(term_notes([partial], "concept", set(), 0.0, terms, OWN)) == 1
+    assert term_notes([partial], "mix", set(), 0.0, terms, OWN) == []
     boosted_out = concept("unlabeled data", WordMatch(0.4, "unlabeled data", 0.3, 0.5, 1.0))
-    assert term_notes([boosted_out], "concept", {7}, 0.5, terms) == [
+    assert term_notes([boosted_out], "concept", {7}, 0.5, terms, OWN) == [
         "steer.0 boosts only features that exclude names, so it can lift only documents where they do not fire above "
         "0.5 x their p90"
     ]
     assert term_notes([concept("unlabeled data", weight=-1.0, match=boosted_out.matched_term)], "concept", {7}, 0.0,
-                      terms) == []
+                      terms, OWN) == []
 
 
 def test_a_rewrite_note_names_the_term_by_its_place_in_the_request():
@@ -59,3 +63,28 @@ def test_a_note_says_which_steer_terms_list_only_their_first_features():
         "steer.1 lists the first 4 of the 5 features it resolved to (the family's parent, then its children strongest "
         "first); GET /families/{id} lists them all"
     ]
+
+
+def test_a_concept_note_says_when_the_feature_steers_by_a_word_the_features_read_differently():
+    ligo = WordMatch(0.1, "ligo", 0.115, 0.15, 1.0)
+    r = concept("LIGO", ligo, feature=2519, name="street view, detector, ligo")
+    asked = []
+
+    def street(feature, term):
+        asked.append((feature, term))
+        return "street"
+
+    expected = ("steer.0: feature 2519 ('street view, detector, ligo') fires on 15% of the abstracts that say 'ligo', "
+                "and steers by those that say its own word, 'street', which the features read differently (GET "
+                "/features?q= lists the other features for the words)")
+    assert concept_note(0, r, [], street) == expected and asked == [(2519, "ligo")]
+    assert term_notes([r], "concept", set(), 0.0, [[]] * 2520, street) == [expected]
+    # The methods that move the query along the feature's own direction do not steer by its concept term.
+    assert term_notes([r], "residual", set(), 0.0, [[]] * 2520, street) == []
+    assert concept_note(0, r, [], OWN) == ""
+    partial = concept("galaxy clustring", WordMatch(0.2, "galaxy", 0.3, 0.5, 0.45))
+    assert concept_note(2, partial, [], OWN) == concept_note(2, partial, [])  # one note, as before
+    assert concept_note(2, partial, [], lambda f, t: "cluster").endswith(
+        "the other words do not steer; feature 7 ('semi-supervised learning, unlabeled data') fires on 50% of the "
+        "abstracts that say 'galaxy', and steers by those that say its own word, 'cluster', which the features read "
+        "differently (GET /features?q= lists the other features for the words)")

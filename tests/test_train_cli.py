@@ -110,6 +110,26 @@ def test_bad_arguments_raise_one_line_invalid_argument(
     assert (tmp_path / "afile").read_text() == "a user's file"
 
 
+def test_out_inside_an_index_or_a_folder_of_other_files_is_refused_before_training(emb_file: Path, tmp_path: Path):
+    index = tmp_path / "idx"
+    (index / "sae").mkdir(parents=True)
+    (index / "manifest.json").write_text("{}")
+    (index / "sae" / CONFIG_FILE).write_text("the index's own")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("a user's file")
+    for out, message in ((index / "sae", "lies inside the index"), (index, "lies inside the index"),
+                         (tmp_path / "mine", r"holds other files \(notes.txt\)")):
+        with pytest.raises(InvalidArgument, match=message):
+            run_train(_args("--embeddings", str(emb_file), "--out", str(out), "--no-progress"))
+    assert (index / "sae" / CONFIG_FILE).read_text() == "the index's own" and not (index / WEIGHTS_FILE).exists()
+    # An earlier train-sae's folder is fine: its two files are replaced.
+    again = tmp_path / "again"
+    for _ in range(2):
+        run_train(_args("--embeddings", str(emb_file), "--out", str(again), "--k", "4", "--latents", "32",
+                        "--epochs", "1", "--no-progress"))
+    assert sorted(p.name for p in again.iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE])
+
+
 @pytest.mark.parametrize("budget", ["inf", "nan", "0"])
 def test_every_time_budget_that_is_no_positive_number_is_refused_alike(
     budget: str, emb_file: Path, tmp_path: Path

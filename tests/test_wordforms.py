@@ -4,7 +4,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.wordforms import inflection_key, merge_inflections, stem_keys
+from indexer.wordforms import fold, inflection_key, merge_inflections, stem_keys
 
 
 def test_stem_keys_join_the_forms_of_a_word_and_keep_others_apart():
@@ -37,3 +37,12 @@ def test_merge_inflections_matches_brute_force(seed):
 )
 def test_inflection_key(term, key):
     assert inflection_key(term) == key
+
+
+def test_fold_drops_accents_and_compatibility_forms_in_either_unicode_form():
+    import unicodedata
+
+    for text in ("Schrödinger", unicodedata.normalize("NFD", "Schrödinger")):
+        assert fold(text) == "Schrodinger"
+    assert fold("ＧＡＬＡＸＹ\u3000ﬁeld x²") == "GALAXY field x2"
+    assert fold("dark matter") == "dark matter"
