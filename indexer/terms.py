@@ -52,7 +52,11 @@ STOP_WORDS: frozenset[str] = (frozenset(ENGLISH_STOP_WORDS) - _TOPICAL) | ACADEM
 _MATH = re.compile(r"\$\$.*?\$\$|\$[^$]*\$|\\\(.*?\\\)|\\\[.*?\\\]", re.DOTALL)
 # A LaTeX accent on a letter is the letter, so that Schr\"odinger, Schr\"{o}dinger and {\"o} read "schrodinger", as
 # the Unicode "Schrödinger" does once its accent is folded (`wordforms.fold`), not "schr odinger".
-_ACCENT = re.compile(r"\\[\"'`^~=.]\s*\{?([A-Za-z])\}?|\\[uvHckbdrt]\{([A-Za-z])\}")
+_ACCENT = re.compile(
+    r"\{\\[\"'`^~=.]\s*([A-Za-z])\}"  # {\"o}
+    r"|\\[\"'`^~=.]\s*(?:\{([A-Za-z])\}|([A-Za-z]))"  # \"{o}, \"o
+    r"|\\[uvHckbdrt]\{([A-Za-z])\}"  # \H{o}, \c{c}
+)
 _COMMAND = re.compile(r"\\[A-Za-z]+\*?|\\.")
 _TOKEN = re.compile(r"[^\W_]+(?:['-][^\W_]+)*|[.,;:!?()\[\]{}]")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
@@ -63,7 +67,7 @@ def clean_text(text: str) -> str:
     """Lower-cased text with LaTeX math spans and commands removed (commands' braced arguments are kept), LaTeX
     accents and Unicode ones dropped from their letters and compatibility forms made plain (`wordforms.fold`)."""
     text = _MATH.sub(" , ", text)
-    text = _ACCENT.sub(lambda m: m.group(1) or m.group(2), text)
+    text = _ACCENT.sub(lambda m: next(g for g in m.groups() if g), text)
     text = _COMMAND.sub(" ", text)
     return fold(text.replace("{", " ").replace("}", " ").replace("^", " ").replace("_", " ")).lower()
 

@@ -28,6 +28,16 @@ def test_clean_text_strips_latex() -> None:
     assert tokenize("Dark-matter halos. Stars")[:4] == ["dark-matter", "halos", ".", "stars"]
 
 
+def test_an_accented_word_is_one_word_however_it_is_written() -> None:
+    # Once "schr odinger" and "pok emon": names were made of the halves a LaTeX accent left.
+    for text in (r'Schr\"odinger bridges', r'Schr\"{o}dinger bridges', r'{\"o}'.join(["Schr", "dinger bridges"]),
+                 "Schrödinger bridges", "Schro\u0308dinger bridges"):
+        assert tokenize(text) == ["schrodinger", "bridges"], text
+    assert tokenize(r"Pok\'emon, moir\'e, Erd\H{o}s, \c{C}ali\c{s}kan") == [
+        "pokemon", ",", "moire", ",", "erdos", ",", "caliskan"]
+    assert tokenize("ﬁeld ＦＩＥＬＤ") == ["field", "field"]
+
+
 def brute_terms(texts: list[str], min_df: int) -> list[set[str]]:
     """Per-document term sets by the documented rules, one token at a time."""
     per_doc = []
