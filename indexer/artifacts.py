@@ -243,7 +243,26 @@ def _read_index(root: Path, manifest: dict[str, Any]) -> IndexData:
     if (root / "concepts.parquet").is_file() and (root / "concepts.npz").is_file():
         with np.load(root / "concepts.npz") as z:
             concepts = concepts_from_table(read_parquet(root / "concepts.parquet"), {a: z[a] for a in CONCEPT_ARRAYS})
-    return IndexData(
+    data = IndexData(
         corpus=corpus, embeddings=embeddings, faiss_index=load_faiss(root / "dense.faiss"), sae=sae, codes=codes,
         inv=inv, stats=stats, names=names, families=families, manifest=manifest, concepts=concepts,
     )
+    _check_sizes(data)
+    return data
+
+
+def _check_sizes(data: IndexData) -> None:
+    """Refuse files that read but do not fit together: what checksums would catch, for an index loaded without
+    them (a table cut short still reads, and searches then failed on a missing row)."""
+    docs = {"the manifest": data.manifest.get("documents"), "docs.parquet": len(data.corpus),
+            "embeddings.npy": len(data.embeddings), "codes.parquet": data.codes.n_docs,
+            "dense.faiss": data.faiss_index.ntotal}
+    features = {"the SAE": data.sae.n, "features.parquet": len(data.names.names), "the postings": data.inv.n_features}
+    if docs["the manifest"] is None:  # an index written by hand (`write_index` alone) records no count
+        del docs["the manifest"]
+    for what, sizes in (("documents", docs), ("features", features)):
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"its files disagree on the number of {what}: "
+                             + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+    if not np.isfinite(data.embeddings).all():
+        raise ValueError("embeddings.npy holds values that are not finite numbers")

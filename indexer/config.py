@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from indexer.errors import InvalidArgument
 from indexer.index import DEFAULT_FACTORY, check_factory
@@ -79,15 +79,17 @@ class BuildConfig:
         return max(size, 2 * self.k)
 
 
-_LLM_URL = re.compile(r"^https?://[^\s/]+")
-
-
 def check_llm(base_url: str | None, model: str | None) -> None:
     """Refuse an LLM endpoint that a build could not ask, before the build's minutes of work reach naming. No
     endpoint (None or "") is fine: names then come from TF-IDF alone. The one check of `llm_names.LlmConfig` too."""
     if not base_url:
         return
-    if not _LLM_URL.match(base_url):
+    try:
+        parts = urlsplit(base_url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is no number, a malformed IPv6 address
+        usable = False
+    if not usable or any(c.isspace() or not c.isprintable() for c in base_url):
         raise InvalidArgument(f"the LLM endpoint must be an http:// or https:// address with a host, got {base_url!r}")
     if not (model or "").strip():
         raise InvalidArgument("an LLM endpoint needs a model name (SAE_SEARCH_LLM_MODEL)")

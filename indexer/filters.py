@@ -3,6 +3,7 @@ member), answered from the inverted lists, and arXiv categories."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,8 +85,9 @@ class FilterIndex:
         return sorted(((c, len(rows)) for c, rows in self._by_category.items()), key=lambda cn: (-cn[1], cn[0]))
 
     def _matching(self, wanted: str) -> list[str]:
-        """The corpus's categories that `wanted` names: itself or one under it as a prefix, in any case."""
-        w = wanted.strip().lower()
+        """The corpus's categories that `wanted` names: itself or one under it as a prefix, in any case and Unicode
+        form ("ａｓｔｒｏ-ｐｈ" is "astro-ph")."""
+        w = unicodedata.normalize("NFKC", wanted).strip().lower()
         return [c for c in self._by_category if c.lower() == w or c.lower().startswith(w + ".")] if w else []
 
     def unknown_categories(self, wanted: list[str]) -> list[str]:

@@ -88,6 +88,6 @@ def listed_notes(resolved: list[ResolvedSteer], listed: int) -> list[str]:
     """Notes for the steer terms whose `features` a response cuts to the first `listed`."""
     return [
         f"steer.{i} lists the first {listed} of the {len(r.features)} features it resolved to (the family's parent, "
-        "then its children strongest first); GET /families/{id} lists them all"
+        f"then its children strongest first); GET /families/{r.family.id if r.family else '{id}'} lists them all"
         for i, r in enumerate(resolved) if len(r.features) > listed
     ]

@@ -39,9 +39,10 @@ ACADEMIC_STOP_WORDS = frozenset(
     main overall finally specifically particular particularly further given find found obtain obtained
     investigate investigated introduce introduces introduced consider considered address addresses propose
     compared comparison extensive experiments experimental evaluate evaluated evaluation performance demonstrating
-    furthermore often typically still yet make makes made many much more most less least like
+    furthermore often typically still yet make makes made many much more most less least like th
     """.split()
 )
+"""("th" is what an ordinal such as "$n$-th" leaves once its math is removed.)"""
 # sklearn's list holds a few topic words ("system" while "systems" is not a stop word; "fire" as in wildfire).
 _TOPICAL = frozenset({"system", "fire", "bill", "interest"})
 STOP_WORDS: frozenset[str] = (frozenset(ENGLISH_STOP_WORDS) - _TOPICAL) | ACADEMIC_STOP_WORDS
@@ -58,16 +59,23 @@ _ACCENT = re.compile(
     r"|\\[uvHckbdrt]\{([A-Za-z])\}"  # \H{o}, \c{c}
 )
 _COMMAND = re.compile(r"\\[A-Za-z]+\*?|\\.")
-_TOKEN = re.compile(r"[^\W_]+(?:['-][^\W_]+)*|[.,;:!?()\[\]{}]")
+# A decimal number is one token ("173.0M", not "173", ".", "0m"), and never a term (`is_term_word`).
+_DECIMAL = re.compile(r"\d+(?:\.\d+)+[^\W_]*")
+_TOKEN = re.compile(rf"{_DECIMAL.pattern}|[^\W_]+(?:['-][^\W_]+)*|[.,;:!?()\[\]{{}}]")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 _DOC_END = "\x00"
+
+
+def latex_letters(text: str) -> str:
+    """`text` with each LaTeX-accented letter as the bare letter: "Schr\\"odinger" is "Schrodinger"."""
+    return _ACCENT.sub(lambda m: next(g for g in m.groups() if g), text)
 
 
 def clean_text(text: str) -> str:
     """Lower-cased text with LaTeX math spans and commands removed (commands' braced arguments are kept), LaTeX
     accents and Unicode ones dropped from their letters and compatibility forms made plain (`wordforms.fold`)."""
     text = _MATH.sub(" , ", text)
-    text = _ACCENT.sub(lambda m: next(g for g in m.groups() if g), text)
+    text = latex_letters(text)
     text = _COMMAND.sub(" ", text)
     return fold(text.replace("{", " ").replace("}", " ").replace("^", " ").replace("_", " ")).lower()
 
@@ -78,8 +86,10 @@ def tokenize(text: str) -> list[str]:
 
 
 def is_term_word(word: str) -> bool:
-    """True for a token that may be (part of) a term: >= 2 characters, has a letter, not a stop word."""
-    return len(word) >= 2 and word not in STOP_WORDS and _HAS_LETTER.search(word) is not None
+    """True for a token that may be (part of) a term: >= 2 characters, has a letter, not a stop word, not a decimal
+    number."""
+    return (len(word) >= 2 and word not in STOP_WORDS and _HAS_LETTER.search(word) is not None
+            and _DECIMAL.match(word) is None)
 
 
 @dataclass(frozen=True)

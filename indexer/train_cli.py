@@ -52,7 +52,6 @@ def check_sae_out(out: Path) -> None:
     folder holding files other than an earlier `train-sae`'s."""
     from indexer.sae import CONFIG_FILE, WEIGHTS_FILE  # torch: loaded by the time a command runs, not at --help
 
-    check_can_create(out, f"--out {out}")
     here = out.resolve()
     for folder in (here, *here.parents):
         if (folder / MANIFEST).is_file():
@@ -62,6 +61,7 @@ def check_sae_out(out: Path) -> None:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise InvalidArgument(f"--out {out} holds other files ({shown}); give a new or empty folder, or one that "
                               "holds only an earlier train-sae's sae.json and sae.safetensors")
+    check_can_create(out, f"--out {out}")  # last: it makes (and removes) a folder where the SAE would go
 
 
 def run_train(args: argparse.Namespace) -> int:

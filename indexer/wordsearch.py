@@ -15,7 +15,7 @@ import numpy as np
 
 from indexer.agreement import undominated, word_scores
 from indexer.concepts import Concepts
-from indexer.terms import is_term_word, tokenize
+from indexer.terms import is_term_word, latex_letters, tokenize
 from indexer.wordforms import fold
 
 
@@ -194,8 +194,9 @@ def name_words(text: str) -> list[str]:
     """The text's words less function words and single letters: "of" is no handle for the name
     "mixture-of-experts", nor the "s" of "galaxy's" for "user's". (Only these: the term list's wider stop words
     hold "key" and "main", which name features such as key-value caches.) Accents and compatibility forms aside
-    (`wordforms.fold`): "renyi" is a word of "rényi divergence"."""
-    return [w for w in _NAME_WORD.findall(fold(text).lower()) if len(w) > 1 and w not in _FUNCTION_NAME_WORDS]
+    (`wordforms.fold`), LaTeX's too: "renyi" and "R\\'enyi" are words of "rényi divergence"."""
+    text = fold(latex_letters(text)).lower()
+    return [w for w in _NAME_WORD.findall(text) if len(w) > 1 and w not in _FUNCTION_NAME_WORDS]
 
 
 def words_held(text: str, name: str, terms: list[str]) -> tuple[list[str], list[str]]:

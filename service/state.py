@@ -21,8 +21,11 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Build options a rebuild carries over from the index it replaces.
-_CARRIED = ("k", "latents", "epochs", "time_budget", "faiss_factory", "limit", "seed")
+_CARRIED: dict[str, tuple[type, ...]] = {
+    "k": (int,), "latents": (int,), "epochs": (int,), "time_budget": (int, float), "faiss_factory": (str,),
+    "limit": (int,), "seed": (int,),
+}
+"""Build options a rebuild carries over from the index it replaces, with the types a value must have."""
 
 
 class AppState:
@@ -117,7 +120,11 @@ class AppState:
             # Embedding the corpus with the model instead takes over an hour at 115k abstracts on a CPU.
             raise InvalidArgument(f"the configured embeddings {emb_path} (SAE_SEARCH_EMBEDDINGS) is not a file; "
                                   "name one, or set it blank for the model to embed the corpus")
-        carried = previous_options(s.index_dir, _CARRIED)
+        recorded = previous_options(s.index_dir, tuple(_CARRIED))
+        carried = {k: v for k, v in recorded.items() if isinstance(v, _CARRIED[k]) and not isinstance(v, bool)}
+        if len(carried) < len(recorded):
+            log.warning("ignoring build options of the replaced index of the wrong type: %s",
+                        {k: v for k, v in recorded.items() if k not in carried})
         if not configured:
             carried.pop("limit", None)
         given = dict(
@@ -127,8 +134,8 @@ class AppState:
         )
         try:
             return BuildConfig(**given, **carried)
-        except (InvalidArgument, TypeError) as exc:
-            # A hand-edited manifest ("k": null): a rebuild is how such an index gets replaced, so it must not fail.
+        except InvalidArgument as exc:
+            # A hand-edited manifest ("k": -3): a rebuild is how such an index gets replaced, so it must not fail.
             log.warning("the replaced index's build options are not usable (%s); rebuilding with the defaults", exc)
             return BuildConfig(**given)
 

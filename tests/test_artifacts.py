@@ -53,6 +53,26 @@ def test_missing_and_corrupt_indexes_are_refused(tmp_path, tiny_index):
         load_index(out)
 
 
+@pytest.mark.parametrize("table, what", [("features.parquet", "features"), ("docs.parquet", "documents")])
+def test_an_unverified_index_whose_files_disagree_is_refused_whole(tmp_path, tiny_index, table, what):
+    import pyarrow.parquet as pq
+
+    out = write_index(tiny_index, tmp_path / "idx", {})
+    path = out / table
+    pq.write_table(pq.read_table(path).slice(0, 5), path)  # still a valid table, cut short
+    with pytest.raises(CorruptIndex, match=f"disagree on the number of {what}"):
+        load_index(out, verify=False)
+
+
+def test_an_unverified_index_with_embeddings_that_are_not_numbers_is_refused(tmp_path, tiny_index):
+    out = write_index(tiny_index, tmp_path / "idx", {})
+    emb = np.load(out / "embeddings.npy")
+    emb[3] = np.nan
+    np.save(out / "embeddings.npy", emb)
+    with pytest.raises(CorruptIndex, match="not finite"):
+        load_index(out, verify=False)
+
+
 def test_concepts_round_trip_through_a_table(tiny_index):
     concepts = build_concepts(tiny_index.corpus.texts(), tiny_index.codes, tiny_index.embeddings)
     back = concepts_from_table(concepts_table(concepts), {a: getattr(concepts, a) for a in CONCEPT_ARRAYS})

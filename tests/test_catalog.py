@@ -79,6 +79,10 @@ def test_a_name_is_found_in_any_unicode_form_and_its_words_without_accents(tiny_
     assert decomposed != names[4] and catalog.feature_id(decomposed.upper()) == 4
     assert catalog.search(decomposed, limit=1)[0].score == 3.0  # the exact name
     assert catalog.search("renyi divergence", limit=1)[0].id == 4  # its words, typed without the accent
+    assert catalog.feature_id("Renyi divergence, bound, mirror descent") == 4  # the name too
+    names[6] = "pokemon, battle, game"  # as a build names it now: from words without accents
+    catalog = Catalog(dataclasses.replace(tiny_index, names=dataclasses.replace(tiny_index.names, names=names)))
+    assert catalog.feature_id("pokémon, battle, game") == 6 and catalog.search("Pok\\'emon, battle, game")[0].score == 3
 
 
 @pytest.mark.parametrize("blank", ["", "  ", "\u200b", "\u3164"])

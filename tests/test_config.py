@@ -30,6 +30,9 @@ def test_a_dictionary_holds_at_least_twice_k_and_a_given_size_is_kept():
 @pytest.mark.parametrize("url, model, fragment", [
     ("http://", "m", "with a host"),
     ("http:// host", "m", "with a host"),
+    ("http://:8080", "m", "with a host"),
+    ("http://h st/v1", "m", "with a host"),
+    ("http://host:99999", "m", "with a host"),
     ("ftp://host/v1", "m", "http:// or https://"),
     ("https://host/v1", " ", "needs a model name"),
     ("https://host/v1", None, "needs a model name"),

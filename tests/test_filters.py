@@ -56,6 +56,7 @@ def test_categories_are_counted_and_unknown_ones_named(index):
         assert n == sum(cat in cats for cats in index.data.corpus.categories)
     assert [n for _, n in index.category_counts()] == sorted(counts.values(), reverse=True)
     assert index.unknown_categories(["cat", "Cat.0", "none", " ", "ca"]) == ["none", "ca"]
+    assert index.unknown_categories(["\uff43\uff41\uff54"]) == []  # "ｃａｔ", in full-width letters
 
 
 def test_a_target_both_required_and_excluded_is_named(index):

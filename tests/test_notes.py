@@ -61,7 +61,7 @@ def test_a_note_says_which_steer_terms_list_only_their_first_features():
     assert listed_notes([one, family], listed=5) == []
     assert listed_notes([one, family], listed=4) == [
         "steer.1 lists the first 4 of the 5 features it resolved to (the family's parent, then its children strongest "
-        "first); GET /families/{id} lists them all"
+        "first); GET /families/3 lists them all"
     ]
 
 

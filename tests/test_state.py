@@ -72,9 +72,11 @@ def test_a_named_corpus_keeps_the_configured_embeddings_only_when_it_is_the_conf
     assert app.rebuild_config("other.parquet", "rows.npy").embeddings == (tmp_path / "rows.npy").resolve()
 
 
-@pytest.mark.parametrize("recorded", [{"k": None}, {"k": "32"}, {"latents": [1]}, {"k": 0}])
+@pytest.mark.parametrize("recorded", [
+    {"k": None}, {"k": "32"}, {"k": 32.5}, {"k": True}, {"latents": [1]}, {"k": 0}, {"faiss_factory": 123},
+])
 def test_a_rebuild_ignores_build_options_the_old_manifest_records_wrongly(tmp_path, monkeypatch, recorded):
     app = make_state(tmp_path)
     monkeypatch.setattr(state, "previous_options", lambda out, names: dict(recorded))
     cfg = app.rebuild_config(None, None)  # was a TypeError, so a 500
-    assert (cfg.k, cfg.latents) == (32, None)
+    assert (cfg.k, cfg.latents, cfg.faiss_factory) == (32, None, "SQfp16")

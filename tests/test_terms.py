@@ -38,6 +38,13 @@ def test_an_accented_word_is_one_word_however_it_is_written() -> None:
     assert tokenize("ﬁeld ＦＩＥＬＤ") == ["field", "field"]
 
 
+def test_ordinals_and_decimal_numbers_leave_no_word_pieces() -> None:
+    # Once names such as "ordinary differential equations, th order" and "replay buffers, 0m parameters".
+    toks = tokenize("The $p$-th order model has 173.0M parameters")
+    assert [t for t in toks if is_term_word(t)] == ["order", "model", "parameters"]
+    assert [t for t in tokenize("3D scenes over 5G") if is_term_word(t)] == ["3d", "scenes", "5g"]
+
+
 def brute_terms(texts: list[str], min_df: int) -> list[set[str]]:
     """Per-document term sets by the documented rules, one token at a time."""
     per_doc = []
