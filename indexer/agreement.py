@@ -90,7 +90,9 @@ def undominated(
     return out.astype(np.float32)
 
 
-def profile_overlap(features_a: np.ndarray, recall_a: np.ndarray, features_b: np.ndarray, recall_b: np.ndarray) -> float:
+def profile_overlap(
+    features_a: np.ndarray, recall_a: np.ndarray, features_b: np.ndarray, recall_b: np.ndarray
+) -> float:
     """How alike two terms are as the features read them: the weighted Jaccard index, sum of min over sum of max,
     of their recall over the features either lists ((m,) int ids, -1 padding, and (m,) recall each; a feature one
     term does not list counts 0 for it). Near 1 for another form or a part of one topic ("diffusion models" and

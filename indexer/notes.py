@@ -1,5 +1,6 @@
 """What a search tells its user about how it read the steer terms (`SearchOutcome.notes`): where a term does less
-than its words or its weight suggest, or follows another word. Pure functions of resolved terms; indexer/search.py adds them."""
+than its words or its weight suggest, or follows another word. Pure functions of resolved terms; indexer/search.py
+adds them."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ def term_notes(
         if r.term.weight > 0 and r.features and {f.id for f in r.features} <= excluded
     ]
     if method not in WORD_METHODS:
+        by_word = other_word if method == DEFAULT_METHOD else None
         notes += [n for i, r in enumerate(resolved) if r.term.concept is not None and r.features
-                  and (n := concept_note(i, r, terms[r.features[0].id], other_word if method == DEFAULT_METHOD else None))]
+                  and (n := concept_note(i, r, terms[r.features[0].id], by_word))]
     return notes
 
 

@@ -57,7 +57,9 @@ def check_sae_out(out: Path) -> None:
         if (folder / MANIFEST).is_file():
             raise InvalidArgument(f"--out {out} lies inside the index {folder}; `sae-search build` writes an index's "
                                   "SAE, so give a folder of its own")
-    if here.is_dir() and (others := sorted(p.name for p in here.iterdir() if p.name not in (CONFIG_FILE, WEIGHTS_FILE))):
+    ours = (CONFIG_FILE, WEIGHTS_FILE)
+    others = sorted(p.name for p in here.iterdir() if p.name not in ours) if here.is_dir() else []
+    if others:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise InvalidArgument(f"--out {out} holds other files ({shown}); give a new or empty folder, or one that "
                               "holds only an earlier train-sae's sae.json and sae.safetensors")
