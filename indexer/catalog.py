@@ -15,8 +15,7 @@ import numpy as np
 from indexer.artifacts import IndexData
 from indexer.concepts import Concepts, build_concepts
 from indexer.errors import InvalidArgument, UnknownFamily, UnknownFeature
-from indexer.terms import latex_letters
-from indexer.wordforms import fold
+from indexer.terms import plain_letters
 from indexer.wordsearch import WordMatch, has_text, lexical_index, lexical_scores, name_words, rank_by_word
 
 log = logging.getLogger(__name__)
@@ -28,10 +27,10 @@ def _is_id(text: str) -> bool:
 
 
 def name_key(name: str) -> str:
-    """How an exact name is matched: case, surrounding space, accents and Unicode form aside (`wordforms.fold`: a
+    """How an exact name is matched: case, surrounding space, accents and Unicode form aside (`plain_letters`: a
     name typed with accents, Unicode or LaTeX, decomposed or not, or in full-width letters is the same name; names
     are made from words without accents, `terms.clean_text`)."""
-    return fold(latex_letters(name)).strip().lower()
+    return plain_letters(name).strip().lower()
 
 
 def _close_names(ref: str, names: dict[str, int], n: int = 5) -> list[str]:

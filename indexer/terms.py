@@ -71,6 +71,12 @@ def latex_letters(text: str) -> str:
     return _ACCENT.sub(lambda m: next(g for g in m.groups() if g), text)
 
 
+def plain_letters(text: str) -> str:
+    """`text` with its accents dropped, LaTeX's (`latex_letters`) and Unicode's, and compatibility forms made plain
+    (`wordforms.fold`): how names and their words are matched."""
+    return fold(latex_letters(text))
+
+
 def clean_text(text: str) -> str:
     """Lower-cased text with LaTeX math spans and commands removed (commands' braced arguments are kept), LaTeX
     accents and Unicode ones dropped from their letters and compatibility forms made plain (`wordforms.fold`)."""

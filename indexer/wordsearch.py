@@ -15,8 +15,7 @@ import numpy as np
 
 from indexer.agreement import undominated, word_scores
 from indexer.concepts import Concepts
-from indexer.terms import is_term_word, latex_letters, tokenize
-from indexer.wordforms import fold
+from indexer.terms import is_term_word, plain_letters, tokenize
 
 
 _INVISIBLE = {"Cc", "Cf", "Co", "Cn", "Cs", "Zs", "Mn", "Me"}
@@ -156,7 +155,6 @@ def rank_by_word(c: Concepts, text: str, best_f1: np.ndarray, n_docs: int) -> di
     initials are a term (`initials`, ACRONYM_PRECISION) is read as that acronym alone: "generative adversarial
     networks" means the GAN feature, not adversarial examples. best_f1 (n_features,) from `Concepts.best_f1`;
     n_docs is the corpus size."""
-    text = fold(text)  # as the table's words are looked up (`Concepts.row`), so stop words and initials read alike
     row = cache(c.row)  # each word is looked up for its IDF and again as a term
     found: list[_TermHit] = []
     for term, coverage in text_terms(text, lambda w: int(c.df[r]) if (r := row(w)) >= 0 else 0, n_docs):
@@ -194,8 +192,8 @@ def name_words(text: str) -> list[str]:
     """The text's words less function words and single letters: "of" is no handle for the name
     "mixture-of-experts", nor the "s" of "galaxy's" for "user's". (Only these: the term list's wider stop words
     hold "key" and "main", which name features such as key-value caches.) Accents and compatibility forms aside
-    (`wordforms.fold`), LaTeX's too: "renyi" and "R\\'enyi" are words of "rényi divergence"."""
-    text = fold(latex_letters(text)).lower()
+    (`terms.plain_letters`), LaTeX's too: "renyi" and "R\\'enyi" are words of "rényi divergence"."""
+    text = plain_letters(text).lower()
     return [w for w in _NAME_WORD.findall(text) if len(w) > 1 and w not in _FUNCTION_NAME_WORDS]
 
 
